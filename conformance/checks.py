@@ -1,0 +1,156 @@
+"""Checks of one exchange against its spec: status, content type, schema -> classified findings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from conformance.client import Exchange, Redactor
+from conformance.loader import Endpoint, ResponseSpec
+
+# Most severe first; the terminal summary and the docs group findings in this order.
+CLASSES = {
+    "auth-looser": "a role got a success the spec forbids",
+    "endpoint-missing": "404/405 where the spec expects success",
+    "auth-stricter": "a role the spec allows was refused",
+    "status-changed": "another status than the spec says",
+    "field-removed": "a required field is missing",
+    "type-changed": "a value has another type, enum value or format (null included)",
+    "content-type-changed": "another media type than the spec says",
+    "value-changed": "a value is outside the spec's constraints (range, pattern, length)",
+    "field-added": "a field the spec does not know",
+    "undocumented-endpoint": "the server has an endpoint no spec describes",
+}
+DENIED = {401, 403, 404}
+MISSING = {404, 405}
+TYPE_KEYWORDS = {"type", "enum", "const", "format"}
+
+
+@dataclass
+class Finding:
+    """One classified deviation."""
+
+    cls: str
+    endpoint: str
+    json_path: str
+    expected: Any
+    actual: Any
+    message: str
+    curl: str
+    known: str | None = None  # reason from known-differences.yaml when accepted
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["class"] = data.pop("cls")
+        return data
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def status_finding(endpoint: Endpoint, expected: int, actual: int, curl: str) -> Finding:
+    if expected in DENIED and 200 <= actual < 300:
+        cls = "auth-looser"
+    elif 200 <= expected < 300 and actual in MISSING:
+        cls = "endpoint-missing"
+    elif 200 <= expected < 300 and actual in (401, 403):
+        cls = "auth-stricter"
+    else:
+        cls = "status-changed"
+    return Finding(cls, endpoint.id, "$", expected, actual,
+                   f"expected HTTP {expected}, got HTTP {actual}", curl)
+
+
+def content_type_finding(endpoint: Endpoint, spec: ResponseSpec, actual: str | None,
+                         curl: str) -> Finding | None:
+    if spec.content_type is None:
+        return None
+    media = (actual or "").split(";")[0].strip().lower()
+    if media == spec.content_type.lower():
+        return None
+    return Finding("content-type-changed", endpoint.id, "$", spec.content_type, media or None,
+                   f"expected content type {spec.content_type}, got {media or 'none'}", curl)
+
+
+def schema_findings(endpoint: Endpoint, validator: Draft202012Validator, body: Any,
+                    curl: str, redactor: Redactor) -> list[Finding]:
+    """All schema errors of `body`, one finding per field for added/removed fields."""
+    findings: dict[tuple[str, str], Finding] = {}
+    for error in sorted(validator.iter_errors(body), key=lambda e: e.json_path):
+        for finding in _classify(endpoint, _leaf(error), curl, redactor):
+            # jsonschema reports `required` once per missing key; each yields all missing keys.
+            findings.setdefault((finding.cls, finding.json_path), finding)
+    return list(findings.values())
+
+
+def _leaf(error: ValidationError) -> ValidationError:
+    """For oneOf/anyOf, the most relevant sub-error (deepest, as jsonschema's best_match does)."""
+    while error.context:
+        error = max(error.context, key=lambda e: len(e.path))
+    return error
+
+
+def _classify(endpoint: Endpoint, error: ValidationError, curl: str, redactor: Redactor) -> list[Finding]:
+    path = error.json_path
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance
+    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
+        known = set(schema.get("properties", {}))
+        return [Finding("field-added", endpoint.id, f"{path}.{key}", None,
+                        json_type(instance[key]), f"field {key!r} is not in the spec", curl)
+                for key in sorted(instance) if key not in known]
+    if error.validator == "required" and isinstance(instance, dict):
+        return [Finding("field-removed", endpoint.id, f"{path}.{key}", "present", None,
+                        f"required field {key!r} is missing", curl)
+                for key in schema.get("required", []) if key not in instance]
+    if error.validator in TYPE_KEYWORDS:
+        expected = error.validator_value
+        actual = redactor.data(instance) if error.validator in ("enum", "const") else json_type(instance)
+        if error.validator == "format":
+            actual = redactor.data(instance)
+        return [Finding("type-changed", endpoint.id, path, expected, actual,
+                        f"{error.validator}: expected {expected!r}, got {actual!r}", curl)]
+    return [Finding("value-changed", endpoint.id, path, {error.validator: error.validator_value},
+                    redactor.data(instance) if not isinstance(instance, (dict, list)) else json_type(instance),
+                    redactor.text(error.message[:300]), curl)]
+
+
+def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
+                   responses: list[ResponseSpec], validator_for: Any,
+                   redactor: Redactor) -> tuple[list[Finding], bool]:
+    """All findings for one exchange and whether a schema was checked."""
+    curl = redactor.curl(exchange.request)
+    actual = exchange.response.status_code
+    if actual != expected_status:
+        return [status_finding(endpoint, expected_status, actual, curl)], False
+    if not responses:
+        return [], False
+    spec = responses[0]
+    findings = []
+    ct = content_type_finding(endpoint, spec, exchange.response.headers.get("content-type"), curl)
+    if ct:
+        findings.append(ct)
+    if spec.schema is None:
+        return findings, False
+    body = exchange.json()
+    if body is None and exchange.response.content.strip() not in (b"null",):
+        findings.append(Finding("type-changed", endpoint.id, "$", "JSON", "not JSON",
+                                "the body is not JSON", curl))
+        return findings, False
+    findings.extend(schema_findings(endpoint, validator_for(spec), body, curl, redactor))
+    return findings, True

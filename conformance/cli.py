@@ -1,0 +1,219 @@
+"""`umami-conformance`: run | validate | docs | cleanup | server start|stop|status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from conformance import __version__, server
+from conformance.errors import ConformanceError, ExitCode, ServerSetupError
+
+PYTEST_TO_EXIT = {0: ExitCode.OK, 1: ExitCode.DRIFT, 2: ExitCode.USAGE, 3: ExitCode.USAGE,
+                  4: ExitCode.USAGE, 5: ExitCode.USAGE}
+INTERRUPTED = 130
+
+
+def _connection_args(p: argparse.ArgumentParser, url_help: str) -> None:
+    p.add_argument("--url", default=os.environ.get("UMAMI_URL"), help=url_help)
+    p.add_argument("--username", default=os.environ.get("UMAMI_USERNAME", "admin"),
+                   help="admin username (env UMAMI_USERNAME, default admin)")
+    p.add_argument("--password", default=None,
+                   help="admin password (prefer env UMAMI_PASSWORD; default umami)")
+    p.add_argument("--api-key", default=None, help="Umami Cloud API key (prefer env UMAMI_API_KEY)")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for one answer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="umami-conformance",
+                                     description="Conformance tests and docs for the Umami REST API.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the conformance suite and write reports (+ docs)")
+    _connection_args(run, "Umami URL; without it a local real Umami is started (server start)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="report directory (default reports/)")
+    run.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
+    run.add_argument("--no-docs", action="store_true", help="do not render docs after the run")
+    run.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
+    run.add_argument("--umami-version", default=None, help="version to assume if the server does not say")
+    run.add_argument("--read-only", action="store_true", help="send only GET requests (and login)")
+    run.add_argument("--website-id", default=None, help="existing website to read in --read-only mode")
+    run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
+    run.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
+    run.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+
+    validate = sub.add_parser("validate", help="check the spec files alone (no server)")
+    validate.add_argument("--specs", type=Path, default=None)
+
+    docs = sub.add_parser("docs", help="render Markdown docs from results.json")
+    docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
+    docs.add_argument("--out", type=Path, default=Path("docs"))
+
+    cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
+    _connection_args(cleanup, "Umami URL (default: the local server)")
+    cleanup.add_argument("--prefix", default=None, help="only this run prefix (default: every ucf-<time>- prefix)")
+    cleanup.add_argument("--out", type=Path, default=Path("reports"), help="where runs left their ledgers")
+
+    srv = sub.add_parser("server", help="the local real Umami + PostgreSQL")
+    srv_sub = srv.add_subparsers(dest="action", required=True)
+    start = srv_sub.add_parser("start", help="install if needed, start, print the URL")
+    start.add_argument("--fresh", action="store_true", help="restart with a new empty database")
+    srv_sub.add_parser("stop", help="stop Umami and PostgreSQL")
+    srv_sub.add_parser("status", help="print URL, version and memory of the running server")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command](args))
+    except ConformanceError as exc:
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        if isinstance(exc, ServerSetupError):
+            print("hint: point --url at a running Umami server instead (and --username/--password)",
+                  file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("umami-conformance: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _specs_dir(args: argparse.Namespace) -> Path:
+    from conformance.loader import DEFAULT_SPECS
+    return (args.specs or DEFAULT_SPECS).resolve()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from conformance.known import load_known
+    from conformance.loader import load_specs
+    specs = load_specs(_specs_dir(args))
+    known = load_known(specs.root)
+    n = len(specs.endpoints)
+    cases = sum(len(e.cases) for e in specs.endpoints)
+    print(f"{specs.root}: {len(specs.areas)} areas, {n} endpoints, {cases} cases, "
+          f"{len(known)} known differences: valid")
+    return ExitCode.OK
+
+
+def _local_server() -> server.ServerInfo:
+    info = server.status()
+    if info:
+        return info
+    print("no --url given: starting the local real Umami (umami-conformance server start)", file=sys.stderr)
+    return server.start()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+    from conformance.known import load_known
+    from conformance.loader import load_specs
+    specs_dir = _specs_dir(args)
+    load_known(load_specs(specs_dir).root)  # spec errors stop the run before any request
+    url = args.url
+    if not url:
+        local = _local_server()
+        url = local.url
+        os.environ.setdefault("UMAMI_USER_USERNAME", local.user_username)
+        os.environ.setdefault("UMAMI_USER_PASSWORD", local.user_password)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    # Secrets travel in the environment, never on a command line that reports could show.
+    if args.password:
+        os.environ["UMAMI_PASSWORD"] = args.password
+    if args.api_key:
+        os.environ["UMAMI_API_KEY"] = args.api_key
+    pytest_args = [str(specs_dir), f"--umami-specs={specs_dir}", f"--umami-url={url}",
+                   f"--umami-username={args.username}", f"--umami-results={out / 'results.json'}",
+                   f"--umami-timeout={args.timeout}", f"--junitxml={out / 'junit.xml'}",
+                   f"--html={out / 'report.html'}", "--self-contained-html",
+                   "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", "-o", "console_output_style=count", "-rN",
+                   f"--rootdir={specs_dir}", "-c", os.devnull]
+    if args.read_only:
+        pytest_args.append("--umami-read-only")
+    if args.website_id:
+        pytest_args.append(f"--umami-website-id={args.website_id}")
+    if args.umami_version:
+        pytest_args.append(f"--umami-version={args.umami_version}")
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    if args.marker:
+        pytest_args += ["-m", args.marker]
+    if args.quiet:
+        pytest_args.append("-q")
+    code = pytest.main(pytest_args)
+    if code == pytest.ExitCode.INTERRUPTED:
+        return INTERRUPTED
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("umami-conformance: error: no spec items selected (check -k/-m)", file=sys.stderr)
+    result = PYTEST_TO_EXIT.get(int(code), int(code))
+    if result in (ExitCode.OK, ExitCode.DRIFT) and not args.no_docs and (out / "results.json").exists():
+        from docgen.render import render_docs
+        docs_dir = args.docs or out / "docs"
+        render_docs(out / "results.json", docs_dir)
+        print(f"docs: {docs_dir}/index.md", file=sys.stderr)
+    return result
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from docgen.render import render_docs
+    if not args.results.exists():
+        print(f"umami-conformance: error: {args.results} not found (run `umami-conformance run` first)",
+              file=sys.stderr)
+        return ExitCode.USAGE
+    written = render_docs(args.results, args.out)
+    print(f"{args.out}: {len(written)} files")
+    return ExitCode.OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from conformance.client import Target, UmamiClient
+    from conformance.sandbox import Created, find_leftovers, remove
+    url = args.url or (server.status().url if server.status() else None)
+    if not url:
+        print("umami-conformance: error: no --url given and no local server running", file=sys.stderr)
+        return ExitCode.USAGE
+    password = os.environ.get("UMAMI_PASSWORD", args.password or "umami")
+    client = UmamiClient(Target(url=url, username=args.username, password=password, timeout=args.timeout))
+    try:
+        client.probe()
+        token = client.login(args.username, password)
+        objects = find_leftovers(client, token, args.prefix)
+        for ledger in sorted(args.out.glob("sandbox-ledger-*.json")):
+            data = json.loads(ledger.read_text())
+            if data.get("url") == url and (not args.prefix or data.get("prefix") == args.prefix):
+                known_ids = {o.id for o in objects}
+                objects += [Created(**o) for o in data["created"] if o["id"] not in known_ids]
+        residue = remove(client, token, objects)
+    finally:
+        client.close()
+    print(f"found {len(objects)} object(s) with a run prefix; removed {len(objects) - len(residue)}")
+    for r in residue:
+        print(f"  could not remove {r['kind']} {r['name']} ({r['id']}): {r['reason']}")
+    return ExitCode.DRIFT if residue else ExitCode.OK
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        info = server.start(fresh=args.fresh)
+        print(info.url)
+        return ExitCode.OK
+    if args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+        return ExitCode.OK
+    info = server.status()
+    if not info:
+        print("not running")
+        return ExitCode.SERVER
+    print(f"{info.url} umami {info.version} pid {info.pid} database {info.database} "
+          f"memory {server.memory_rss_mb(info.pid):.0f} MiB (Umami process tree)")
+    return ExitCode.OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "docs": cmd_docs, "cleanup": cmd_cleanup,
+            "server": cmd_server}
+
+if __name__ == "__main__":
+    sys.exit(main())

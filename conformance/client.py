@@ -1,0 +1,207 @@
+"""The run's one httpx client: profiles (self-hosted / Cloud), login, version, redaction, retries."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.errors import AuthFailed, ConnectionFailed
+
+SECRET_HEADERS = {"authorization", "x-umami-api-key", "x-umami-share-token", "cookie", "set-cookie"}
+SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
+REDACTED = "***"
+BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/124.0 Safari/537.36")
+MAX_RETRY_AFTER = 30.0
+MIN_TEXT_SECRET = 8
+
+
+class Redactor:
+    """Knows every secret of the run and removes it from anything that is written or printed.
+
+    Secret-named fields and headers are always redacted. Free text is searched for secrets of at
+    least MIN_TEXT_SECRET characters: a short word such as the default password `umami` would
+    otherwise erase the product's name from every report.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= MIN_TEXT_SECRET:
+            with self._lock:
+                self._secrets.add(secret)
+
+    def text(self, value: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            value = value.replace(secret, REDACTED)
+        return value
+
+    def data(self, value: Any) -> Any:
+        """Redact a JSON-like value: secret-named fields and known secret strings."""
+        if isinstance(value, dict):
+            return {k: REDACTED if k.lower() in SECRET_FIELDS and v not in (None, "")
+                    else self.data(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def curl(self, request: httpx.Request) -> str:
+        """The request as one curl line, secrets replaced."""
+        parts = ["curl", "-X", request.method]
+        for name, value in request.headers.items():
+            if name.lower() in {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}:
+                continue
+            shown = REDACTED if name.lower() in SECRET_HEADERS else value
+            parts += ["-H", f"{name}: {shown}"]
+        body = request.content
+        if body:
+            try:
+                parts += ["--data", json.dumps(self.data(json.loads(body)), separators=(",", ":"))]
+            except ValueError:
+                parts += ["--data", self.text(body.decode("utf-8", "replace"))]
+        parts.append(self.text(str(request.url)))
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass
+class Exchange:
+    """One request and its response, timed."""
+
+    request: httpx.Request
+    response: httpx.Response
+    seconds: float
+
+    def json(self) -> Any:
+        try:
+            return self.response.json()
+        except ValueError:
+            return None
+
+
+@dataclass
+class Target:
+    """Where and how to talk to Umami."""
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    timeout: float = 15.0
+    read_only: bool = False
+
+    @property
+    def api_base(self) -> str:
+        """Self-hosted: `<url>/api`; Umami Cloud (API key): the URL as given, e.g. https://api.umami.is/v1."""
+        url = self.url.rstrip("/")
+        return url if self.api_key else f"{url}/api"
+
+
+@dataclass
+class UmamiClient:
+    """Wraps one `httpx.Client`; counts requests and the time spent waiting on the server."""
+
+    target: Target
+    redactor: Redactor = field(default_factory=Redactor)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    server_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.redactor.add(self.target.password)
+        self.redactor.add(self.target.api_key)
+        self.http = httpx.Client(
+            base_url=self.target.api_base,
+            timeout=httpx.Timeout(self.target.timeout, connect=5.0),
+            headers={"User-Agent": BROWSER_UA, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, *, token: str | None = None, api_key: str | None = None,
+                share_token: str | None = None, params: dict[str, Any] | None = None,
+                json_body: Any = None, headers: dict[str, str] | None = None) -> Exchange:
+        """Send one request; raises ConnectionFailed when the server cannot be reached or hangs."""
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        if api_key:
+            hdrs["x-umami-api-key"] = api_key
+        if share_token:
+            hdrs["x-umami-share-token"] = share_token
+        kwargs: dict[str, Any] = {"params": params, "headers": hdrs}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        for attempt in range(3):
+            request = self.http.build_request(method, path, **kwargs)
+            start = time.perf_counter()
+            try:
+                response = self.http.send(request)
+                response.read()
+            except httpx.TimeoutException:
+                raise ConnectionFailed(f"{self.target.url}: no answer within {self.target.timeout:.0f}s "
+                                       f"({method} {path}); raise --timeout or check the server") from None
+            except httpx.TransportError as exc:
+                raise ConnectionFailed(f"{self.target.url}: cannot connect ({exc.__class__.__name__}: "
+                                       f"{self.redactor.text(str(exc)) or 'no detail'})") from None
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self.server_seconds += elapsed
+                self.requests.append((method, path))
+            if response.status_code == 429 and attempt < 2:
+                time.sleep(_retry_after(response))
+                continue
+            return Exchange(request, response, elapsed)
+        return Exchange(request, response, elapsed)
+
+    def login(self, username: str, password: str) -> str:
+        """Self-hosted login; returns the token and registers it as a secret."""
+        self.redactor.add(password)
+        ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password})
+        body = ex.json()
+        if ex.response.status_code == 200 and isinstance(body, dict) and body.get("token"):
+            self.redactor.add(body["token"])
+            return body["token"]
+        if ex.response.status_code in (401, 403):
+            raise AuthFailed(f"login as {username!r} at {self.target.url} was refused "
+                             f"(HTTP {ex.response.status_code}): check --umami-username/--umami-password")
+        raise ConnectionFailed(_not_umami(self.target.url, ex))
+
+    def probe(self) -> str | None:
+        """Check that this is an Umami server; return its version when it tells it."""
+        ex = self.request("GET", "/heartbeat")
+        if ex.response.status_code >= 500:
+            raise ConnectionFailed(f"{self.target.url}: server error HTTP {ex.response.status_code} "
+                                   "on /heartbeat; is Umami healthy?")
+        version = None
+        vex = self.request("GET", "/version")
+        body = vex.json()
+        if vex.response.status_code == 200 and isinstance(body, dict):
+            version = body.get("version")
+        if ex.response.status_code != 200 and not version and not self.target.api_key:
+            raise ConnectionFailed(_not_umami(self.target.url, ex))
+        return version
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(float(response.headers.get("Retry-After", "1")), MAX_RETRY_AFTER)
+    except ValueError:
+        return 1.0
+
+
+def _not_umami(url: str, ex: Exchange) -> str:
+    ctype = ex.response.headers.get("content-type", "no content type")
+    return (f"{url} does not look like an Umami server: {ex.request.method} {ex.request.url.path} "
+            f"answered HTTP {ex.response.status_code} ({ctype}); check --umami-url")

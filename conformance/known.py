@@ -1,0 +1,89 @@
+"""Known differences: reviewed, accepted deviations (specs/known-differences.yaml).
+
+A finding that matches an entry is reported as known, not as a failure; an entry that matched
+nothing in a run where its endpoint was checked is reported as stale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from packaging.specifiers import SpecifierSet
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from conformance.checks import Finding
+from conformance.errors import SpecError
+from conformance.loader import line_of, load_yaml
+
+FILE = "known-differences.yaml"
+META_ID = "https://umami-conformance.local/meta-schema.yaml"
+
+
+@dataclass
+class KnownDifference:
+    endpoint: str
+    reason: str
+    versions: SpecifierSet
+    line: int
+    cls: str | None = None
+    status: int | None = None
+    json_path: str | None = None
+    roles: list[str] | None = None
+    expires: dt.date | None = None
+    matched: int = field(default=0)
+
+    def matches(self, finding: Finding, role: str, version: str | None) -> bool:
+        if finding.endpoint != self.endpoint:
+            return False
+        if version is not None and not self.versions.contains(version, prereleases=True):
+            return False
+        if self.expires and dt.date.today() > self.expires:
+            return False
+        if self.roles and role not in self.roles:
+            return False
+        if self.cls and finding.cls != self.cls:
+            return False
+        if self.status is not None and finding.actual != self.status:
+            return False
+        return self.json_path is None or finding.json_path == self.json_path
+
+    def describe(self) -> str:
+        what = self.json_path or (f"HTTP {self.status}" if self.status else self.cls or "any")
+        return f"{self.endpoint} {what} ({self.versions or 'all versions'})"
+
+
+def load_known(root: Path) -> list[KnownDifference]:
+    path = root / FILE
+    if not path.exists():
+        return []
+    doc = load_yaml(path)
+    meta = load_yaml(root / "meta-schema.yaml")
+    registry = Registry().with_resource(META_ID, Resource(contents=meta, specification=DRAFT202012))
+    validator = Draft202012Validator({"$ref": f"{META_ID}#/$defs/known_differences"}, registry=registry)
+    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
+    if error is not None:
+        raise SpecError(f"{path}:{line_of(doc, list(error.absolute_path))}: {error.message}")
+    entries = []
+    for i, raw in enumerate(doc or []):
+        expires = raw.get("expires")
+        entries.append(KnownDifference(
+            endpoint=raw["endpoint"], reason=raw["reason"], versions=SpecifierSet(raw.get("versions", "")),
+            line=doc.item_lines[i], cls=raw.get("class"), status=raw.get("status"),
+            json_path=raw.get("json_path"), roles=raw.get("roles"),
+            expires=dt.date.fromisoformat(expires) if expires else None))
+    return entries
+
+
+def apply_known(findings: list[Finding], known: list[KnownDifference], role: str,
+                version: str | None) -> None:
+    """Mark findings that a known difference accepts."""
+    for finding in findings:
+        for entry in known:
+            if entry.matches(finding, role, version):
+                finding.known = entry.reason
+                entry.matched += 1
+                break

@@ -1,0 +1,324 @@
+"""Spec loader: YAML with line numbers -> validated Spec objects with a `$ref` registry.
+
+Every spec file is checked against `specs/meta-schema.yaml`, every schema against the JSON Schema
+2020-12 meta-schema, and every `$ref` must resolve. Errors name file and line (`SpecError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
+
+from conformance.errors import SpecError
+from conformance.values import KNOWN_ROOTS, unknown_placeholders
+
+SCHEMA_BASE = "https://umami-conformance.local/schemas/"
+ROLES = ("admin", "user", "view-only", "share", "anonymous")
+DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+class LocatedDict(dict):
+    """A mapping that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+
+class LocatedList(list):
+    """A sequence that remembers the line of each item (1-based)."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LocatedDict:
+        # Keys are strings, as in JSON (YAML reads `200:` as an int).
+        mapping = LocatedDict((str(k), v) for k, v in
+                              super().construct_mapping(node, deep=True).items())
+        mapping.line = node.start_mark.line + 1
+        mapping.key_lines = {str(self.construct_object(k, deep=True)): k.start_mark.line + 1
+                             for k, _ in node.value}
+        return mapping
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LocatedList:
+        seq = LocatedList(super().construct_sequence(node, deep=True))
+        seq.line = node.start_mark.line + 1
+        seq.item_lines = [item.start_mark.line + 1 for item in node.value]
+        return seq
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                            _LineLoader.construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+                            _LineLoader.construct_sequence)
+# Keep "2023-01-01" and similar as strings: specs are JSON-shaped.
+_LineLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML file, keeping line numbers; syntax errors become SpecError with file:line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise SpecError(f"{path}:{line}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: invalid YAML: {exc}") from None
+
+
+def line_of(doc: Any, location: list[Any] | tuple[Any, ...]) -> int:
+    """The line of the deepest node of `location` (a JSON path as keys/indexes) within `doc`."""
+    line = getattr(doc, "line", 1)
+    node = doc
+    for key in location:
+        if isinstance(node, LocatedDict) and key in node:
+            line = node.key_lines.get(key, line)
+        elif isinstance(node, LocatedList) and isinstance(key, int) and key < len(node):
+            line = node.item_lines[key]
+        else:
+            break
+        node = node[key]
+    return line
+
+
+@dataclass
+class ResponseSpec:
+    """What one status code of an endpoint looks like, for the versions it applies to."""
+
+    status: int
+    versions: SpecifierSet
+    content_type: str | None
+    schema: dict[str, Any] | None
+    schema_uri: str
+    description: str = ""
+
+
+@dataclass
+class Case:
+    """One request of an endpoint: parameters, optional fixed expected status, roles it runs for."""
+
+    name: str
+    line: int
+    path_params: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    status: int | None = None
+    roles: list[str] | None = None
+    target: str | None = None
+    creates: str | None = None
+    fresh_login: bool = False
+    description: str = ""
+
+
+@dataclass
+class Endpoint:
+    """One operation: method + path + auth per role + cases + responses."""
+
+    id: str
+    area: str
+    method: str
+    path: str
+    versions: SpecifierSet
+    source: str
+    summary: str
+    auth: dict[str, int]
+    cases: list[Case]
+    responses: list[ResponseSpec]
+    file: Path
+    line: int
+    operation_id: str | None = None
+    safe: bool = False
+
+    @property
+    def writes(self) -> bool:
+        """A request other than GET changes server state, unless the spec marks it safe (login)."""
+        return self.method != "GET" and not self.safe
+
+    def responses_for(self, status: int, version: str | None) -> list[ResponseSpec]:
+        return [r for r in self.responses if r.status == status
+                and (version is None or r.versions.contains(version, prereleases=True))]
+
+
+@dataclass
+class Area:
+    """One spec file."""
+
+    name: str
+    title: str
+    description: str
+    file: Path
+    endpoints: list[Endpoint]
+
+
+@dataclass
+class SpecSet:
+    """All areas plus the schema registry used to validate responses."""
+
+    root: Path
+    areas: list[Area]
+    registry: Registry
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return [e for a in self.areas for e in a.endpoints]
+
+    def validator(self, response: ResponseSpec) -> Draft202012Validator:
+        return Draft202012Validator({"$ref": response.schema_uri}, registry=self.registry)
+
+
+def _versions(value: str, where: str) -> SpecifierSet:
+    try:
+        return SpecifierSet(value)
+    except InvalidSpecifier:
+        raise SpecError(f"{where}: invalid version range {value!r} (use e.g. '>=2.0,<3')") from None
+
+
+def _check_schema(schema: Any, where: str) -> None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise SpecError(f"{where}: invalid JSON Schema at {path}: {exc.message}") from None
+
+
+def _iter_refs(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[str, tuple[Any, ...]]]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.append((value, loc + (key,)))
+            else:
+                found.extend(_iter_refs(value, loc + (key,)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_iter_refs(value, loc + (i,)))
+    return found
+
+
+def _meta_validator(root: Path) -> Draft202012Validator:
+    meta_path = root / "meta-schema.yaml"
+    meta = load_yaml(meta_path)
+    _check_schema(meta, f"{meta_path}:1")
+    return Draft202012Validator(meta)
+
+
+def _validate_doc(doc: Any, path: Path, meta: Draft202012Validator) -> None:
+    errors = sorted(meta.iter_errors(doc), key=lambda e: line_of(doc, list(e.absolute_path)))
+    if errors:
+        err = errors[0]
+        line = line_of(doc, list(err.absolute_path))
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(f"{path}:{line}: {where}: {err.message}{more}")
+
+
+def load_specs(root: Path = DEFAULT_SPECS) -> SpecSet:
+    """Load and fully validate the spec directory; raise SpecError on the first problem."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SpecError(f"{root}: spec directory not found")
+    meta = _meta_validator(root)
+    resources: list[tuple[str, Any, Path]] = []  # (uri, schema, file)
+    for path in sorted((root / "schemas").glob("*.yaml")):
+        doc = load_yaml(path)
+        _check_schema(doc, f"{path}:{getattr(doc, 'line', 1)}")
+        resources.append((SCHEMA_BASE + path.name, doc, path))
+    areas = []
+    for path in sorted(root.glob("*.yaml")):
+        if path.name == "meta-schema.yaml" or path.name == "known-differences.yaml":
+            continue
+        doc = load_yaml(path)
+        _validate_doc(doc, path, meta)
+        areas.append(_build_area(doc, path, resources))
+    registry = Registry().with_resources(
+        (uri, Resource(contents=schema, specification=DRAFT202012)) for uri, schema, _ in resources)
+    _check_refs(registry, resources)
+    _check_unique_ids(areas)
+    return SpecSet(root=root, areas=areas, registry=registry)
+
+
+def _check_unique_ids(areas: list[Area]) -> None:
+    seen: dict[str, Endpoint] = {}
+    for ep in (e for a in areas for e in a.endpoints):
+        if ep.id in seen:
+            first = seen[ep.id]
+            raise SpecError(f"{ep.file}:{ep.line}: duplicate endpoint id {ep.id!r} "
+                            f"(first at {first.file}:{first.line})")
+        seen[ep.id] = ep
+
+
+def _check_refs(registry: Registry, resources: list[tuple[str, Any, Path]]) -> None:
+    for uri, schema, path in resources:
+        resolver = registry.resolver(base_uri=uri)
+        for ref, loc in _iter_refs(schema):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                line = line_of(schema, list(loc))
+                raise SpecError(f"{path}:{line}: unknown $ref {ref!r}") from None
+
+
+def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
+    area = doc["area"]
+    endpoints = []
+    for i, raw in enumerate(doc["endpoints"]):
+        line = doc["endpoints"].item_lines[i]
+        where = f"{path}:{line}"
+        versions = _versions(raw.get("versions", doc.get("versions", ">=0")), where)
+        for role in raw["auth"]:
+            if role not in ROLES:
+                raise SpecError(f"{path}:{line_of(raw, ['auth', role])}: unknown role {role!r} "
+                                f"(known: {', '.join(ROLES)})")
+        responses = []
+        for status_key, entries in raw["responses"].items():
+            for j, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+                entry_line = line_of(raw, ["responses", status_key] + ([j] if isinstance(entries, list) else []))
+                uri = f"{SCHEMA_BASE}inline-{raw['id'].replace('/', '--')}-{status_key}-{j}"
+                schema = entry.get("schema")
+                if schema is not None:
+                    _check_schema(schema, f"{path}:{line_of(raw, ['responses', status_key])}")
+                    resources.append((uri, schema, path))
+                responses.append(ResponseSpec(
+                    status=int(status_key),
+                    versions=_versions(entry.get("versions", ">=0"), f"{path}:{entry_line}"),
+                    content_type=entry.get("content_type", "application/json" if schema is not None else None),
+                    schema=schema, schema_uri=uri, description=entry.get("description", "")))
+        for k, c in enumerate(raw.get("cases") or []):
+            bad = unknown_placeholders([c.get("path"), c.get("query"), c.get("body")])
+            if bad:
+                raise SpecError(f"{path}:{raw['cases'].item_lines[k]}: unknown placeholder {bad[0]} "
+                                f"(known roots: {', '.join(sorted(KNOWN_ROOTS))}, now-7d)")
+        raw_cases = raw.get("cases") or LocatedList([{"name": "default"}])
+        if not hasattr(raw_cases, "item_lines"):
+            raw_cases.item_lines = [line]
+        cases = [Case(name=c["name"], line=raw_cases.item_lines[k],
+                      path_params=dict(c.get("path", {})), query=dict(c.get("query", {})),
+                      body=c.get("body"), status=c.get("status"), roles=c.get("roles"),
+                      target=c.get("target"), creates=c.get("creates"), fresh_login=c.get("fresh_login", False),
+                      description=c.get("description", ""))
+                 for k, c in enumerate(raw_cases)]
+        endpoints.append(Endpoint(
+            id=raw["id"], area=area, method=raw["method"], path=raw["path"], versions=versions,
+            source=raw["source"], summary=raw.get("summary", ""), auth=dict(raw["auth"]),
+            cases=cases, responses=responses, file=path, line=line,
+            operation_id=raw.get("operationId"), safe=raw.get("safe", False)))
+    return Area(name=area, title=doc.get("title", area), description=doc.get("description", ""),
+                file=path, endpoints=endpoints)

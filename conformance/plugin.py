@@ -1,0 +1,319 @@
+"""pytest plugin (pytest11 entry point): spec YAML files -> one item per endpoint x role x case."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from conformance import __version__
+from conformance.checks import CLASSES, Finding, check_exchange
+from conformance.client import Target
+from conformance.errors import ConformanceError
+from conformance.known import apply_known, load_known
+from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
+from conformance.results import example_body, write_results
+from conformance.run import Options, UmamiRun
+from conformance.values import MissingValue, render
+
+RUN_KEY = pytest.StashKey["UmamiRun | None"]()
+SPECS_KEY = pytest.StashKey[SpecSet]()
+ERROR_KEY = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("umami", "Umami API conformance")
+    env = os.environ.get
+    group.addoption("--umami-url", default=env("UMAMI_URL"),
+                    help="Umami server URL, e.g. http://localhost:3000 or https://api.umami.is/v1 (env UMAMI_URL)")
+    group.addoption("--umami-username", default=env("UMAMI_USERNAME", "admin"),
+                    help="admin username for self-hosted login (env UMAMI_USERNAME, default admin)")
+    group.addoption("--umami-password", default=env("UMAMI_PASSWORD", "umami"),
+                    help="admin password (env UMAMI_PASSWORD, default umami)")
+    group.addoption("--umami-api-key", default=env("UMAMI_API_KEY"),
+                    help="Umami Cloud API key, sent as x-umami-api-key (env UMAMI_API_KEY)")
+    group.addoption("--umami-user-username", default=env("UMAMI_USER_USERNAME"),
+                    help="an existing regular user, used when the server cannot create one (env UMAMI_USER_USERNAME)")
+    group.addoption("--umami-user-password", default=env("UMAMI_USER_PASSWORD"),
+                    help="its password (env UMAMI_USER_PASSWORD)")
+    group.addoption("--umami-version", default=env("UMAMI_VERSION"),
+                    help="Umami version to assume when the server does not say (env UMAMI_VERSION)")
+    group.addoption("--umami-specs", default=env("UMAMI_SPECS", str(DEFAULT_SPECS)),
+                    help="directory of spec files (default: the bundled specs/)")
+    group.addoption("--umami-results", default="reports/results.json",
+                    help="where results.json is written (default reports/results.json)")
+    group.addoption("--umami-read-only", action="store_true", default=False,
+                    help="send no request other than GET and login; write endpoints are reported as not checked")
+    group.addoption("--umami-website-id", default=env("UMAMI_WEBSITE_ID"),
+                    help="existing website to read in --umami-read-only mode")
+    group.addoption("--umami-timeout", type=float, default=15.0,
+                    help="seconds to wait for one answer (default 15)")
+
+
+def _specs_dir(config: pytest.Config) -> Path:
+    return Path(config.getoption("--umami-specs")).resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RUN_KEY] = None
+    specs_dir = _specs_dir(config)
+    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
+               Path(a).resolve() == specs_dir for a in config.args):
+        return
+    try:
+        specs = load_specs(specs_dir)
+    except ConformanceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SPECS_KEY] = specs
+    for area in specs.areas:
+        config.addinivalue_line("markers", f"{area.name}: endpoints of the {area.title} area")
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _in_specs(path: Path, specs_dir: Path) -> bool:
+    return path.parent == specs_dir and path.suffix == ".yaml"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    config = parent.config
+    if SPECS_KEY not in config.stash or not _in_specs(file_path.resolve(), _specs_dir(config)):
+        return None
+    area = next((a for a in config.stash[SPECS_KEY].areas if a.file.resolve() == file_path.resolve()), None)
+    return SpecFile.from_parent(parent, path=file_path, area_name=area.name) if area else None
+
+
+class SpecFile(pytest.File):
+    """One spec file (an area)."""
+
+    def __init__(self, *, area_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.area_name = area_name
+
+    def collect(self) -> Iterator[pytest.Item]:
+        specs = self.config.stash[SPECS_KEY]
+        area = next(a for a in specs.areas if a.name == self.area_name)
+        for endpoint in area.endpoints:
+            for case in endpoint.cases:
+                for role in case.roles or list(endpoint.auth):
+                    item = SpecItem.from_parent(self, name=f"{endpoint.id}[{role}-{case.name}]",
+                                                endpoint=endpoint, case=case, role=role)
+                    item.add_marker(getattr(pytest.mark, area.name))
+                    yield item
+
+
+class SpecFailure(Exception):
+    """Findings of one item that are not known differences."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(f"{len(findings)} finding(s)")
+        self.findings = findings
+
+
+class SpecItem(pytest.Item):
+    """One request: endpoint x role x case."""
+
+    def __init__(self, *, endpoint: Endpoint, case: Case, role: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint, self.case, self.role = endpoint, case, role
+
+    def runtest(self) -> None:
+        run = _run(self.config)
+        record = _new_record(self, run)
+        run.records.append(record)
+        reason = _skip_reason(self, run)
+        if reason:
+            record.update(outcome="skipped", reason=reason)
+            pytest.skip(reason)
+        start = time.perf_counter()
+        try:
+            findings, schema_checked, exchange = _execute(self, run)
+        except MissingValue as exc:
+            reason = f"needs ${{{exc.args[0]}}}, which this run does not have"
+            record.update(outcome="skipped", reason=reason)
+            pytest.skip(reason)
+        finally:
+            record["duration"] = round(time.perf_counter() - start, 4)
+        apply_known(findings, run.known, self.role, run.server_version)
+        record.update(
+            actual_status=exchange.response.status_code,
+            content_type=exchange.response.headers.get("content-type"),
+            url=run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
+            curl=run.client.redactor.curl(exchange.request),
+            schema_checked=schema_checked,
+            findings=[f.as_dict() for f in findings],
+            example=example_body(exchange, run.client.redactor),
+        )
+        open_findings = [f for f in findings if not f.known]
+        if open_findings:
+            record["outcome"] = "failed"
+            raise SpecFailure(open_findings)
+        record["outcome"] = "known" if findings else ("passed" if schema_checked else "passed-no-schema")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, SpecFailure):
+            lines = [f"{self.endpoint.id} as {self.role}, case {self.case.name!r} "
+                     f"({self.endpoint.file.name}:{self.case.line})"]
+            for f in excinfo.value.findings:
+                lines.append(f"  [{f.cls}] {f.json_path}: expected {f.expected!r}, actual {f.actual!r}"
+                             f" - {f.message}")
+            lines.append(f"  request: {excinfo.value.findings[0].curl}")
+            lines.extend(_source_lines(self.endpoint.file, self.case.line))
+            return "\n".join(lines)
+        if isinstance(excinfo.value, ConformanceError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, self.name
+
+
+def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [f"  {path.name}:{n:>4} | {lines[n - 1]}" for n in range(line, min(line + count, len(lines) + 1))]
+
+
+def _run(config: pytest.Config) -> UmamiRun:
+    run = config.stash[RUN_KEY]
+    if run is not None:
+        return run
+    if ERROR_KEY in config.stash:
+        pytest.exit(config.stash[ERROR_KEY], returncode=3)
+    url = config.getoption("--umami-url")
+    if not url:
+        config.stash[ERROR_KEY] = "no Umami server given: pass --umami-url (or set UMAMI_URL)"
+        pytest.exit(config.stash[ERROR_KEY], returncode=3)
+    target = Target(url=url, username=config.getoption("--umami-username"),
+                    password=config.getoption("--umami-password"), api_key=config.getoption("--umami-api-key"),
+                    timeout=config.getoption("--umami-timeout"), read_only=config.getoption("--umami-read-only"))
+    options = Options(target=target, specs_dir=_specs_dir(config),
+                      results_path=Path(config.getoption("--umami-results")),
+                      version=config.getoption("--umami-version"),
+                      website_id=config.getoption("--umami-website-id"),
+                      existing_user=_existing_user(config))
+    specs = config.stash[SPECS_KEY]
+    run = UmamiRun(options=options, specs=specs, known=load_known(specs.root))
+    config.stash[RUN_KEY] = run
+    try:
+        run.start()
+    except ConformanceError as exc:
+        config.stash[ERROR_KEY] = str(exc)
+        pytest.exit(run.client.redactor.text(str(exc)), returncode=int(exc.exit_code))
+    return run
+
+
+def _existing_user(config: pytest.Config) -> tuple[str, str] | None:
+    username, password = config.getoption("--umami-user-username"), config.getoption("--umami-user-password")
+    return (username, password) if username and password else None
+
+
+def _new_record(item: SpecItem, run: UmamiRun) -> dict[str, Any]:
+    ep = item.endpoint
+    return {"id": item.name, "endpoint": ep.id, "area": ep.area, "method": ep.method, "path": ep.path,
+            "role": item.role, "case": item.case.name, "operation_id": ep.operation_id,
+            "source": ep.source, "expected_status": item.case.status or ep.auth[item.role],
+            "actual_status": None, "outcome": None, "reason": None, "schema_checked": False,
+            "findings": [], "duration": 0.0, "server_version": run.server_version,
+            "tool_version": __version__}
+
+
+def _skip_reason(item: SpecItem, run: UmamiRun) -> str | None:
+    ep = item.endpoint
+    if run.server_version is None and str(ep.versions) not in ("", ">=0"):
+        return "server version unknown: pass --umami-version to select version-specific specs"
+    if run.server_version and not ep.versions.contains(run.server_version, prereleases=True):
+        return f"not on this server: applies to Umami {ep.versions}, server is {run.server_version}"
+    if run.read_only and (ep.writes or item.case.target):
+        return "read-only run: write endpoint not checked"
+    if item.role in run.unavailable:
+        return f"role {item.role!r} not available: {run.unavailable[item.role]}"
+    if item.role != "anonymous" and item.role not in run.tokens:
+        return f"role {item.role!r} has no credentials in this run"
+    return None
+
+
+def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
+    ep, case = item.endpoint, item.case
+    context = dict(run.context)
+    if case.target:
+        assert run.sandbox is not None
+        context["target"] = run.sandbox.target(case.target)
+    path = ep.path.format(**{k: render(v, context) for k, v in case.path_params.items()})
+    token = run.tokens.get(item.role) if item.role != "anonymous" else None
+    if case.fresh_login and item.role != "anonymous":
+        token = _fresh_token(item.role, run)
+    api_key = run.options.target.api_key if item.role == "admin" else None
+    exchange = run.client.request(ep.method, path, token=token or None, api_key=api_key,
+                                  params=render(case.query, context) or None,
+                                  json_body=render(case.body, context))
+    if case.creates and run.sandbox is not None and exchange.response.is_success:
+        run.sandbox.adopt(case.creates, exchange.json())
+    expected = case.status or ep.auth[item.role]
+    responses = ep.responses_for(exchange.response.status_code, run.server_version)
+    findings, checked = check_exchange(ep, expected, exchange, responses, run.specs.validator,
+                                       run.client.redactor)
+    return findings, checked, exchange
+
+
+def _fresh_token(role: str, run: UmamiRun) -> str:
+    target = run.options.target
+    if role == "admin" and target.username and target.password:
+        return run.client.login(target.username, target.password)
+    if role == "user" and run.sandbox is not None:
+        return run.sandbox.login_again("user")
+    return run.tokens.get(role, "")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    try:
+        run.finish()
+    except ConformanceError as exc:
+        run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
+    write_results(run, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    tr = terminalreporter
+    findings = [(r, f) for r in run.records for f in r["findings"]]
+    tr.section("Umami conformance")
+    tr.line(f"server {run.options.target.url} - Umami {run.server_version or 'unknown'} "
+            f"({run.version_source}); tool {__version__}")
+    outcomes = Counter(r["outcome"] for r in run.records)
+    tr.line("items: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))))
+    for cls in CLASSES:
+        group = [(r, f) for r, f in findings if f["class"] == cls and not f["known"]]
+        if group:
+            tr.line(f"{cls} ({len(group)}): {CLASSES[cls]}", red=True, bold=True)
+            for r, f in group:
+                tr.line(f"  {r['id']} {f['json_path']}: expected {f['expected']!r}, actual {f['actual']!r}")
+    known = Counter((r["endpoint"], f["class"], f["known"]) for r, f in findings if f["known"])
+    if known:
+        tr.line(f"known differences ({sum(known.values())} findings), accepted in "
+                "specs/known-differences.yaml:", yellow=True)
+        for (endpoint, cls, reason), n in sorted(known.items()):
+            tr.line(f"  {endpoint} [{cls}] x{n}: {reason}")
+    checked = {r["endpoint"] for r in run.records if r["outcome"] not in ("skipped", None)}
+    for entry in run.known:
+        if entry.matched == 0 and entry.endpoint in checked:
+            tr.line(f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing",
+                    yellow=True)
+    if run.residue:
+        tr.line(f"could not remove {len(run.residue)} object(s) the run created:", red=True)
+        for r in run.residue:
+            tr.line(f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}")
+    tr.line(f"results: {run.options.results_path}")

@@ -1,0 +1,69 @@
+"""results.json: one record per item, validated against reports/results.schema.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+
+from conformance.client import Exchange, Redactor
+
+if TYPE_CHECKING:
+    from conformance.run import UmamiRun
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
+EXAMPLE_ITEMS = 3
+EXAMPLE_CHARS = 4000
+
+
+def example_body(exchange: Exchange, redactor: Redactor) -> Any:
+    """A short, redacted example of the response body (lists cut to a few items)."""
+    body = exchange.json()
+    if body is None:
+        text = exchange.response.text
+        return redactor.text(text[:200]) if text and "<html" not in text[:200].lower() else None
+    body = _trim(redactor.data(body))
+    if len(json.dumps(body)) > EXAMPLE_CHARS:
+        return {"truncated": True}
+    return body
+
+
+def _trim(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_trim(v) for v in value[:EXAMPLE_ITEMS]]
+    if isinstance(value, dict):
+        return {k: _trim(v) for k, v in value.items()}
+    return value
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    findings = [f for r in records for f in r["findings"]]
+    return {"items": len(records),
+            "outcomes": dict(sorted(Counter(str(r["outcome"]) for r in records).items())),
+            "findings": dict(sorted(Counter(f["class"] for f in findings if not f["known"]).items())),
+            "known": sum(1 for f in findings if f["known"])}
+
+
+def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
+    """Write results.json (secrets redacted once more as a whole, then schema-checked)."""
+    records = sorted(run.records, key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
+    stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line} for e in run.known
+             if e.matched == 0 and any(r["endpoint"] == e.endpoint and r["outcome"] != "skipped"
+                                       for r in records)]
+    doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "interrupted": interrupted, "summary": summarize(records), "residue": run.residue,
+           "stale_known_differences": stale, "items": records}
+    doc = json.loads(run.client.redactor.text(json.dumps(doc)))
+    Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
+    path = run.options.results_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

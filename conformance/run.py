@@ -1,0 +1,123 @@
+"""The state of one conformance run: target, client, version, sandbox, role credentials, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance import __version__
+from conformance.client import Target, UmamiClient
+from conformance.errors import ConnectionFailed
+from conformance.known import KnownDifference
+from conformance.loader import SpecSet
+from conformance.sandbox import Sandbox, new_prefix
+
+
+@dataclass
+class Options:
+    """Everything the user configured for a run (CLI flags, pytest options or env vars)."""
+
+    target: Target
+    specs_dir: Path
+    results_path: Path
+    version: str | None = None
+    website_id: str | None = None
+    existing_user: tuple[str, str] | None = None
+
+
+@dataclass
+class UmamiRun:
+    """Created once per pytest session at the first spec item; torn down at session end."""
+
+    options: Options
+    specs: SpecSet
+    known: list[KnownDifference]
+    client: UmamiClient = field(init=False)
+    server_version: str | None = None
+    version_source: str = "unknown"
+    sandbox: Sandbox | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    residue: list[dict[str, str]] = field(default_factory=list)
+    started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    unavailable: dict[str, str] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = UmamiClient(self.options.target)
+
+    @property
+    def read_only(self) -> bool:
+        return self.options.target.read_only
+
+    def start(self) -> None:
+        """Probe the server, log in, and (unless read-only) build the sandbox."""
+        target = self.options.target
+        self.server_version = self.client.probe()
+        self.version_source = "server /api/version" if self.server_version else "unknown"
+        if self.options.version:
+            self.server_version, self.version_source = self.options.version, "--umami-version"
+        if target.api_key:
+            self.tokens["admin"] = ""
+        elif target.username and target.password:
+            self.tokens["admin"] = self.client.login(target.username, target.password)
+        else:
+            raise ConnectionFailed("no credentials: pass --umami-username/--umami-password "
+                                   "(or --umami-api-key for Umami Cloud)")
+        self.unavailable.update({
+            "view-only": "view-only team member role not set up by this version of the sandbox",
+            "share": "share-token role not set up by this version of the sandbox"})
+        context: dict[str, Any] = {"credentials": {"username": target.username or "",
+                                                   "password": target.password or ""}}
+        if self.read_only:
+            self.unavailable["user"] = "read-only: no sandbox user is created"
+            if self.options.website_id:
+                context["website"] = {"id": self.options.website_id}
+            self.context = context
+            return
+        admin = self.tokens["admin"]
+        prefix = new_prefix()
+        self.sandbox = Sandbox(self.client, admin, prefix,
+                               ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix}json")
+        existing = self.options.existing_user
+        _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
+        self.tokens.update(self.sandbox.tokens)
+        self.unavailable.update(self.sandbox.unavailable)
+        self.context = {**context, **self.sandbox.context}
+
+    def finish(self) -> None:
+        """Remove everything the sandbox created (also after failures and Ctrl-C)."""
+        if self.sandbox is not None:
+            self.residue = _with_signals_deferred(self.sandbox.cleanup)
+            if not self.residue:
+                self.sandbox.ledger.unlink(missing_ok=True)
+        self.client.close()
+
+    def header(self) -> dict[str, Any]:
+        return {"tool": "umami-conformance", "tool_version": __version__,
+                "server": {"url": self.options.target.url, "version": self.server_version,
+                           "version_source": self.version_source,
+                           "profile": "cloud" if self.options.target.api_key else "self-hosted"},
+                "read_only": self.read_only, "started": self.started,
+                "prefix": self.sandbox.prefix if self.sandbox else None,
+                "seeded": self.sandbox.seeded if self.sandbox else {}}
+
+
+def _with_signals_deferred(func: Any) -> Any:
+    """Run `func` with SIGINT/SIGTERM held back, so set-up and cleanup are never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        return func()
+    pending: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
+           for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return func()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if pending:
+            raise KeyboardInterrupt

@@ -1,0 +1,223 @@
+"""Sandbox: the objects a run creates (all named with a unique run prefix), seeded traffic, cleanup.
+
+Everything created is recorded in a ledger file as soon as it exists, so `umami-conformance cleanup`
+can remove it after a run that was killed. Objects that existed before the run are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.client import UmamiClient
+from conformance.errors import ConnectionFailed
+
+PREFIX_PATTERN = re.compile(r"^ucf-\d{8}t\d{6}-[0-9a-f]{4}-")
+SEED_IPS = ["8.8.8.8", "81.2.69.142", "85.214.132.117", "195.154.122.113", "1.1.1.1"]
+SEED_PAGES = [("/", "Home"), ("/pricing", "Pricing"), ("/docs/start", "Getting started"),
+              ("/blog/hello", "Hello world")]
+SEED_REFERRERS = ["https://www.google.com/", "https://news.ycombinator.com/", "", "https://github.com/"]
+
+
+class SetupFailed(ConnectionFailed):
+    """The server refused to create a sandbox object."""
+
+
+def new_prefix() -> str:
+    return f"ucf-{time.strftime('%Y%m%dt%H%M%S', time.gmtime())}-{secrets.token_hex(2)}-"
+
+
+@dataclass
+class Created:
+    """One object the run created."""
+
+    kind: str  # "website" | "user"
+    id: str
+    name: str
+    owner: str | None = None  # id of the sandbox user that owns it (websites)
+
+
+@dataclass
+class Sandbox:
+    """Creates and removes the run's objects through the API, as admin unless stated."""
+
+    client: UmamiClient
+    admin_token: str
+    prefix: str
+    ledger: Path
+    created: list[Created] = field(default_factory=list)
+    residue: list[dict[str, str]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    user_login: str | None = None
+    owner: tuple[str, str] = ("", "")  # (user id, token) that owns the sandbox's websites
+    seeded: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _record(self, obj: Created) -> None:
+        with self._lock:
+            self.created.append(obj)
+            self.ledger.parent.mkdir(parents=True, exist_ok=True)
+            self.ledger.write_text(json.dumps(
+                {"prefix": self.prefix, "url": self.client.target.url,
+                 "created": [o.__dict__ for o in self.created]}, indent=2))
+
+    def _ok(self, method: str, path: str, token: str, body: Any = None) -> Any:
+        ex = self.client.request(method, path, token=token, json_body=body)
+        if ex.response.status_code != 200:
+            raise SetupFailed(f"{method} {path} answered HTTP {ex.response.status_code}: "
+                              f"{self.client.redactor.text(ex.response.text[:120])}")
+        return ex.json()
+
+    def create_user(self, label: str) -> tuple[dict[str, Any], str]:
+        """A regular user named `<prefix><label>`; returns (user, token)."""
+        password = secrets.token_urlsafe(18)
+        self.client.redactor.add(password)
+        name = f"{self.prefix}{label}"
+        user = self._ok("POST", "/users", self.admin_token,
+                        {"username": name, "password": password, "role": "user"})
+        self._record(Created("user", user["id"], name))
+        self.passwords[label] = password
+        token = self.client.login(name, password)
+        return user, token
+
+    def login_again(self, label: str) -> str:
+        """A new token for the sandbox user `label` (for items that end their session)."""
+        username = self.user_login if label == "user" and self.user_login else f"{self.prefix}{label}"
+        return self.client.login(username, self.passwords[label])
+
+    def create_website(self, label: str, owner_id: str, owner_token: str) -> dict[str, Any]:
+        name = f"{self.prefix}{label}"
+        site = self._ok("POST", "/websites", owner_token, {"name": name, "domain": f"{name}.example.com"})
+        self._record(Created("website", site["id"], name, owner=owner_id))
+        return site
+
+    def adopt(self, kind: str, body: Any) -> None:
+        """Record an object a test item created, so that cleanup removes it."""
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            name = str(body.get("name") or body.get("username") or "")
+            self._record(Created(kind, body["id"], name, owner=body.get("userId")))
+
+    def setup(self, credentials: dict[str, str], existing_user: tuple[str, str] | None) -> None:
+        """Create the run's regular user (or borrow `existing_user` where the server cannot create
+        users), its website, and seed traffic. Without any regular user, admin owns the website."""
+        try:
+            user, token = self.create_user("user")
+        except SetupFailed as exc:
+            user, token = self._borrow_user(existing_user, str(exc))
+        if token:
+            self.tokens["user"] = token
+            self.owner = (user["id"], token)
+        else:
+            self.owner = (self._ok("GET", "/me", self.admin_token)["id"], self.admin_token)
+        site = self.create_website("site", *self.owner)
+        self.context.update(prefix=self.prefix, user=user, website=site, credentials=credentials)
+        self.seed(site)
+
+    def _borrow_user(self, existing: tuple[str, str] | None, why: str) -> tuple[dict[str, Any] | None, str]:
+        if not existing:
+            self.unavailable["user"] = (f"the server cannot create users ({why}); pass "
+                                        "--umami-user-username/--umami-user-password of a regular user")
+            return None, ""
+        username, password = existing
+        self.client.redactor.add(password)
+        self.passwords["user"] = password
+        self.user_login = username
+        token = self.client.login(username, password)
+        return self._ok("GET", "/me", token), token
+
+    def target(self, kind: str) -> dict[str, Any]:
+        """A throwaway object for one test item (update/delete), owned by the sandbox user."""
+        label = f"{kind}-{secrets.token_hex(3)}"
+        if kind == "website":
+            return self.create_website(label, *self.owner)
+        user, _ = self.create_user(label)
+        return user
+
+    def seed(self, site: dict[str, Any]) -> None:
+        """Send realistic traffic through /api/send: sessions from several countries, paths, events."""
+        hostname = site["domain"]
+        views = events = 0
+        for i, ip in enumerate(SEED_IPS):
+            headers = {"X-Forwarded-For": ip}
+            for j, (page, title) in enumerate(SEED_PAGES[: 2 + i % 3]):
+                payload = {"website": site["id"], "hostname": hostname, "screen": "1920x1080",
+                           "language": "en-US", "title": title,
+                           "url": f"{page}?utm_source=newsletter&utm_medium=email" if j == 0 and i % 2 else page,
+                           "referrer": SEED_REFERRERS[i % len(SEED_REFERRERS)] if j == 0 else ""}
+                self._send({"type": "event", "payload": payload}, headers)
+                views += 1
+            self._send({"type": "event", "payload": {
+                "website": site["id"], "hostname": hostname, "screen": "1920x1080", "language": "en-US",
+                "url": "/pricing", "title": "Pricing", "name": "signup-click",
+                "data": {"plan": "pro" if i % 2 else "free", "seats": i + 1}}}, headers)
+            events += 1
+        self.seeded = {"pageviews": views, "events": events, "sessions": len(SEED_IPS)}
+
+    def _send(self, body: dict[str, Any], headers: dict[str, str]) -> None:
+        ex = self.client.request("POST", "/send", json_body=body, headers=headers)
+        if ex.response.status_code != 200:
+            raise ConnectionFailed(f"seeding traffic failed: POST /send answered HTTP {ex.response.status_code}")
+
+    def cleanup(self) -> list[dict[str, str]]:
+        """Remove everything created, newest first; return what could not be removed."""
+        return remove(self.client, self.admin_token, self.created)
+
+
+def remove(client: UmamiClient, admin_token: str, objects: list[Created]) -> list[dict[str, str]]:
+    """Delete websites, then users (deleting a user also removes the websites it owns)."""
+    residue: dict[str, dict[str, str]] = {}
+    users = {o.id for o in objects if o.kind == "user"}
+    for obj in reversed([o for o in objects if o.kind == "website"]):
+        ex = client.request("DELETE", f"/websites/{obj.id}", token=admin_token)
+        if ex.response.status_code not in (200, 204, 404) and obj.owner not in users:
+            residue[obj.id] = {"kind": "website", "id": obj.id, "name": obj.name,
+                               "reason": f"DELETE /websites/{obj.id} answered HTTP {ex.response.status_code}"}
+    for obj in reversed([o for o in objects if o.kind == "user"]):
+        ex = client.request("DELETE", f"/users/{obj.id}", token=admin_token)
+        if ex.response.status_code not in (200, 204, 404):
+            residue[obj.id] = {"kind": "user", "id": obj.id, "name": obj.name,
+                               "reason": f"DELETE /users/{obj.id} answered HTTP {ex.response.status_code}"}
+    for obj in objects:
+        if obj.id not in residue and still_there(client, admin_token, obj):
+            residue[obj.id] = {"kind": obj.kind, "id": obj.id, "name": obj.name,
+                               "reason": "still listed after deletion"}
+    return list(residue.values())
+
+
+def still_there(client: UmamiClient, admin_token: str, obj: Created) -> bool:
+    path = f"/{obj.kind}s/{obj.id}"
+    ex = client.request("GET", path, token=admin_token)
+    body = ex.json()
+    return ex.response.status_code == 200 and isinstance(body, dict) and body.get("id") == obj.id
+
+
+def find_leftovers(client: UmamiClient, admin_token: str, prefix: str | None) -> list[Created]:
+    """Objects on the server whose name carries `prefix` (or any run prefix when None)."""
+    def matches(name: str | None) -> bool:
+        return bool(name) and (name.startswith(prefix) if prefix else bool(PREFIX_PATTERN.match(name)))
+
+    found: list[Created] = []
+    for kind, path, name_key in (("user", "/admin/users", "username"), ("website", "/admin/websites", "name")):
+        page = 1
+        while True:
+            ex = client.request("GET", path, token=admin_token, params={"page": page, "pageSize": 200})
+            body = ex.json()
+            rows = body.get("data", []) if isinstance(body, dict) else body if isinstance(body, list) else []
+            if ex.response.status_code != 200 or not rows:
+                break
+            for row in rows:
+                if matches(row.get(name_key)):
+                    found.append(Created(kind, row["id"], row[name_key], owner=row.get("userId")))
+            if len(rows) < 200:
+                break
+            page += 1
+    return found

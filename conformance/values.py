@@ -1,0 +1,68 @@
+"""Placeholders in spec cases: `${website.id}`, `${now-7d}`, `${prefix}`, `${credentials.password}`.
+
+A string that is exactly one placeholder becomes the raw value (so `${now}` stays a number);
+placeholders inside longer strings are interpolated as text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Mapping
+
+PLACEHOLDER = re.compile(r"\$\{([a-z_-]+(?:\.[a-zA-Z_]+)?|now(?:[-+]\d+[smhdw])?)\}")
+# Roots a spec may use; the sandbox provides them (see specs/README.md).
+KNOWN_ROOTS = {"website", "user", "prefix", "credentials", "target", "now", "run"}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class MissingValue(KeyError):
+    """A placeholder names something the sandbox does not have (e.g. in read-only mode)."""
+
+
+def unknown_placeholders(value: Any) -> list[str]:
+    """Placeholders in `value` whose root is not known; checked at load time."""
+    found = []
+    if isinstance(value, str):
+        for match in re.finditer(r"\$\{([^}]*)\}", value):
+            valid = PLACEHOLDER.fullmatch(match.group(0))
+            root = match.group(1).split(".")[0]
+            if not valid or (root not in KNOWN_ROOTS and not root.startswith("now")):
+                found.append(match.group(0))
+    elif isinstance(value, dict):
+        for v in value.values():
+            found.extend(unknown_placeholders(v))
+    elif isinstance(value, list):
+        for v in value:
+            found.extend(unknown_placeholders(v))
+    return found
+
+
+def _lookup(name: str, context: Mapping[str, Any], now_ms: int) -> Any:
+    if name.startswith("now"):
+        offset = 0
+        if len(name) > 3:
+            sign = -1 if name[3] == "-" else 1
+            offset = sign * int(name[4:-1]) * _UNITS[name[-1]] * 1000
+        return now_ms + offset
+    node: Any = context
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node or node[part] is None:
+            raise MissingValue(name)
+        node = node[part]
+    return node
+
+
+def render(value: Any, context: Mapping[str, Any], now_ms: int | None = None) -> Any:
+    """Replace placeholders in `value` (recursively) from `context`."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value)
+        if whole:
+            return _lookup(whole.group(1), context, now_ms)
+        return PLACEHOLDER.sub(lambda m: str(_lookup(m.group(1), context, now_ms)), value)
+    if isinstance(value, dict):
+        return {k: render(v, context, now_ms) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context, now_ms) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""docgen: results.json -> Markdown status tables, area pages and endpoint pages."""
