@@ -143,7 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["-m", args.marker]
     if args.quiet:
         pytest_args.append("-q")
+    from conformance import plugin
+    plugin.STOPPED.clear()
     code = pytest.main(pytest_args)
+    if plugin.STOPPED:
+        raise plugin.STOPPED[0]
     if code == pytest.ExitCode.INTERRUPTED:
         return INTERRUPTED
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:

@@ -221,10 +221,15 @@ def _meta_validator(root: Path) -> Draft202012Validator:
 
 
 def _validate_doc(doc: Any, path: Path, meta: Draft202012Validator) -> None:
-    errors = sorted(meta.iter_errors(doc), key=lambda e: line_of(doc, list(e.absolute_path)))
+    def location(err: Any) -> list[Any]:
+        # A bad key (propertyNames) is reported on its mapping; point at the key itself.
+        extra = [err.instance] if "propertyNames" in err.absolute_schema_path else []
+        return list(err.absolute_path) + extra
+
+    errors = sorted(meta.iter_errors(doc), key=lambda e: line_of(doc, location(e)))
     if errors:
         err = errors[0]
-        line = line_of(doc, list(err.absolute_path))
+        line = line_of(doc, location(err))
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SpecError(f"{path}:{line}: {where}: {err.message}{more}")

@@ -14,13 +14,15 @@ import pytest
 from conformance import __version__
 from conformance.checks import CLASSES, Finding, check_exchange
 from conformance.client import Target
-from conformance.errors import ConformanceError
+from conformance.errors import ConformanceError, ConnectionFailed
 from conformance.known import apply_known, load_known
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
 from conformance.results import example_body, write_results
 from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
 
+# Errors that stopped a session (pytest.exit), for the CLI to map onto its exit codes.
+STOPPED: list[ConformanceError] = []
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
 ERROR_KEY = pytest.StashKey[str]()
@@ -191,6 +193,7 @@ def _run(config: pytest.Config) -> UmamiRun:
     url = config.getoption("--umami-url")
     if not url:
         config.stash[ERROR_KEY] = "no Umami server given: pass --umami-url (or set UMAMI_URL)"
+        STOPPED.append(ConnectionFailed(config.stash[ERROR_KEY]))
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
     target = Target(url=url, username=config.getoption("--umami-username"),
                     password=config.getoption("--umami-password"), api_key=config.getoption("--umami-api-key"),
@@ -206,8 +209,10 @@ def _run(config: pytest.Config) -> UmamiRun:
     try:
         run.start()
     except ConformanceError as exc:
-        config.stash[ERROR_KEY] = str(exc)
-        pytest.exit(run.client.redactor.text(str(exc)), returncode=int(exc.exit_code))
+        message = run.client.redactor.text(str(exc))
+        config.stash[ERROR_KEY] = message
+        STOPPED.append(type(exc)(message))
+        pytest.exit(message, returncode=int(exc.exit_code))
     return run
 
 

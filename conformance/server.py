@@ -76,6 +76,8 @@ class ServerInfo:
     log: str
     user_username: str = ""
     user_password: str = ""
+    admin2_username: str = ""
+    admin2_password: str = ""
 
     @property
     def database_url(self) -> str:
@@ -187,19 +189,20 @@ def create_database(pg_port: int, app: Path) -> str:
     return name
 
 
-def create_regular_user(pg_port: int, database: str, app: Path) -> tuple[str, str]:
-    """A regular (non-admin) user, inserted with SQL: Umami 2.10.0's POST /api/users fails (500),
-    so the conformance suite could otherwise not test the `user` role on this server."""
-    username, password = "local-user", secrets.token_urlsafe(18)
+def create_user_sql(pg_port: int, database: str, app: Path, username: str, role: str) -> str:
+    """Insert a user with a random password and return the password. Umami 2.10.0's POST /api/users
+    fails (500), so this is how the local server gets a regular user (and a second admin with a
+    strong password, used by the secrets tests)."""
+    password = secrets.token_urlsafe(18)
     node = _require("node", "install Node.js")
     hashed = _run([node, "-e", "process.stdout.write(require('bcryptjs').hashSync(process.argv[1], 10))",
                    password], cwd=app, what="hash password").strip()
     sql = ('INSERT INTO "user" (user_id, username, password, role) '
-           f"VALUES (gen_random_uuid(), '{username}', '{hashed}', 'user')")
+           f"VALUES (gen_random_uuid(), '{username}', '{hashed}', '{role}')")
     _run([_require("psql", "install postgresql-client"), "-h", "127.0.0.1", "-p", str(pg_port),
           "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql],
-         what="create regular user")
-    return username, password
+         what=f"create user {username}")
+    return password
 
 
 def drop_database(pg_port: int, name: str) -> None:
@@ -333,7 +336,8 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
     app = install_umami(version)
     pg_port = start_postgres()
     database = create_database(pg_port, app)
-    user_username, user_password = create_regular_user(pg_port, database, app)
+    user_password = create_user_sql(pg_port, database, app, "local-user", "user")
+    admin2_password = create_user_sql(pg_port, database, app, "local-admin", "admin")
     port = _free_port()
     log = state_dir() / "umami.log"
     env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pg_port}/{database}",
@@ -345,7 +349,8 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
             cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     info = ServerInfo(url=f"http://127.0.0.1:{port}", pid=proc.pid, port=port, pg_port=pg_port,
                       database=database, version=version, log=str(log),
-                      user_username=user_username, user_password=user_password)
+                      user_username="local-user", user_password=user_password,
+                      admin2_username="local-admin", admin2_password=admin2_password)
     _info_path().write_text(json.dumps(asdict(info), indent=2))
     _info_path().chmod(0o600)
     deadline = time.monotonic() + timeout

@@ -1,0 +1,60 @@
+"""Benchmark: full-run wall time and harness overhead against a real Umami.
+
+    python bench/bench_run.py [--url URL] [--runs 3]
+
+Without --url the local real Umami is used (started if needed). Overhead is the wall time of the
+whole `umami-conformance run` minus the time spent waiting on the server's answers (results.json
+`timing.server_seconds`). Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conformance import server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    env = dict(os.environ)
+    url = args.url
+    if not url:
+        info = server.start()
+        url = info.url
+        env.update(UMAMI_USER_USERNAME=info.user_username, UMAMI_USER_PASSWORD=info.user_password)
+    rows = []
+    for n in range(args.runs):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--url", url, "--out", out,
+                                   "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            results = json.loads((Path(out) / "results.json").read_text())
+        timing = results["timing"]
+        rows.append((wall, timing["server_seconds"], timing["requests"], results["summary"]["items"]))
+        print(f"run {n + 1}: exit {proc.returncode}, {results['summary']['items']} items, "
+              f"{timing['requests']} requests, wall {wall:.2f}s, server {timing['server_seconds']:.2f}s, "
+              f"overhead {wall - timing['server_seconds']:.2f}s")
+    walls = [r[0] for r in rows]
+    overheads = [r[0] - r[1] for r in rows]
+    print(f"median of {len(rows)}: wall {statistics.median(walls):.2f}s, "
+          f"server {statistics.median(r[1] for r in rows):.2f}s, overhead {statistics.median(overheads):.2f}s "
+          f"({rows[0][3]} items, {rows[0][2]} requests)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Fixtures: the real local Umami (started once per session with a fresh database) and helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conformance import server
+from conformance.errors import ConformanceError
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "conformance.cli"]
+
+
+@pytest.fixture(scope="session")
+def umami() -> server.ServerInfo:
+    """A running real Umami with PostgreSQL: a fresh database per test session.
+
+    Fails (never skips) with the reason when the machine cannot install or start it.
+    """
+    try:
+        return server.start(fresh=True)
+    except ConformanceError as exc:
+        pytest.fail(f"the real local Umami could not be started: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def admin_token(umami: server.ServerInfo) -> str:
+    r = httpx.post(f"{umami.url}/api/auth/login", json={"username": "admin", "password": "umami"})
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `umami-conformance` in a subprocess, as a user would."""
+    return subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def copy_specs(tmp_path: Path) -> Path:
+    target = tmp_path / "specs"
+    shutil.copytree(ROOT / "specs", target)
+    return target

@@ -1,0 +1,77 @@
+"""Checks classify each deviation (unit tests: crafted responses, no network)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from conformance.checks import check_exchange
+from conformance.client import Exchange, Redactor
+from conformance.loader import load_specs
+
+SPECS = load_specs()
+
+
+def _exchange(status: int, body: object = None, ctype: str = "application/json; charset=utf-8") -> Exchange:
+    request = httpx.Request("GET", "http://umami.test/api/me", headers={"Authorization": "Bearer s3cr3t-token"})
+    headers = {"content-type": ctype} if ctype else {}
+    response = httpx.Response(status, json=body, headers=headers) if body is not None else \
+        httpx.Response(status, text="401 Unauthorized", headers=headers)
+    return Exchange(request, response, 0.01)
+
+
+def _check(endpoint_id: str, expected: int, ex: Exchange, version: str = "2.10.0"):
+    ep = next(e for e in SPECS.endpoints if e.id == endpoint_id)
+    responses = ep.responses_for(ex.response.status_code, version)
+    redactor = Redactor()
+    redactor.add("s3cr3t-token")
+    return check_exchange(ep, expected, ex, responses, SPECS.validator, redactor)
+
+
+USER = {"id": "3f0b5a55-1d7e-4d43-9a0e-3a6b6bb6c0a1", "username": "admin", "role": "admin",
+        "createdAt": "2024-01-01T00:00:00.000Z", "isAdmin": True}
+
+
+def test_conforming_response_has_no_findings() -> None:
+    findings, checked = _check("me/get", 200, _exchange(200, USER))
+    assert findings == [] and checked
+
+
+@pytest.mark.parametrize("body, cls, path", [
+    ({**USER, "email": "a@b.c"}, "field-added", "$.email"),
+    ({k: v for k, v in USER.items() if k != "role"}, "field-removed", "$.role"),
+    ({**USER, "isAdmin": "yes"}, "type-changed", "$.isAdmin"),
+    ({**USER, "createdAt": None}, "type-changed", "$.createdAt"),
+    ({**USER, "role": "owner"}, "type-changed", "$.role"),
+])
+def test_schema_deviation_classes(body: dict, cls: str, path: str) -> None:
+    findings, _ = _check("me/get", 200, _exchange(200, body))
+    assert [(f.cls, f.json_path) for f in findings] == [(cls, path)]
+
+
+@pytest.mark.parametrize("expected, actual, cls", [
+    (401, 200, "auth-looser"),
+    (200, 404, "endpoint-missing"),
+    (200, 405, "endpoint-missing"),
+    (200, 401, "auth-stricter"),
+    (200, 500, "status-changed"),
+])
+def test_status_classes(expected: int, actual: int, cls: str) -> None:
+    findings, _ = _check("me/get", expected, _exchange(actual, USER if actual == 200 else None))
+    assert [f.cls for f in findings] == [cls]
+    assert findings[0].expected == expected and findings[0].actual == actual
+
+
+def test_content_type_change_and_redacted_curl() -> None:
+    findings, _ = _check("me/get", 200, _exchange(200, USER, ctype="text/html"))
+    assert [f.cls for f in findings] == ["content-type-changed"]
+    assert "s3cr3t-token" not in findings[0].curl and "***" in findings[0].curl
+
+
+def test_version_selects_response_shape() -> None:
+    site = "8c3c4c4e-6f7a-4b8e-9d0a-1b2c3d4e5f60"
+    stats_210 = {k: {"value": 1, "change": 0} for k in ("pageviews", "uniques", "bounces", "totaltime")}
+    assert _check("website-stats/get-stats", 200, _exchange(200, stats_210))[0] == []
+    findings, _ = _check("website-stats/get-stats", 200, _exchange(200, stats_210), version="3.0.0")
+    classes = {f.cls for f in findings}
+    assert "field-removed" in classes and "type-changed" in classes, site

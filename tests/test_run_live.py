@@ -1,0 +1,128 @@
+"""The conformance suite against the real local Umami: passes, reports, no secrets, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from conformance import server
+from conformance.loader import load_specs
+from conformance.results import SCHEMA_PATH
+
+from conftest import run_cli
+from proxy import RecordingProxy
+
+
+def _env(umami: server.ServerInfo) -> dict[str, str]:
+    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
+
+
+@pytest.fixture(scope="module")
+def full_run(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("run")
+    proc = run_cli("run", "--url", umami.url, "--out", str(out), env=_env(umami))
+    return out, proc
+
+
+def test_full_run_passes_every_applicable_item(full_run) -> None:
+    out, proc = full_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(results)
+    assert results["server"]["version"] == server.UMAMI_VERSION
+    items = results["items"]
+    assert {i["endpoint"] for i in items} == {e.id for e in load_specs().endpoints}
+    assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in items), [
+        (i["id"], i["outcome"], i.get("reason")) for i in items if i["outcome"] not in ("passed", "passed-no-schema", "known")]
+    assert {i["role"] for i in items} == {"admin", "user", "anonymous"}
+    assert all(i["findings"] == [] or all(f["known"] for f in i["findings"]) for i in items)
+    assert results["summary"]["findings"] == {}
+
+
+def test_reports_written(full_run) -> None:
+    out, _ = full_run
+    junit = (out / "junit.xml").read_text()
+    assert 'name="me/get[admin-default]"' in junit
+    assert "<html" in (out / "report.html").read_text()[:500].lower()
+    assert "## websites" in (out / "docs" / "index.md").read_text()
+
+
+def test_seeded_traffic_is_visible_in_stats(full_run) -> None:
+    out, _ = full_run
+    results = json.loads((out / "results.json").read_text())
+    seeded = results["seeded"]
+    item = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-last-7-days]")
+    assert item["example"]["pageviews"]["value"] == seeded["pageviews"]
+    assert item["example"]["uniques"]["value"] == seeded["sessions"]
+    by_url = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-filter-url]")
+    assert 0 < by_url["example"]["pageviews"]["value"] < item["example"]["pageviews"]["value"]
+    by_country = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-filter-country]")
+    assert by_country["example"]["uniques"]["value"] >= 1
+
+
+def test_failures_show_path_expected_actual_and_curl(umami: server.ServerInfo, tmp_path: Path) -> None:
+    def add_field(method: str, path: str, status: int, body: bytes):
+        if method == "GET" and path == "/api/me":
+            data = json.loads(body)
+            data["email"] = "new@field.example"
+            return status, json.dumps(data).encode()
+        return None
+
+    with RecordingProxy(umami.url, mutate=add_field) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/", env=_env(umami))
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert "[field-added] $.email: expected None, actual 'string'" in proc.stdout
+    assert "request: curl -X GET -H 'authorization: ***'" in proc.stdout
+    assert "me.yaml:" in proc.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["summary"]["findings"] == {"field-added": 2}
+
+
+def test_no_secret_in_any_report(umami: server.ServerInfo, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {**_env(umami), "UMAMI_PASSWORD": umami.admin2_password}
+    with RecordingProxy(umami.url) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--username", umami.admin2_username, "--out", str(out),
+                       env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    tokens = {m for s in proxy.seen if s.path == "/api/auth/login" and s.status == 200
+              for m in re.findall(r'"token":"([^"]+)"', s.response_body.decode())}
+    assert len(tokens) >= 3, "admin, user and fresh logins were seen"
+    secrets = tokens | {umami.admin2_password, umami.user_password}
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 4
+    for path in files:
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into {path}"
+    for secret in secrets:
+        assert secret not in proc.stdout and secret not in proc.stderr
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--url", "http://127.0.0.1:9"], 3, "cannot connect"),
+    (["--password", "wrong-password"], 3, "was refused"),
+    (["-k", "no-such-endpoint"], 2, "no spec items selected"),
+])
+def test_bad_input_gives_message_and_exit_code(umami: server.ServerInfo, tmp_path: Path,
+                                               args: list[str], code: int, message: str) -> None:
+    if "--url" not in args:
+        args = ["--url", umami.url, *args]
+    proc = run_cli("run", "--out", str(tmp_path), *args)
+    assert proc.returncode == code, proc.stdout[-1500:] + proc.stderr[-1500:]
+    assert message in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_not_an_umami_server(umami: server.ServerInfo, tmp_path: Path) -> None:
+    def html(method: str, path: str, status: int, body: bytes):
+        return 404, b"<html>not umami</html>"
+
+    with RecordingProxy(umami.url, mutate=html) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path))
+    assert proc.returncode == 3
+    assert "does not look like an Umami server" in proc.stdout + proc.stderr

@@ -1,0 +1,49 @@
+"""The local real Umami that `umami-conformance server start` provides."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from conformance import server
+
+from conftest import run_cli
+
+
+def test_default_admin_login_and_version(umami: server.ServerInfo) -> None:
+    r = httpx.post(f"{umami.url}/api/auth/login", json={"username": "admin", "password": "umami"})
+    assert r.status_code == 200
+    assert len(r.json()["token"]) > 20 and r.json()["user"]["isAdmin"] is True
+    assert httpx.get(f"{umami.url}/api/version").json() == {"version": server.UMAMI_VERSION}
+
+
+def test_start_is_idempotent_and_status_reports(umami: server.ServerInfo) -> None:
+    start = time.monotonic()
+    again = run_cli("server", "start")
+    assert again.returncode == 0 and again.stdout.strip() == umami.url, again.stderr
+    assert time.monotonic() - start < 60, "a second start reuses the running server"
+    status = run_cli("server", "status")
+    assert status.returncode == 0 and umami.url in status.stdout and "MiB" in status.stdout
+
+
+def test_regular_user_exists_for_the_user_role(umami: server.ServerInfo) -> None:
+    r = httpx.post(f"{umami.url}/api/auth/login",
+                   json={"username": umami.user_username, "password": umami.user_password})
+    assert r.status_code == 200 and r.json()["user"]["role"] == "user"
+
+
+def test_send_records_traffic_with_geo(umami: server.ServerInfo, admin_token: str) -> None:
+    h = {"Authorization": f"Bearer {admin_token}"}
+    site = httpx.post(f"{umami.url}/api/websites", headers=h,
+                      json={"name": "geo-check", "domain": "geo.example.com"}).json()
+    ua = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36",
+          "X-Forwarded-For": "8.8.8.8"}
+    sent = httpx.post(f"{umami.url}/api/send", headers=ua, json={"type": "event", "payload": {
+        "website": site["id"], "hostname": "geo.example.com", "url": "/", "language": "en-US",
+        "screen": "1x1", "title": "t", "referrer": ""}})
+    assert sent.status_code == 200
+    now = int(time.time() * 1000)
+    countries = httpx.get(f"{umami.url}/api/websites/{site['id']}/metrics", headers=h,
+                          params={"type": "country", "startAt": now - 3600_000, "endAt": now + 60_000}).json()
+    assert {"x": "US", "y": 1} in countries
