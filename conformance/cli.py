@@ -183,14 +183,14 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     client = UmamiClient(Target(url=url, username=args.username, password=password, timeout=args.timeout))
     try:
         client.probe()
-        token = client.login(args.username, password)
-        objects = find_leftovers(client, token, args.prefix)
+        admin = client.login(args.username, password)
+        objects = find_leftovers(client, admin, args.prefix)
         for ledger in sorted(args.out.glob("sandbox-ledger-*.json")):
             data = json.loads(ledger.read_text())
             if data.get("url") == url and (not args.prefix or data.get("prefix") == args.prefix):
                 known_ids = {o.id for o in objects}
                 objects += [Created(**o) for o in data["created"] if o["id"] not in known_ids]
-        residue = remove(client, token, objects)
+        residue = remove(client, admin, objects)
     finally:
         client.close()
     print(f"found {len(objects)} object(s) with a run prefix; removed {len(objects) - len(residue)}")

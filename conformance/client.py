@@ -73,6 +73,26 @@ class Redactor:
         return " ".join(shlex.quote(p) for p in parts)
 
 
+@dataclass(frozen=True)
+class Credential:
+    """How one identity authenticates: a header and its value."""
+
+    header: str
+    value: str
+
+    @classmethod
+    def bearer(cls, token: str) -> "Credential":
+        return cls("Authorization", f"Bearer {token}")
+
+    @classmethod
+    def api_key(cls, key: str) -> "Credential":
+        return cls("x-umami-api-key", key)
+
+    @classmethod
+    def share_token(cls, token: str) -> "Credential":
+        return cls("x-umami-share-token", token)
+
+
 @dataclass
 class Exchange:
     """One request and its response, timed."""
@@ -129,17 +149,13 @@ class UmamiClient:
     def close(self) -> None:
         self.http.close()
 
-    def request(self, method: str, path: str, *, token: str | None = None, api_key: str | None = None,
-                share_token: str | None = None, params: dict[str, Any] | None = None,
-                json_body: Any = None, headers: dict[str, str] | None = None) -> Exchange:
+    def request(self, method: str, path: str, *, auth: Credential | None = None,
+                params: dict[str, Any] | None = None, json_body: Any = None,
+                headers: dict[str, str] | None = None) -> Exchange:
         """Send one request; raises ConnectionFailed when the server cannot be reached or hangs."""
         hdrs = dict(headers or {})
-        if token:
-            hdrs["Authorization"] = f"Bearer {token}"
-        if api_key:
-            hdrs["x-umami-api-key"] = api_key
-        if share_token:
-            hdrs["x-umami-share-token"] = share_token
+        if auth:
+            hdrs[auth.header] = auth.value
         kwargs: dict[str, Any] = {"params": params, "headers": hdrs}
         if json_body is not None:
             kwargs["json"] = json_body
@@ -165,14 +181,14 @@ class UmamiClient:
             return Exchange(request, response, elapsed)
         return Exchange(request, response, elapsed)
 
-    def login(self, username: str, password: str) -> str:
-        """Self-hosted login; returns the token and registers it as a secret."""
+    def login(self, username: str, password: str) -> Credential:
+        """Self-hosted login; returns the bearer credential and registers the token as a secret."""
         self.redactor.add(password)
         ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password})
         body = ex.json()
         if ex.response.status_code == 200 and isinstance(body, dict) and body.get("token"):
             self.redactor.add(body["token"])
-            return body["token"]
+            return Credential.bearer(body["token"])
         if ex.response.status_code in (401, 403):
             raise AuthFailed(f"login as {username!r} at {self.target.url} was refused "
                              f"(HTTP {ex.response.status_code}): check --umami-username/--umami-password")

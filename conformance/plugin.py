@@ -13,7 +13,7 @@ import pytest
 
 from conformance import __version__
 from conformance.checks import CLASSES, Finding, check_exchange
-from conformance.client import Target
+from conformance.client import Credential, Target
 from conformance.errors import ConformanceError, ConnectionFailed
 from conformance.known import apply_known, load_known
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
@@ -241,7 +241,7 @@ def _skip_reason(item: SpecItem, run: UmamiRun) -> str | None:
         return "read-only run: write endpoint not checked"
     if item.role in run.unavailable:
         return f"role {item.role!r} not available: {run.unavailable[item.role]}"
-    if item.role != "anonymous" and item.role not in run.tokens:
+    if item.role != "anonymous" and item.role not in run.credentials:
         return f"role {item.role!r} has no credentials in this run"
     return None
 
@@ -253,11 +253,10 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
         assert run.sandbox is not None
         context["target"] = run.sandbox.target(case.target)
     path = ep.path.format(**{k: render(v, context) for k, v in case.path_params.items()})
-    token = run.tokens.get(item.role) if item.role != "anonymous" else None
-    if case.fresh_login and item.role != "anonymous":
-        token = _fresh_token(item.role, run)
-    api_key = run.options.target.api_key if item.role == "admin" else None
-    exchange = run.client.request(ep.method, path, token=token or None, api_key=api_key,
+    auth = run.credentials.get(item.role)
+    if case.fresh_login and auth is not None:
+        auth = _fresh_login(item.role, run) or auth
+    exchange = run.client.request(ep.method, path, auth=auth,
                                   params=render(case.query, context) or None,
                                   json_body=render(case.body, context))
     if case.creates and run.sandbox is not None and exchange.response.is_success:
@@ -269,13 +268,14 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
     return findings, checked, exchange
 
 
-def _fresh_token(role: str, run: UmamiRun) -> str:
+def _fresh_login(role: str, run: UmamiRun) -> Credential | None:
+    """A new session for `role` (None where the role does not log in, e.g. an API key)."""
     target = run.options.target
-    if role == "admin" and target.username and target.password:
+    if role == "admin" and target.username and target.password and not target.api_key:
         return run.client.login(target.username, target.password)
-    if role == "user" and run.sandbox is not None:
+    if role == "user" and run.sandbox is not None and "user" in run.sandbox.passwords:
         return run.sandbox.login_again("user")
-    return run.tokens.get(role, "")
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import __version__
-from conformance.client import Target, UmamiClient
+from conformance.client import Credential, Target, UmamiClient
 from conformance.errors import ConnectionFailed
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
@@ -40,7 +40,7 @@ class UmamiRun:
     server_version: str | None = None
     version_source: str = "unknown"
     sandbox: Sandbox | None = None
-    tokens: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, Credential] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     residue: list[dict[str, str]] = field(default_factory=list)
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
@@ -62,9 +62,9 @@ class UmamiRun:
         if self.options.version:
             self.server_version, self.version_source = self.options.version, "--umami-version"
         if target.api_key:
-            self.tokens["admin"] = ""
+            self.credentials["admin"] = Credential.api_key(target.api_key)
         elif target.username and target.password:
-            self.tokens["admin"] = self.client.login(target.username, target.password)
+            self.credentials["admin"] = self.client.login(target.username, target.password)
         else:
             raise ConnectionFailed("no credentials: pass --umami-username/--umami-password "
                                    "(or --umami-api-key for Umami Cloud)")
@@ -79,13 +79,13 @@ class UmamiRun:
                 context["website"] = {"id": self.options.website_id}
             self.context = context
             return
-        admin = self.tokens["admin"]
+        admin = self.credentials["admin"]
         prefix = new_prefix()
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix}json")
         existing = self.options.existing_user
         _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
-        self.tokens.update(self.sandbox.tokens)
+        self.credentials.update(self.sandbox.credentials)
         self.unavailable.update(self.sandbox.unavailable)
         self.context = {**context, **self.sandbox.context}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.client import UmamiClient
+from conformance.client import Credential, UmamiClient
 from conformance.errors import ConnectionFailed
 
 PREFIX_PATTERN = re.compile(r"^ucf-\d{8}t\d{6}-[0-9a-f]{4}-")
@@ -48,17 +48,17 @@ class Sandbox:
     """Creates and removes the run's objects through the API, as admin unless stated."""
 
     client: UmamiClient
-    admin_token: str
+    admin: Credential
     prefix: str
     ledger: Path
     created: list[Created] = field(default_factory=list)
     residue: list[dict[str, str]] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, Credential] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     user_login: str | None = None
-    owner: tuple[str, str] = ("", "")  # (user id, token) that owns the sandbox's websites
+    owner: tuple[str, Credential | None] = ("", None)  # (user id, credential) owning the websites
     seeded: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,33 +70,32 @@ class Sandbox:
                 {"prefix": self.prefix, "url": self.client.target.url,
                  "created": [o.__dict__ for o in self.created]}, indent=2))
 
-    def _ok(self, method: str, path: str, token: str, body: Any = None) -> Any:
-        ex = self.client.request(method, path, token=token, json_body=body)
+    def _ok(self, method: str, path: str, auth: Credential | None, body: Any = None) -> Any:
+        ex = self.client.request(method, path, auth=auth, json_body=body)
         if ex.response.status_code != 200:
             raise SetupFailed(f"{method} {path} answered HTTP {ex.response.status_code}: "
                               f"{self.client.redactor.text(ex.response.text[:120])}")
         return ex.json()
 
-    def create_user(self, label: str) -> tuple[dict[str, Any], str]:
-        """A regular user named `<prefix><label>`; returns (user, token)."""
+    def create_user(self, label: str) -> tuple[dict[str, Any], Credential]:
+        """A regular user named `<prefix><label>`; returns (user, credential)."""
         password = secrets.token_urlsafe(18)
         self.client.redactor.add(password)
         name = f"{self.prefix}{label}"
-        user = self._ok("POST", "/users", self.admin_token,
+        user = self._ok("POST", "/users", self.admin,
                         {"username": name, "password": password, "role": "user"})
         self._record(Created("user", user["id"], name))
         self.passwords[label] = password
-        token = self.client.login(name, password)
-        return user, token
+        return user, self.client.login(name, password)
 
-    def login_again(self, label: str) -> str:
-        """A new token for the sandbox user `label` (for items that end their session)."""
+    def login_again(self, label: str) -> Credential:
+        """A new session for the sandbox user `label` (for items that end their session)."""
         username = self.user_login if label == "user" and self.user_login else f"{self.prefix}{label}"
         return self.client.login(username, self.passwords[label])
 
-    def create_website(self, label: str, owner_id: str, owner_token: str) -> dict[str, Any]:
+    def create_website(self, label: str, owner_id: str, owner: Credential | None) -> dict[str, Any]:
         name = f"{self.prefix}{label}"
-        site = self._ok("POST", "/websites", owner_token, {"name": name, "domain": f"{name}.example.com"})
+        site = self._ok("POST", "/websites", owner, {"name": name, "domain": f"{name}.example.com"})
         self._record(Created("website", site["id"], name, owner=owner_id))
         return site
 
@@ -110,29 +109,30 @@ class Sandbox:
         """Create the run's regular user (or borrow `existing_user` where the server cannot create
         users), its website, and seed traffic. Without any regular user, admin owns the website."""
         try:
-            user, token = self.create_user("user")
+            user, cred = self.create_user("user")
         except SetupFailed as exc:
-            user, token = self._borrow_user(existing_user, str(exc))
-        if token:
-            self.tokens["user"] = token
-            self.owner = (user["id"], token)
+            user, cred = self._borrow_user(existing_user, str(exc))
+        if user and cred:
+            self.credentials["user"] = cred
+            self.owner = (user["id"], cred)
         else:
-            self.owner = (self._ok("GET", "/me", self.admin_token)["id"], self.admin_token)
+            self.owner = (self._ok("GET", "/me", self.admin).get("id", ""), self.admin)
         site = self.create_website("site", *self.owner)
         self.context.update(prefix=self.prefix, user=user, website=site, credentials=credentials)
         self.seed(site)
 
-    def _borrow_user(self, existing: tuple[str, str] | None, why: str) -> tuple[dict[str, Any] | None, str]:
+    def _borrow_user(self, existing: tuple[str, str] | None,
+                     why: str) -> tuple[dict[str, Any] | None, Credential | None]:
         if not existing:
             self.unavailable["user"] = (f"the server cannot create users ({why}); pass "
                                         "--umami-user-username/--umami-user-password of a regular user")
-            return None, ""
+            return None, None
         username, password = existing
         self.client.redactor.add(password)
         self.passwords["user"] = password
         self.user_login = username
-        token = self.client.login(username, password)
-        return self._ok("GET", "/me", token), token
+        cred = self.client.login(username, password)
+        return self._ok("GET", "/me", cred), cred
 
     def target(self, kind: str) -> dict[str, Any]:
         """A throwaway object for one test item (update/delete), owned by the sandbox user."""
@@ -169,38 +169,38 @@ class Sandbox:
 
     def cleanup(self) -> list[dict[str, str]]:
         """Remove everything created, newest first; return what could not be removed."""
-        return remove(self.client, self.admin_token, self.created)
+        return remove(self.client, self.admin, self.created)
 
 
-def remove(client: UmamiClient, admin_token: str, objects: list[Created]) -> list[dict[str, str]]:
+def remove(client: UmamiClient, admin: Credential, objects: list[Created]) -> list[dict[str, str]]:
     """Delete websites, then users (deleting a user also removes the websites it owns)."""
     residue: dict[str, dict[str, str]] = {}
     users = {o.id for o in objects if o.kind == "user"}
     for obj in reversed([o for o in objects if o.kind == "website"]):
-        ex = client.request("DELETE", f"/websites/{obj.id}", token=admin_token)
+        ex = client.request("DELETE", f"/websites/{obj.id}", auth=admin)
         if ex.response.status_code not in (200, 204, 404) and obj.owner not in users:
             residue[obj.id] = {"kind": "website", "id": obj.id, "name": obj.name,
                                "reason": f"DELETE /websites/{obj.id} answered HTTP {ex.response.status_code}"}
     for obj in reversed([o for o in objects if o.kind == "user"]):
-        ex = client.request("DELETE", f"/users/{obj.id}", token=admin_token)
+        ex = client.request("DELETE", f"/users/{obj.id}", auth=admin)
         if ex.response.status_code not in (200, 204, 404):
             residue[obj.id] = {"kind": "user", "id": obj.id, "name": obj.name,
                                "reason": f"DELETE /users/{obj.id} answered HTTP {ex.response.status_code}"}
     for obj in objects:
-        if obj.id not in residue and still_there(client, admin_token, obj):
+        if obj.id not in residue and still_there(client, admin, obj):
             residue[obj.id] = {"kind": obj.kind, "id": obj.id, "name": obj.name,
                                "reason": "still listed after deletion"}
     return list(residue.values())
 
 
-def still_there(client: UmamiClient, admin_token: str, obj: Created) -> bool:
+def still_there(client: UmamiClient, admin: Credential, obj: Created) -> bool:
     path = f"/{obj.kind}s/{obj.id}"
-    ex = client.request("GET", path, token=admin_token)
+    ex = client.request("GET", path, auth=admin)
     body = ex.json()
     return ex.response.status_code == 200 and isinstance(body, dict) and body.get("id") == obj.id
 
 
-def find_leftovers(client: UmamiClient, admin_token: str, prefix: str | None) -> list[Created]:
+def find_leftovers(client: UmamiClient, admin: Credential, prefix: str | None) -> list[Created]:
     """Objects on the server whose name carries `prefix` (or any run prefix when None)."""
     def matches(name: str | None) -> bool:
         return bool(name) and (name.startswith(prefix) if prefix else bool(PREFIX_PATTERN.match(name)))
@@ -209,7 +209,7 @@ def find_leftovers(client: UmamiClient, admin_token: str, prefix: str | None) ->
     for kind, path, name_key in (("user", "/admin/users", "username"), ("website", "/admin/websites", "name")):
         page = 1
         while True:
-            ex = client.request("GET", path, token=admin_token, params={"page": page, "pageSize": 200})
+            ex = client.request("GET", path, auth=admin, params={"page": page, "pageSize": 200})
             body = ex.json()
             rows = body.get("data", []) if isinstance(body, dict) else body if isinstance(body, list) else []
             if ex.response.status_code != 200 or not rows:

@@ -43,7 +43,7 @@ def test_login_registers_token_and_wrong_password_is_auth_error() -> None:
         return httpx.Response(401, text="message.incorrect-username-password")
 
     client = _client(handler)
-    assert client.login("admin", "pa55word-long") == "the-token-value-123"
+    assert client.login("admin", "pa55word-long").value == "Bearer the-token-value-123"
     assert "the-token-value-123" not in client.redactor.text("x the-token-value-123 y")
     with pytest.raises(AuthFailed, match="refused"):
         client.login("admin", "wrong-password")
