@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
     run.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
     run.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+    run.add_argument("--max-time", type=float, default=None,
+                     help="stop the run after this many seconds (the sandbox is still cleaned up)")
 
     validate = sub.add_parser("validate", help="check the spec files alone (no server)")
     validate.add_argument("--specs", type=Path, default=None)
@@ -145,7 +148,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append("-q")
     from conformance import plugin
     plugin.STOPPED.clear()
-    code = pytest.main(pytest_args)
+    with _deadline(args.max_time):
+        code = pytest.main(pytest_args)
+    if _deadline.expired:
+        print(f"umami-conformance: error: the run exceeded --max-time {args.max_time:g}s; "
+              "it was stopped and its sandbox cleaned up", file=sys.stderr)
+        return ExitCode.SERVER
     if plugin.STOPPED:
         raise plugin.STOPPED[0]
     if code == pytest.ExitCode.INTERRUPTED:
@@ -159,6 +167,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         render_docs(out / "results.json", docs_dir)
         print(f"docs: {docs_dir}/index.md", file=sys.stderr)
     return result
+
+
+class RunTimeout(KeyboardInterrupt):
+    """Raised by the --max-time alarm; pytest treats it like Ctrl-C, so cleanup still runs."""
+
+
+class _Deadline:
+    """Context manager: raise RunTimeout in the main thread after `seconds`."""
+
+    expired = False
+
+    def __call__(self, seconds: float | None) -> "_Deadline":
+        self.seconds = seconds
+        self.expired = False
+        return self
+
+    def _fire(self, signum: int, frame: object) -> None:
+        self.expired = True
+        raise RunTimeout
+
+    def __enter__(self) -> None:
+        if self.seconds:
+            signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_deadline = _Deadline()
 
 
 def cmd_docs(args: argparse.Namespace) -> int:

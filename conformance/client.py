@@ -194,6 +194,13 @@ class UmamiClient:
                              f"(HTTP {ex.response.status_code}): check --umami-username/--umami-password")
         raise ConnectionFailed(_not_umami(self.target.url, ex))
 
+    def check_api_key(self, key: Credential) -> None:
+        """Umami Cloud: an API key that `/me` refuses stops the run with a clear message."""
+        ex = self.request("GET", "/me", auth=key)
+        if ex.response.status_code in (401, 403):
+            raise AuthFailed(f"the API key was refused by {self.target.url} (HTTP "
+                             f"{ex.response.status_code} on /me): check --api-key / UMAMI_API_KEY")
+
     def probe(self) -> str | None:
         """Check that this is an Umami server; return its version when it tells it."""
         ex = self.request("GET", "/heartbeat")

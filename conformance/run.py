@@ -63,6 +63,7 @@ class UmamiRun:
             self.server_version, self.version_source = self.options.version, "--umami-version"
         if target.api_key:
             self.credentials["admin"] = Credential.api_key(target.api_key)
+            self.client.check_api_key(self.credentials["admin"])
         elif target.username and target.password:
             self.credentials["admin"] = self.client.login(target.username, target.password)
         else:
@@ -82,7 +83,7 @@ class UmamiRun:
         admin = self.credentials["admin"]
         prefix = new_prefix()
         self.sandbox = Sandbox(self.client, admin, prefix,
-                               ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix}json")
+                               ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix.rstrip('-')}.json")
         existing = self.options.existing_user
         _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
         self.credentials.update(self.sandbox.credentials)
@@ -108,16 +109,17 @@ class UmamiRun:
 
 
 def _with_signals_deferred(func: Any) -> Any:
-    """Run `func` with SIGINT/SIGTERM held back, so set-up and cleanup are never cut in half."""
+    """Run `func` with SIGINT/SIGTERM/SIGALRM held back, so set-up and cleanup are never cut in
+    half; a signal that arrived meanwhile is delivered afterwards."""
     if threading.current_thread() is not threading.main_thread():
         return func()
     pending: list[int] = []
     old = {s: signal.signal(s, lambda signum, frame: pending.append(signum))
-           for s in (signal.SIGINT, signal.SIGTERM)}
+           for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
     try:
         return func()
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
         if pending:
-            raise KeyboardInterrupt
+            signal.raise_signal(pending[0])

@@ -7,6 +7,7 @@ Mutations exist only to test the drift detector itself.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -14,7 +15,8 @@ from typing import Callable
 import httpx
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
-Mutation = Callable[[str, str, int, bytes], "tuple[int, bytes] | None"]
+# (method, path, status, body) -> None to pass through, or (status, body) / (status, body, headers)
+Mutation = Callable[[str, str, int, bytes], "tuple | None"]
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Seen:
     request_body: bytes
     status: int
     response_body: bytes
+    at: float
 
 
 @dataclass
@@ -43,15 +46,16 @@ class RecordingProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 r = client.request(self.command, self.path, content=body, headers=headers)
                 status, content = r.status_code, r.content
+                out_headers = {k: v for k, v in r.headers.items() if k.lower() not in HOP_HEADERS}
                 if proxy.mutate:
                     changed = proxy.mutate(self.command, self.path, status, content)
                     if changed:
-                        status, content = changed
-                proxy.seen.append(Seen(self.command, self.path, body, status, content))
+                        status, content = changed[0], changed[1]
+                        out_headers.update(changed[2] if len(changed) > 2 else {})
+                proxy.seen.append(Seen(self.command, self.path, body, status, content, time.monotonic()))
                 self.send_response(status)
-                for k, v in r.headers.items():
-                    if k.lower() not in HOP_HEADERS:
-                        self.send_header(k, v)
+                for k, v in out_headers.items():
+                    self.send_header(k, v)
                 self.send_header("content-length", str(len(content)))
                 self.end_headers()
                 self.wfile.write(content)

@@ -1,0 +1,41 @@
+"""Direct database snapshots of the local server's users, teams, websites and reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conformance import server
+
+TABLES = {"user": "user_id", "team": "team_id", "team_user": "team_user_id", "website": "website_id",
+          "report": "report_id"}
+
+
+def snapshot(info: server.ServerInfo) -> dict[str, dict[str, dict]]:
+    """{table: {id: row}} read with psql, so that nothing the API hides is missed."""
+    result = {}
+    for table, key in TABLES.items():
+        sql = f'SELECT coalesce(json_agg(t), \'[]\') FROM "{table}" t'
+        out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(info.pg_port), "-U", "postgres", "-d",
+                              info.database, "-At", "-c", sql], capture_output=True, text=True, check=True)
+        result[table] = {row[key]: row for row in json.loads(out.stdout)}
+    return result
+
+
+def compare(before: dict, after: dict, residue_ids: set[str], prefix: str | None) -> list[str]:
+    """Problems: a pre-existing row changed or vanished, or a new row that is not reported residue."""
+    problems = []
+    for table, rows in before.items():
+        for key, row in rows.items():
+            if after[table].get(key) != row:
+                problems.append(f"{table} {key} was modified or removed")
+    for table, rows in after.items():
+        for key, row in rows.items():
+            if key in before[table]:
+                continue
+            name = row.get("name") or row.get("username") or ""
+            if key not in residue_ids:
+                problems.append(f"new {table} {key} ({name}) is not reported as residue")
+            elif not prefix or not name.startswith(prefix):
+                problems.append(f"residue {table} {key} ({name}) lacks the run prefix {prefix}")
+    return problems

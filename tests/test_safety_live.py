@@ -1,0 +1,177 @@
+"""Safety against the real local Umami: no trace left (beyond reported residue), read-only mode,
+interrupts, cleanup after SIGKILL, and one clear message per bad server behaviour."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conformance import server
+
+from conftest import CLI, ROOT, run_cli
+from proxy import RecordingProxy
+from snapshot import compare, snapshot
+
+
+def _env(umami: server.ServerInfo) -> dict[str, str]:
+    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
+
+
+def _assert_only_residue(umami: server.ServerInfo, before: dict, out: Path) -> dict:
+    results = json.loads((out / "results.json").read_text())
+    residue_ids = {r["id"] for r in results["residue"]}
+    assert compare(before, snapshot(umami), residue_ids, results["prefix"]) == []
+    # On Umami 2.10.0 websites cannot be deleted (DELETE answers 500): that is the only residue allowed.
+    assert all(r["kind"] == "website" and "HTTP 500" in r["reason"] for r in results["residue"])
+    return results
+
+
+def test_passing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_path: Path) -> None:
+    before = snapshot(umami)
+    proc = run_cli("run", "--url", umami.url, "--out", str(tmp_path), "--no-docs", env=_env(umami))
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    results = _assert_only_residue(umami, before, tmp_path)
+    assert results["residue"], "2.10.0 keeps the run's websites, and the run says so"
+
+
+def test_failing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_path: Path) -> None:
+    def break_verify(method: str, path: str, status: int, body: bytes):
+        return (200, b'{"id": 1}') if path == "/api/auth/verify" else None
+
+    before = snapshot(umami)
+    with RecordingProxy(umami.url, mutate=break_verify) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs", env=_env(umami))
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    _assert_only_residue(umami, before, tmp_path)
+
+
+def _wait_for_ledger(out: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(out.glob("sandbox-ledger-*.json")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the sandbox was never created"
+        time.sleep(0.05)
+
+
+def test_sigint_still_cleans_up(umami: server.ServerInfo, tmp_path: Path) -> None:
+    def slow(method: str, path: str, status: int, body: bytes):
+        if path.startswith("/api/websites/"):
+            time.sleep(0.2)
+        return None
+
+    before = snapshot(umami)
+    with RecordingProxy(umami.url, mutate=slow) as proxy:
+        proc = subprocess.Popen([*CLI, "run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs"],
+                                cwd=ROOT, env={**os.environ, **_env(umami)}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        _wait_for_ledger(tmp_path, proc)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    results = _assert_only_residue(umami, before, tmp_path)
+    assert results["interrupted"] is True
+    assert "Traceback" not in stderr
+
+
+def test_sigkill_then_cleanup_command(umami: server.ServerInfo, tmp_path: Path) -> None:
+    proc = subprocess.Popen([*CLI, "run", "--url", umami.url, "--out", str(tmp_path), "--no-docs"],
+                            cwd=ROOT, env={**os.environ, **_env(umami)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for_ledger(tmp_path, proc)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    ledger = json.loads(next(tmp_path.glob("sandbox-ledger-*.json")).read_text())
+    prefix = ledger["prefix"]
+    cleanup = run_cli("cleanup", "--url", umami.url, "--prefix", prefix, "--out", str(tmp_path))
+    created = {o["id"] for o in ledger["created"]}
+    assert f"found {len(created)} object(s)" in cleanup.stdout or "found" in cleanup.stdout, cleanup.stdout
+    # Everything of that run is gone or reported with the server's reason (2.10.0 cannot delete websites).
+    lines = [line for line in cleanup.stdout.splitlines() if line.startswith("  could not remove")]
+    assert all(prefix in line and "HTTP 500" in line for line in lines), cleanup.stdout
+    assert cleanup.returncode == (1 if lines else 0)
+
+
+def test_read_only_sends_only_get_and_login(umami: server.ServerInfo, admin_token: str, tmp_path: Path) -> None:
+    # A website that exists before the run: the read-only run reads it and must leave it as it is.
+    site = httpx.post(f"{umami.url}/api/websites", headers={"Authorization": f"Bearer {admin_token}"},
+                      json={"name": "pre-existing", "domain": "pre.example.com"}).json()
+    website_id = site["id"]
+    before = snapshot(umami)
+    with RecordingProxy(umami.url) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--read-only",
+                       "--website-id", website_id)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    writes = [(s.method, s.path) for s in proxy.seen if s.method != "GET"]
+    assert writes and set(writes) == {("POST", "/api/auth/login")}
+    results = json.loads((tmp_path / "results.json").read_text())
+    skipped = {i["endpoint"] for i in results["items"] if i["reason"] and "read-only" in i["reason"]}
+    assert {"websites/create", "websites/update", "websites/delete", "websites/reset", "auth/logout"} <= skipped
+    checked = {i["endpoint"] for i in results["items"] if i["outcome"] in ("passed", "passed-no-schema")}
+    assert {"websites/get", "website-stats/get-stats", "me/get", "auth/login"} <= checked
+    assert compare(before, snapshot(umami), set(), None) == []
+
+
+def test_server_answering_5xx(umami: server.ServerInfo, tmp_path: Path) -> None:
+    with RecordingProxy(umami.url, mutate=lambda *a: (502, b"Bad Gateway")) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path))
+    assert proc.returncode == 3 and "server error HTTP 502" in proc.stderr
+
+
+def test_hanging_server_times_out(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    port = listener.getsockname()[1]
+    start = time.monotonic()
+    proc = run_cli("run", "--url", f"http://127.0.0.1:{port}", "--timeout", "1", "--out", str(tmp_path))
+    listener.close()
+    assert proc.returncode == 3 and "no answer within 1s" in proc.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_rate_limit_retry_after_is_honoured(umami: server.ServerInfo, tmp_path: Path) -> None:
+    limited: list[float] = []
+
+    def limit_once(method: str, path: str, status: int, body: bytes):
+        if path == "/api/me" and not limited:
+            limited.append(time.monotonic())
+            return 429, b"Too Many Requests", {"Retry-After": "2"}
+        return None
+
+    with RecordingProxy(umami.url, mutate=limit_once) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/", env=_env(umami))
+        me_calls = [s for s in proxy.seen if s.path == "/api/me"]
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert me_calls[0].status == 429 and me_calls[1].status == 200
+    assert me_calls[1].at - me_calls[0].at >= 1.9, "the retry waited for Retry-After"
+
+
+def test_wrong_api_key(umami: server.ServerInfo, tmp_path: Path) -> None:
+    proc = run_cli("run", "--url", f"{umami.url}/api", "--out", str(tmp_path),
+                   env={"UMAMI_API_KEY": "wrong-key-123456"})
+    assert proc.returncode == 3 and "API key was refused" in proc.stderr, proc.stderr
+
+
+def test_max_time_stops_and_cleans_up(umami: server.ServerInfo, tmp_path: Path) -> None:
+    def slow(method: str, path: str, status: int, body: bytes):
+        time.sleep(0.05)
+        return None
+
+    before = snapshot(umami)
+    with RecordingProxy(umami.url, mutate=slow) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--max-time", "2", env=_env(umami))
+    assert proc.returncode == 3 and "exceeded --max-time 2s" in proc.stderr, proc.stderr[-1500:]
+    _assert_only_residue(umami, before, tmp_path)
