@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | validate | docs | cleanup | server start|stop|status."""
+"""`umami-conformance`: run | validate | docs | diff | cleanup | server start|stop|status."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from conformance import __version__, server
-from conformance.errors import ConformanceError, ExitCode, ServerSetupError
+from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
 
 PYTEST_TO_EXIT = {0: ExitCode.OK, 1: ExitCode.DRIFT, 2: ExitCode.USAGE, 3: ExitCode.USAGE,
                   4: ExitCode.USAGE, 5: ExitCode.USAGE}
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), help="report directory (default reports/)")
     run.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
     run.add_argument("--no-docs", action="store_true", help="do not render docs after the run")
+    run.add_argument("--history", type=Path, default=None,
+                     help="archive the run here and show history in the docs (default <out>/history)")
     run.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
     run.add_argument("--umami-version", default=None, help="version to assume if the server does not say")
     run.add_argument("--read-only", action="store_true", help="send only GET requests (and login)")
@@ -54,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="render Markdown docs from results.json")
     docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
     docs.add_argument("--out", type=Path, default=Path("docs"))
+    docs.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
+    docs.add_argument("--history", type=Path, default=None,
+                      help="archive of earlier runs (default: history/ beside the results file)")
+    docs.add_argument("--markers", type=Path, nargs="*", default=[],
+                      help="Markdown files whose <!--status:...--> and <!--table:...--> blocks are updated")
+
+    diff = sub.add_parser("diff", help="upgrade check: compare two results.json files")
+    diff.add_argument("old", type=Path)
+    diff.add_argument("new", type=Path)
+    diff.add_argument("--out", type=Path, default=None, help="write the Markdown here too")
 
     cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
     _connection_args(cleanup, "Umami URL (default: the local server)")
@@ -161,11 +173,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("umami-conformance: error: no spec items selected (check -k/-m)", file=sys.stderr)
     result = PYTEST_TO_EXIT.get(int(code), int(code))
-    if result in (ExitCode.OK, ExitCode.DRIFT) and not args.no_docs and (out / "results.json").exists():
-        from docgen.render import render_docs
-        docs_dir = args.docs or out / "docs"
-        render_docs(out / "results.json", docs_dir)
-        print(f"docs: {docs_dir}/index.md", file=sys.stderr)
+    if result in (ExitCode.OK, ExitCode.DRIFT) and (out / "results.json").exists():
+        from conformance.results import load_results
+        from docgen.history import archive
+        from docgen.render import item_symbol_key, render_docs
+        history = args.history or out / "history"
+        archive(load_results(out / "results.json"), history, item_symbol_key)
+        if not args.no_docs:
+            docs_dir = args.docs or out / "docs"
+            render_docs(out / "results.json", docs_dir, specs_dir, history)
+            print(f"docs: {docs_dir}/index.md", file=sys.stderr)
     return result
 
 
@@ -200,15 +217,34 @@ class _Deadline:
 _deadline = _Deadline()
 
 
+def _results_file(path: Path) -> Path:
+    if not path.exists():
+        raise UsageError(f"{path} not found (run `umami-conformance run` first)")
+    return path
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
-    from docgen.render import render_docs
-    if not args.results.exists():
-        print(f"umami-conformance: error: {args.results} not found (run `umami-conformance run` first)",
-              file=sys.stderr)
-        return ExitCode.USAGE
-    written = render_docs(args.results, args.out)
+    from docgen.render import render_docs, update_markers
+    results = _results_file(args.results)
+    history = args.history or results.parent / "history"
+    written = render_docs(results, args.out, _specs_dir(args), history)
     print(f"{args.out}: {len(written)} files")
+    for markdown in args.markers:
+        link = os.path.relpath(args.out, markdown.parent) + "/"
+        print(f"{markdown}: {update_markers(markdown, results, link)} marker block(s) updated")
     return ExitCode.OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from conformance.results import load_results
+    from docgen.diff import diff_results, render_diff
+    old, new = load_results(_results_file(args.old)), load_results(_results_file(args.new))
+    changes = diff_results(old, new)
+    text = render_diff(old, new, changes)
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    return ExitCode.DRIFT if any(c.breaking for c in changes) else ExitCode.OK
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -255,8 +291,8 @@ def cmd_server(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "docs": cmd_docs, "cleanup": cmd_cleanup,
-            "server": cmd_server}
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "docs": cmd_docs, "diff": cmd_diff,
+            "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":
     sys.exit(main())

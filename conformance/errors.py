@@ -21,6 +21,12 @@ class ConformanceError(Exception):
     exit_code: ExitCode = ExitCode.USAGE
 
 
+class UsageError(ConformanceError):
+    """A missing file or a wrong combination of options."""
+
+    exit_code = ExitCode.USAGE
+
+
 class SpecError(ConformanceError):
     """A spec file, schema or `$ref` is invalid; the message names file and line."""
 

@@ -17,7 +17,7 @@ from conformance.client import Credential, Target
 from conformance.errors import ConformanceError, ConnectionFailed
 from conformance.known import apply_known, load_known
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
-from conformance.results import example_body, write_results
+from conformance.results import example_body, shape, write_results
 from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
 
@@ -154,6 +154,7 @@ class SpecItem(pytest.Item):
             schema_checked=schema_checked,
             findings=[f.as_dict() for f in findings],
             example=example_body(exchange, run.client.redactor),
+            shape=shape(exchange.json()) if exchange.response.is_success and exchange.json() is not None else None,
         )
         open_findings = [f for f in findings if not f.known]
         if open_findings:

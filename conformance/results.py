@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
+from conformance.checks import json_type
 from conformance.client import Exchange, Redactor
 
 if TYPE_CHECKING:
@@ -30,6 +31,20 @@ def example_body(exchange: Exchange, redactor: Redactor) -> Any:
     if len(json.dumps(body)) > EXAMPLE_CHARS:
         return {"truncated": True}
     return body
+
+
+def shape(value: Any, path: str = "$", out: dict[str, set[str]] | None = None) -> dict[str, str]:
+    """The structure of a JSON body as {json path: type}; array items merge under `[*]`."""
+    top = out is None
+    out = {} if out is None else out
+    out.setdefault(path, set()).add(json_type(value))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            shape(item, f"{path}.{key}", out)
+    elif isinstance(value, list):
+        for item in value:
+            shape(item, f"{path}[*]", out)
+    return {k: "|".join(sorted(v)) for k, v in sorted(out.items())} if top else {}
 
 
 def _trim(value: Any) -> Any:

@@ -1,0 +1,74 @@
+"""Compact archive of every run, and what the docs derive from it (first seen, last passed, last
+changed, a version x endpoint grid)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PASSING = {"passed", "passed-no-schema", "known"}
+
+
+def _shape_hash(item: dict[str, Any]) -> str | None:
+    shape = item.get("shape")
+    if not shape:
+        return None
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def archive(results: dict[str, Any], history_dir: Path, symbol_key: Any) -> Path:
+    """Write one gzip file per run: per item its legend key (`symbol_key(item)`), status and a
+    hash of the body shape."""
+    version = results["server"]["version"] or "unknown"
+    stamp = re.sub(r"[^0-9T]", "", results["started"])[:15]
+    compact = {"started": results["started"], "version": version,
+               "items": {i["id"]: [i["endpoint"], symbol_key(i), i.get("actual_status"), _shape_hash(i)]
+                         for i in sorted(results["items"], key=lambda i: i["id"])}}
+    history_dir.mkdir(parents=True, exist_ok=True)
+    path = history_dir / f"{stamp}_{version}.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(compact, sort_keys=True).encode(), mtime=0))
+    return path
+
+
+@dataclass
+class EndpointHistory:
+    first_seen: str | None = None
+    last_passed: str | None = None
+    last_changed: str | None = None
+    by_version: dict[str, list[str]] = field(default_factory=dict)  # version -> legend keys of latest run
+
+
+def load_history(history_dir: Path | None) -> list[dict[str, Any]]:
+    if not history_dir or not history_dir.is_dir():
+        return []
+    runs = [json.loads(gzip.decompress(p.read_bytes())) for p in sorted(history_dir.glob("*.json.gz"))]
+    return sorted(runs, key=lambda r: r["started"])
+
+
+def endpoint_histories(runs: list[dict[str, Any]]) -> dict[str, EndpointHistory]:
+    """Per endpoint: first seen, last passed, last changed (dates), latest keys per version."""
+    out: dict[str, EndpointHistory] = {}
+    previous: dict[str, tuple] = {}
+    for run in runs:
+        date = run["started"][:10]
+        per_ep: dict[str, list] = {}
+        for item_id, (endpoint, key, status, shape) in sorted(run["items"].items()):
+            per_ep.setdefault(endpoint, []).append((item_id, key, status, shape))
+        for endpoint, rows in per_ep.items():
+            h = out.setdefault(endpoint, EndpointHistory())
+            ran = [r for r in rows if r[1] != "skipped"]
+            if ran and h.first_seen is None and any(r[2] not in (404, 405) for r in ran):
+                h.first_seen = date
+            if ran and all(r[1] in PASSING for r in ran):
+                h.last_passed = date
+            signature = tuple(rows)
+            if endpoint in previous and previous[endpoint] != signature:
+                h.last_changed = date
+            previous[endpoint] = signature
+            h.by_version[run["version"]] = [r[1] for r in rows]
+    return out

@@ -1,0 +1,130 @@
+"""Docs, markers, history and the upgrade diff, from real runs against the local Umami."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from conformance import server
+from conformance.loader import load_specs
+from docgen.render import LEGEND, render_docs, update_markers
+
+from conftest import run_cli
+from proxy import RecordingProxy
+
+
+def _env(umami: server.ServerInfo) -> dict[str, str]:
+    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
+
+
+@pytest.fixture(scope="module")
+def two_runs(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A plain run, and a run where GET /api/me lost its `isAdmin` field (the injected change);
+    both archive into one history directory, the second under another version label."""
+    base = tmp_path_factory.mktemp("docs")
+    history = base / "history"
+    first = run_cli("run", "--url", umami.url, "--out", str(base / "a"), "--history", str(history),
+                    env=_env(umami))
+    assert first.returncode == 0, first.stdout[-2000:]
+
+    def drop_is_admin(method: str, path: str, status: int, body: bytes):
+        if method == "GET" and path == "/api/me" and status == 200:
+            data = json.loads(body)
+            data.pop("isAdmin", None)
+            return status, json.dumps(data).encode()
+        return None
+
+    with RecordingProxy(umami.url, mutate=drop_is_admin) as proxy:
+        second = run_cli("run", "--url", proxy.url, "--out", str(base / "b"), "--history", str(history),
+                         "--umami-version", "2.10.1", env=_env(umami))
+    assert second.returncode == 1, second.stdout[-2000:]
+    return base / "a", base / "b", history
+
+
+def test_index_has_legend_and_a_table_per_area(two_runs) -> None:
+    a, _, _ = two_runs
+    index = (a / "docs" / "index.md").read_text()
+    for symbol, _, meaning in LEGEND:
+        assert f"| {symbol} | {meaning} |" in index
+    tokens = MarkdownIt().enable("table").parse(index)
+    areas = {e.area for e in load_specs().endpoints}
+    assert sum(t.type == "table_open" for t in tokens) == 1 + len(areas)  # legend + one per area
+    for area in areas:
+        assert f"\n## {area}\n" in index and (a / "docs" / "areas" / f"{area}.md").exists()
+
+
+def test_every_link_resolves_and_every_endpoint_has_a_page(two_runs) -> None:
+    a, _, _ = two_runs
+    docs = a / "docs"
+    md = MarkdownIt().enable("table")
+    pages = list(docs.rglob("*.md"))
+    assert len(pages) == 1 + len({e.area for e in load_specs().endpoints}) + len(load_specs().endpoints)
+    for page in pages:
+        for token in md.parse(page.read_text()):
+            for child in token.children or []:
+                href = child.attrs.get("href") if child.type == "link_open" else None
+                if href and not href.startswith(("http", "#")):
+                    assert (page.parent / href).resolve().exists(), f"{page}: broken link {href}"
+
+
+def test_endpoint_page_content(two_runs) -> None:
+    a, _, _ = two_runs
+    page = (a / "docs" / "endpoints" / "website-stats" / "get-stats.md").read_text()
+    for heading in ("## Parameters", "## Auth per role", "## Results per role and case",
+                    "## Response 200: fields", "## Example response"):
+        assert heading in page
+    assert "| `$.pageviews.value` | number | yes |" in page
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", page), "ids redacted"
+
+
+def test_render_is_byte_identical(two_runs, tmp_path: Path) -> None:
+    a, _, history = two_runs
+    render_docs(a / "results.json", tmp_path / "one", history_dir=history)
+    render_docs(a / "results.json", tmp_path / "two", history_dir=history)
+    cmp = filecmp.dircmp(tmp_path / "one", tmp_path / "two")
+    files = [p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.md")]
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path / "one", tmp_path / "two", files, shallow=False)
+    assert not mismatch and not errors and len(match) == len(files) and not cmp.left_only
+
+
+def test_marker_blocks_are_replaced_in_place(two_runs, tmp_path: Path) -> None:
+    a, _, _ = two_runs
+    readme = tmp_path / "README.md"
+    before = ("# My notes\n\nLogin: <!--status:auth/login-->⏳<!--status-end--> keep this.\n\n"
+              "<!--table:me-->\nold table\n<!--table-end-->\n\nUnknown: <!--status:nope/nothing-->x<!--status-end-->\n"
+              "Tail text.\n")
+    readme.write_text(before)
+    assert update_markers(readme, a / "results.json", "docs/") == 2
+    after = readme.read_text()
+    assert "Login: <!--status:auth/login-->✅<!--status-end--> keep this." in after
+    assert "old table" not in after and "| [me/get](docs/endpoints/me/get.md) |" in after
+    assert after.startswith("# My notes\n\nLogin: ") and after.endswith(
+        "Unknown: <!--status:nope/nothing-->x<!--status-end-->\nTail text.\n")
+
+
+def test_diff_reports_exactly_the_injected_change(two_runs, tmp_path: Path) -> None:
+    a, b, _ = two_runs
+    same = run_cli("diff", str(a / "results.json"), str(a / "results.json"))
+    assert same.returncode == 0 and "0 change(s), 0 breaking." in same.stdout
+    out = tmp_path / "upgrade.md"
+    proc = run_cli("diff", str(a / "results.json"), str(b / "results.json"), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| 💥") or line.startswith("| no")]
+    assert rows == ["| 💥 yes | me/get | field-removed | `$.isAdmin` | boolean | absent |"], out.read_text()
+    assert "1 change(s), 1 breaking." in proc.stdout
+
+
+def test_history_and_version_grid(two_runs) -> None:
+    _, b, history = two_runs
+    assert len(list(history.glob("*.json.gz"))) == 2
+    index = (b / "docs" / "index.md").read_text()
+    assert "## Versions" in index and "| Endpoint | 2.10.0 | 2.10.1 |" in index
+    assert "| me/get | ✅ | 🚨 |" in index
+    page = (b / "docs" / "endpoints" / "me" / "get.md").read_text()
+    date = json.loads((b / "results.json").read_text())["started"][:10]
+    assert f"History: first seen {date}, last passed {date}, last changed {date}." in page
