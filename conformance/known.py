@@ -33,10 +33,11 @@ class KnownDifference:
     status: int | None = None
     json_path: str | None = None
     roles: list[str] | None = None
+    cases: list[str] | None = None
     expires: dt.date | None = None
     matched: int = field(default=0)
 
-    def matches(self, finding: Finding, role: str, version: str | None) -> bool:
+    def matches(self, finding: Finding, role: str, case: str, version: str | None) -> bool:
         if finding.endpoint != self.endpoint:
             return False
         if version is not None and not self.versions.contains(version, prereleases=True):
@@ -44,6 +45,8 @@ class KnownDifference:
         if self.expires and dt.date.today() > self.expires:
             return False
         if self.roles and role not in self.roles:
+            return False
+        if self.cases and case not in self.cases:
             return False
         if self.cls and finding.cls != self.cls:
             return False
@@ -73,17 +76,17 @@ def load_known(root: Path) -> list[KnownDifference]:
         entries.append(KnownDifference(
             endpoint=raw["endpoint"], reason=raw["reason"], versions=SpecifierSet(raw.get("versions", "")),
             line=doc.item_lines[i], cls=raw.get("class"), status=raw.get("status"),
-            json_path=raw.get("json_path"), roles=raw.get("roles"),
+            json_path=raw.get("json_path"), roles=raw.get("roles"), cases=raw.get("cases"),
             expires=dt.date.fromisoformat(expires) if expires else None))
     return entries
 
 
-def apply_known(findings: list[Finding], known: list[KnownDifference], role: str,
+def apply_known(findings: list[Finding], known: list[KnownDifference], role: str, case: str,
                 version: str | None) -> None:
     """Mark findings that a known difference accepts."""
     for finding in findings:
         for entry in known:
-            if entry.matches(finding, role, version):
+            if entry.matches(finding, role, case, version):
                 finding.known = entry.reason
                 entry.matched += 1
                 break

@@ -124,6 +124,7 @@ class Case:
     roles: list[str] | None = None
     target: str | None = None
     creates: str | None = None
+    schema_uri: str | None = None
     fresh_login: bool = False
     description: str = ""
 
@@ -181,7 +182,10 @@ class SpecSet:
         return [e for a in self.areas for e in a.endpoints]
 
     def validator(self, response: ResponseSpec) -> Draft202012Validator:
-        return Draft202012Validator({"$ref": response.schema_uri}, registry=self.registry)
+        return self.validator_for(response.schema_uri)
+
+    def validator_for(self, uri: str) -> Draft202012Validator:
+        return Draft202012Validator({"$ref": uri}, registry=self.registry)
 
 
 def _versions(value: str, where: str) -> SpecifierSet:
@@ -281,6 +285,17 @@ def _check_refs(registry: Registry, resources: list[tuple[str, Any, Path]]) -> N
                 raise SpecError(f"{path}:{line}: unknown $ref {ref!r}") from None
 
 
+def _case_schema(raw: dict[str, Any], case: dict[str, Any], path: Path, line: int,
+                 resources: list) -> str | None:
+    """Register a case's extra schema; return its URI."""
+    if "schema" not in case:
+        return None
+    _check_schema(case["schema"], f"{path}:{line}")
+    uri = f"{SCHEMA_BASE}inline-{raw['id'].replace('/', '--')}-case-{case['name']}"
+    resources.append((uri, case["schema"], path))
+    return uri
+
+
 def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
     area = doc["area"]
     endpoints = []
@@ -317,7 +332,8 @@ def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
         cases = [Case(name=c["name"], line=raw_cases.item_lines[k],
                       path_params=dict(c.get("path", {})), query=dict(c.get("query", {})),
                       body=c.get("body"), status=c.get("status"), roles=c.get("roles"),
-                      target=c.get("target"), creates=c.get("creates"), fresh_login=c.get("fresh_login", False),
+                      target=c.get("target"), creates=c.get("creates"),
+                      schema_uri=_case_schema(raw, c, path, raw_cases.item_lines[k], resources), fresh_login=c.get("fresh_login", False),
                       description=c.get("description", ""))
                  for k, c in enumerate(raw_cases)]
         endpoints.append(Endpoint(

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from conformance import __version__
-from conformance.checks import CLASSES, Finding, check_exchange
+from conformance.checks import CLASSES, Finding, check_exchange, schema_findings
 from conformance.client import Credential, Target
 from conformance.errors import ConformanceError, ConnectionFailed
 from conformance.known import apply_known, load_known
@@ -145,7 +145,7 @@ class SpecItem(pytest.Item):
             pytest.skip(reason)
         finally:
             record["duration"] = round(time.perf_counter() - start, 4)
-        apply_known(findings, run.known, self.role, run.server_version)
+        apply_known(findings, run.known, self.role, self.case.name, run.server_version)
         record.update(
             actual_status=exchange.response.status_code,
             content_type=exchange.response.headers.get("content-type"),
@@ -266,6 +266,10 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
     responses = ep.responses_for(exchange.response.status_code, run.server_version)
     findings, checked = check_exchange(ep, expected, exchange, responses, run.specs.validator,
                                        run.client.redactor)
+    if case.schema_uri and exchange.response.status_code == expected and exchange.response.is_success:
+        findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.json(),
+                                    run.client.redactor.curl(exchange.request), run.client.redactor)
+        checked = True
     return findings, checked, exchange
 
 
