@@ -8,7 +8,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from conformance.client import Exchange, Redactor
-from conformance.loader import Endpoint, ResponseSpec
+from conformance.loader import Endpoint, ErrorShape, ResponseSpec
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {
@@ -130,18 +130,44 @@ def _classify(endpoint: Endpoint, error: ValidationError, curl: str, redactor: R
                     redactor.text(error.message[:300]), curl)]
 
 
+def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: Draft202012Validator | None,
+                   exchange: Exchange, curl: str, redactor: Redactor) -> list[Finding]:
+    """An error body against the error shape of the server's version (status field included)."""
+    spec = ResponseSpec(exchange.response.status_code, shape.versions, shape.content_type, None, "")
+    ct = content_type_finding(endpoint, spec, exchange.response.headers.get("content-type"), curl)
+    findings = [ct] if ct else []
+    if validator is None:
+        return findings
+    body = exchange.json()
+    findings += schema_findings(endpoint, validator, body, curl, redactor)
+    if shape.status_pointer and not findings:
+        node: Any = body
+        for part in shape.status_pointer.strip("/").split("/"):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node != exchange.response.status_code:
+            path = "$" + shape.status_pointer.replace("/", ".")
+            findings.append(Finding("value-changed", endpoint.id, path, exchange.response.status_code, node,
+                                    "the error's status field differs from the HTTP status", curl))
+    return findings
+
+
 def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
-                   responses: list[ResponseSpec], validator_for: Any,
-                   redactor: Redactor) -> tuple[list[Finding], bool]:
+                   responses: list[ResponseSpec], validator_for: Any, redactor: Redactor,
+                   error_shape: ErrorShape | None = None) -> tuple[list[Finding], bool]:
     """All findings for one exchange and whether a schema was checked."""
     curl = redactor.curl(exchange.request)
     actual = exchange.response.status_code
+    findings: list[Finding] = []
     if actual != expected_status:
-        return [status_finding(endpoint, expected_status, actual, curl)], False
-    if not responses:
-        return [], False
+        findings.append(status_finding(endpoint, expected_status, actual, curl))
+    own_schema = bool(responses) and responses[0].schema is not None
+    if actual >= 400 and not own_schema and error_shape is not None:
+        validator = validator_for(error_shape.schema_uri) if error_shape.schema_uri else None
+        findings += error_findings(endpoint, error_shape, validator, exchange, curl, redactor)
+        return findings, validator is not None and actual == expected_status
+    if findings or not responses:
+        return findings, False
     spec = responses[0]
-    findings = []
     ct = content_type_finding(endpoint, spec, exchange.response.headers.get("content-type"), curl)
     if ct:
         findings.append(ct)
@@ -152,5 +178,5 @@ def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
         findings.append(Finding("type-changed", endpoint.id, "$", "JSON", "not JSON",
                                 "the body is not JSON", curl))
         return findings, False
-    findings.extend(schema_findings(endpoint, validator_for(spec), body, curl, redactor))
+    findings.extend(schema_findings(endpoint, validator_for(spec.schema_uri), body, curl, redactor))
     return findings, True

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
     run.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
     run.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+    run.add_argument("--discover", action="store_true",
+                     help="also report endpoints the server has that no spec describes")
+    run.add_argument("--negative", type=int, default=0, metavar="N",
+                     help="also send N generated bad inputs per GET endpoint; a 5xx is a finding")
     run.add_argument("--max-time", type=float, default=None,
                      help="stop the run after this many seconds (the sandbox is still cleaned up)")
 
@@ -148,6 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                    f"--rootdir={specs_dir}", "-c", os.devnull]
     if args.read_only:
         pytest_args.append("--umami-read-only")
+    if args.discover:
+        pytest_args.append("--umami-discover")
+    if args.negative:
+        pytest_args.append(f"--umami-negative={args.negative}")
     if args.website_id:
         pytest_args.append(f"--umami-website-id={args.website_id}")
     if args.umami_version:

@@ -54,6 +54,14 @@ class KnownDifference:
             return False
         return self.json_path is None or finding.json_path == self.json_path
 
+    def could_match(self, record: dict) -> bool:
+        """Whether `record` (a checked spec item) is one this entry is about: only then can the
+        entry be stale."""
+        return (record["endpoint"] == self.endpoint and record["outcome"] not in ("skipped", None)
+                and record["case"] != "negative"
+                and (not self.roles or record["role"] in self.roles)
+                and (not self.cases or record["case"] in self.cases))
+
     def describe(self) -> str:
         what = self.json_path or (f"HTTP {self.status}" if self.status else self.cls or "any")
         return f"{self.endpoint} {what} ({self.versions or 'all versions'})"
@@ -90,3 +98,8 @@ def apply_known(findings: list[Finding], known: list[KnownDifference], role: str
                 finding.known = entry.reason
                 entry.matched += 1
                 break
+
+
+def stale(known: list[KnownDifference], records: list[dict]) -> list[KnownDifference]:
+    """Entries that matched nothing although an item they are about was checked."""
+    return [e for e in known if e.matched == 0 and any(e.could_match(r) for r in records)]

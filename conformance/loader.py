@@ -24,6 +24,8 @@ from conformance.values import KNOWN_ROOTS, unknown_placeholders
 SCHEMA_BASE = "https://umami-conformance.local/schemas/"
 ROLES = ("admin", "user", "view-only", "share", "anonymous")
 DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "specs"
+# Files in specs/ that are not API areas.
+NOT_AREAS = {"meta-schema.yaml", "known-differences.yaml", "errors.yaml", "discovery.yaml"}
 
 
 class LocatedDict(dict):
@@ -170,22 +172,38 @@ class Area:
 
 
 @dataclass
+class ErrorShape:
+    """How error bodies look on a range of Umami versions (specs/errors.yaml)."""
+
+    versions: SpecifierSet
+    content_type: str | None
+    schema_uri: str | None
+    status_pointer: str | None
+    description: str
+
+
+@dataclass
 class SpecSet:
     """All areas plus the schema registry used to validate responses."""
 
     root: Path
     areas: list[Area]
     registry: Registry
+    errors: list[ErrorShape] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+
+    def error_shape(self, version: str | None) -> ErrorShape | None:
+        """The error shape of `version` (None when the version is unknown or has none)."""
+        return next((e for e in self.errors
+                     if version is not None and e.versions.contains(version, prereleases=True)), None)
 
     @property
     def endpoints(self) -> list[Endpoint]:
         return [e for a in self.areas for e in a.endpoints]
 
-    def validator(self, response: ResponseSpec) -> Draft202012Validator:
-        return self.validator_for(response.schema_uri)
-
     def validator_for(self, uri: str) -> Draft202012Validator:
-        return Draft202012Validator({"$ref": uri}, registry=self.registry)
+        return Draft202012Validator({"$ref": uri}, registry=self.registry,
+                                    format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _versions(value: str, where: str) -> SpecifierSet:
@@ -252,16 +270,54 @@ def load_specs(root: Path = DEFAULT_SPECS) -> SpecSet:
         resources.append((SCHEMA_BASE + path.name, doc, path))
     areas = []
     for path in sorted(root.glob("*.yaml")):
-        if path.name == "meta-schema.yaml" or path.name == "known-differences.yaml":
+        if path.name in NOT_AREAS:
             continue
         doc = load_yaml(path)
         _validate_doc(doc, path, meta)
         areas.append(_build_area(doc, path, resources))
+    errors = _load_errors(root, meta, resources)
+    candidates = _load_candidates(root, meta)
     registry = Registry().with_resources(
         (uri, Resource(contents=schema, specification=DRAFT202012)) for uri, schema, _ in resources)
     _check_refs(registry, resources)
     _check_unique_ids(areas)
-    return SpecSet(root=root, areas=areas, registry=registry)
+    return SpecSet(root=root, areas=areas, registry=registry, errors=errors, candidates=candidates)
+
+
+def _validate_part(doc: Any, path: Path, meta: Draft202012Validator, definition: str) -> None:
+    """Validate a non-area spec file against `$defs/<definition>` of the meta-schema."""
+    sub = Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": meta.schema["$defs"]})
+    _validate_doc(doc, path, sub)
+
+
+def _load_errors(root: Path, meta: Draft202012Validator, resources: list) -> list[ErrorShape]:
+    path = root / "errors.yaml"
+    if not path.exists():
+        return []
+    doc = load_yaml(path)
+    _validate_part(doc, path, meta, "errors")
+    shapes = []
+    for i, raw in enumerate(doc):
+        where = f"{path}:{doc.item_lines[i]}"
+        uri = None
+        if "schema" in raw:
+            _check_schema(raw["schema"], where)
+            uri = f"{SCHEMA_BASE}inline-errors-{i}"
+            resources.append((uri, raw["schema"], path))
+        shapes.append(ErrorShape(versions=_versions(raw["versions"], where),
+                                 content_type=raw.get("content_type", "application/json" if uri else None),
+                                 schema_uri=uri, status_pointer=raw.get("status_pointer"),
+                                 description=raw.get("description", "")))
+    return shapes
+
+
+def _load_candidates(root: Path, meta: Draft202012Validator) -> list[str]:
+    path = root / "discovery.yaml"
+    if not path.exists():
+        return []
+    doc = load_yaml(path)
+    _validate_part(doc, path, meta, "discovery")
+    return sorted(set(doc["candidates"]))
 
 
 def _check_unique_ids(areas: list[Area]) -> None:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
-from conformance import __version__
+from conformance import __version__, discovery, negative
 from conformance.checks import CLASSES, Finding, check_exchange, schema_findings
-from conformance.client import Credential, Target
+from conformance.client import Credential, Exchange, Target
 from conformance.errors import ConformanceError, ConnectionFailed
-from conformance.known import apply_known, load_known
+from conformance.known import apply_known, load_known, stale
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
 from conformance.results import example_body, shape, write_results
 from conformance.run import Options, UmamiRun
@@ -53,6 +56,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="send no request other than GET and login; write endpoints are reported as not checked")
     group.addoption("--umami-website-id", default=env("UMAMI_WEBSITE_ID"),
                     help="existing website to read in --umami-read-only mode")
+    group.addoption("--umami-discover", action="store_true", default=False,
+                    help="probe specs/discovery.yaml candidates and the server's OpenAPI for undocumented endpoints")
+    group.addoption("--umami-negative", type=int, default=0, metavar="N",
+                    help="send N generated bad inputs per GET endpoint (hypothesis, seeded); 5xx is a finding")
     group.addoption("--umami-timeout", type=float, default=15.0,
                     help="seconds to wait for one answer (default 15)")
 
@@ -74,6 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SPECS_KEY] = specs
     for area in specs.areas:
         config.addinivalue_line("markers", f"{area.name}: endpoints of the {area.title} area")
+    config.addinivalue_line("markers", "negative: generated bad inputs (--umami-negative)")
+    config.addinivalue_line("markers", "discovery: undocumented endpoints (--umami-discover)")
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, _terminate)
 
@@ -90,6 +99,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     config = parent.config
     if SPECS_KEY not in config.stash or not _in_specs(file_path.resolve(), _specs_dir(config)):
         return None
+    if file_path.name == "discovery.yaml":
+        return DiscoveryFile.from_parent(parent, path=file_path) if config.getoption("--umami-discover") else None
     area = next((a for a in config.stash[SPECS_KEY].areas if a.file.resolve() == file_path.resolve()), None)
     return SpecFile.from_parent(parent, path=file_path, area_name=area.name) if area else None
 
@@ -104,6 +115,7 @@ class SpecFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         specs = self.config.stash[SPECS_KEY]
         area = next(a for a in specs.areas if a.name == self.area_name)
+        examples = self.config.getoption("--umami-negative")
         for endpoint in area.endpoints:
             for case in endpoint.cases:
                 for role in case.roles or list(endpoint.auth):
@@ -111,6 +123,34 @@ class SpecFile(pytest.File):
                                                 endpoint=endpoint, case=case, role=role)
                     item.add_marker(getattr(pytest.mark, area.name))
                     yield item
+            if examples and negative.applies(endpoint) and "admin" in endpoint.auth:
+                item = NegativeItem.from_parent(self, name=f"{endpoint.id}[admin-negative]", endpoint=endpoint,
+                                                case=replace(negative.probe_case(endpoint), name="negative"),
+                                                role="admin")
+                item.add_marker(getattr(pytest.mark, area.name))
+                item.add_marker(pytest.mark.negative)
+                yield item
+
+
+class DiscoveryFile(pytest.File):
+    """specs/discovery.yaml: one item per candidate no spec covers, plus the server's own OpenAPI paths."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        specs = self.config.stash[SPECS_KEY]
+        covered = {discovery.template_key(e.path) for e in specs.endpoints}
+        probes = [(p, p.strip("/").replace("/", "-").replace("{", "").replace("}", "").lower())
+                  for p in specs.candidates if discovery.template_key(p) not in covered]
+        for path, name in [*probes, ("/openapi.json", "published")]:
+            endpoint = Endpoint(id="discovery/undocumented", area="discovery", method="GET", path=path,
+                                versions=SpecifierSet(""), source="specs/discovery.yaml",
+                                summary="an endpoint the server has and no spec describes",
+                                auth={"admin": 404}, cases=[], responses=[], file=self.path, line=1)
+            case = Case(name=re.sub(r"[^a-z0-9-]", "-", name) or "root", line=1)
+            endpoint.cases.append(case)
+            item = DiscoveryItem.from_parent(self, name=f"discovery/undocumented[{path}]", endpoint=endpoint,
+                                             case=case, role="admin")
+            item.add_marker(pytest.mark.discovery)
+            yield item
 
 
 class SpecFailure(Exception):
@@ -138,7 +178,7 @@ class SpecItem(pytest.Item):
             pytest.skip(reason)
         start = time.perf_counter()
         try:
-            findings, schema_checked, exchange = _execute(self, run)
+            findings, schema_checked, exchange = self.execute(run, record)
         except MissingValue as exc:
             reason = f"needs ${{{exc.args[0]}}}, which this run does not have"
             record.update(outcome="skipped", reason=reason)
@@ -146,21 +186,24 @@ class SpecItem(pytest.Item):
         finally:
             record["duration"] = round(time.perf_counter() - start, 4)
         apply_known(findings, run.known, self.role, self.case.name, run.server_version)
-        record.update(
-            actual_status=exchange.response.status_code,
-            content_type=exchange.response.headers.get("content-type"),
-            url=run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
-            curl=run.client.redactor.curl(exchange.request),
-            schema_checked=schema_checked,
-            findings=[f.as_dict() for f in findings],
-            example=example_body(exchange, run.client.redactor),
-            shape=shape(exchange.json()) if exchange.response.is_success and exchange.json() is not None else None,
-        )
+        record.update(schema_checked=schema_checked, findings=[f.as_dict() for f in findings])
+        if exchange is not None:
+            record.update(
+                actual_status=exchange.response.status_code,
+                content_type=exchange.response.headers.get("content-type"),
+                url=run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
+                curl=run.client.redactor.curl(exchange.request),
+                example=example_body(exchange, run.client.redactor),
+                shape=shape(exchange.json()) if exchange.response.is_success and exchange.json() is not None
+                else None)
         open_findings = [f for f in findings if not f.known]
         if open_findings:
             record["outcome"] = "failed"
             raise SpecFailure(open_findings)
         record["outcome"] = "known" if findings else ("passed" if schema_checked else "passed-no-schema")
+
+    def execute(self, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Exchange | None]:
+        return _execute(self, run)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SpecFailure):
@@ -178,6 +221,51 @@ class SpecItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.case.line - 1, self.name
+
+
+class NegativeItem(SpecItem):
+    """Generated bad inputs for one endpoint; a 5xx is a finding with the smallest request."""
+
+    def execute(self, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Exchange | None]:
+        ep = self.endpoint
+        parts = negative.render_parts(self.case, lambda v: render(v, run.context))
+        examples = self.config.getoption("--umami-negative")
+        failing, sent = negative.find_server_errors(run.client, ep, run.credentials.get(self.role), parts, examples)
+        record["reason"] = f"{sent} generated requests" + ("" if failing else ", no 5xx")
+        if failing is None:
+            return [], False, None
+        curl = run.client.redactor.curl(failing.request)
+        return [Finding("status-changed", ep.id, "$", "4xx", failing.response.status_code,
+                        "server error on a generated bad input (smallest request hypothesis found)", curl)], \
+            False, failing
+
+
+class DiscoveryItem(SpecItem):
+    """One candidate path: an existing route that no spec describes is a finding."""
+
+    def execute(self, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Exchange | None]:
+        prober = _prober(run)
+        paths = prober.published_paths() if self.case.name == "published" else [self.endpoint.path]
+        covered = {discovery.template_key(e.path) for e in run.specs.endpoints}
+        findings: list[Finding] = []
+        last = None
+        for path in paths:
+            if discovery.template_key(path) in covered:
+                continue
+            found = prober.exists(discovery.fill(path, run.context))
+            if found is not None:
+                last = found
+                findings.append(Finding("undocumented-endpoint", self.endpoint.id, path, "no route or a spec",
+                                        f"HTTP {found.response.status_code}",
+                                        f"GET {path} exists on the server; no spec describes it",
+                                        run.client.redactor.curl(found.request)))
+        return findings, False, last
+
+
+def _prober(run: UmamiRun) -> discovery.Prober:
+    if run.prober is None:
+        run.prober = discovery.Prober(run.client, run.credentials.get("admin"))
+    return run.prober
 
 
 def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:
@@ -264,9 +352,12 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
         run.sandbox.adopt(case.creates, exchange.json())
     expected = case.status or ep.auth[item.role]
     responses = ep.responses_for(exchange.response.status_code, run.server_version)
-    findings, checked = check_exchange(ep, expected, exchange, responses, run.specs.validator,
-                                       run.client.redactor)
-    if case.schema_uri and exchange.response.status_code == expected and exchange.response.is_success:
+    findings, checked = check_exchange(ep, expected, exchange, responses, run.specs.validator_for,
+                                       run.client.redactor, run.specs.error_shape(run.server_version))
+    # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
+    # there is no seed to expect, and only the endpoint's schema applies.
+    seeded = run.sandbox is not None
+    if seeded and case.schema_uri and exchange.response.status_code == expected and exchange.response.is_success:
         findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.json(),
                                     run.client.redactor.curl(exchange.request), run.client.redactor)
         checked = True
@@ -317,11 +408,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 "specs/known-differences.yaml:", yellow=True)
         for (endpoint, cls, reason), n in sorted(known.items()):
             tr.line(f"  {endpoint} [{cls}] x{n}: {reason}")
-    checked = {r["endpoint"] for r in run.records if r["outcome"] not in ("skipped", None)}
-    for entry in run.known:
-        if entry.matched == 0 and entry.endpoint in checked:
-            tr.line(f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing",
-                    yellow=True)
+    for entry in stale(run.known, run.records):
+        tr.line(f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", yellow=True)
     if run.residue:
         tr.line(f"could not remove {len(run.residue)} object(s) the run created:", red=True)
         for r in run.residue:

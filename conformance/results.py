@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from conformance.checks import json_type
 from conformance.client import Exchange, Redactor
+from conformance.known import stale as stale_entries
 
 if TYPE_CHECKING:
     from conformance.run import UmamiRun
@@ -66,9 +67,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     """Write results.json (secrets redacted once more as a whole, then schema-checked)."""
     records = sorted(run.records, key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
-    stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line} for e in run.known
-             if e.matched == 0 and any(r["endpoint"] == e.endpoint and r["outcome"] != "skipped"
-                                       for r in records)]
+    stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line} for e in stale_entries(run.known, records)]
     doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "interrupted": interrupted, "summary": summarize(records), "residue": run.residue,
            "timing": {"requests": len(run.client.requests),

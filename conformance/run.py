@@ -46,6 +46,7 @@ class UmamiRun:
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+    prober: Any = None  # discovery.Prober, made at the first discovery item
 
     def __post_init__(self) -> None:
         self.client = UmamiClient(self.options.target)

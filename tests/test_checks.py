@@ -25,7 +25,8 @@ def _check(endpoint_id: str, expected: int, ex: Exchange, version: str = "2.10.0
     responses = ep.responses_for(ex.response.status_code, version)
     redactor = Redactor()
     redactor.add("s3cr3t-token")
-    return check_exchange(ep, expected, ex, responses, SPECS.validator, redactor)
+    return check_exchange(ep, expected, ex, responses, SPECS.validator_for, redactor,
+                          SPECS.error_shape(version))
 
 
 USER = {"id": "3f0b5a55-1d7e-4d43-9a0e-3a6b6bb6c0a1", "username": "admin", "role": "admin",
@@ -75,3 +76,15 @@ def test_version_selects_response_shape() -> None:
     findings, _ = _check("website-stats/get-stats", 200, _exchange(200, stats_210), version="3.0.0")
     classes = {f.cls for f in findings}
     assert "field-removed" in classes and "type-changed" in classes, site
+
+
+def test_v3_error_shape_and_status_field() -> None:
+    good = {"error": {"code": "unauthorized", "message": "Unauthorized", "status": 401}}
+    assert _check("me/get", 401, _exchange(401, good), version="3.0.0") == ([], True)
+    wrong_status = {"error": {"code": "unauthorized", "message": "Unauthorized", "status": 403}}
+    findings, _ = _check("me/get", 401, _exchange(401, wrong_status), version="3.0.0")
+    assert [(f.cls, f.json_path, f.expected, f.actual) for f in findings] == [
+        ("value-changed", "$.error.status", 401, 403)]
+    findings, _ = _check("me/get", 401, _exchange(401, None, ctype="text/plain"), version="3.0.0")
+    assert [f.cls for f in findings] == ["content-type-changed", "type-changed"]
+    assert _check("me/get", 401, _exchange(401, None, ctype=""), version="2.10.0") == ([], False)

@@ -36,8 +36,11 @@ def test_full_run_passes_every_applicable_item(full_run) -> None:
     assert results["server"]["version"] == server.UMAMI_VERSION
     items = results["items"]
     assert {i["endpoint"] for i in items} == {e.id for e in load_specs().endpoints}
-    assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in items), [
-        (i["id"], i["outcome"], i.get("reason")) for i in items if i["outcome"] not in ("passed", "passed-no-schema", "known")]
+    applicable = [i for i in items if not (i["outcome"] == "skipped" and i["reason"].startswith("not on this server"))]
+    assert len(applicable) > len(items) / 2
+    assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in applicable), [
+        (i["id"], i["outcome"], i.get("reason")) for i in applicable
+        if i["outcome"] not in ("passed", "passed-no-schema", "known")]
     assert {i["role"] for i in items} == {"admin", "user", "anonymous"}
     assert all(i["findings"] == [] or all(f["known"] for f in i["findings"]) for i in items)
     assert results["summary"]["findings"] == {}

@@ -1,0 +1,59 @@
+"""Discovery: endpoints the server has that no spec describes.
+
+Candidates come from specs/discovery.yaml and from an OpenAPI document the server publishes. A
+candidate exists when its answer differs (status or media type) from the answer to a path that
+surely does not exist; a 405 therefore counts as an existing route.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from typing import Any
+
+from conformance.client import Credential, Exchange, UmamiClient
+
+PUBLISHED = ("/openapi.json", "/../openapi.json")
+
+
+def template_key(path: str) -> str:
+    """`/websites/{websiteId}/stats` and `/websites/{id}/stats` compare equal."""
+    return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))
+
+
+def fill(path: str, context: dict[str, Any]) -> str:
+    """Path parameters: the sandbox website for {websiteId}, a random UUID for any other id."""
+    website = (context.get("website") or {}).get("id")
+
+    def value(match: re.Match[str]) -> str:
+        return website if match.group(1) == "websiteId" and website else str(uuid.uuid4())
+
+    return re.sub(r"\{([^}]+)\}", value, path)
+
+
+def _signature(ex: Exchange) -> tuple[int, str]:
+    return ex.response.status_code, ex.response.headers.get("content-type", "").split(";")[0].strip()
+
+
+class Prober:
+    """Knows what 'no such route' looks like on this server."""
+
+    def __init__(self, client: UmamiClient, auth: Credential | None) -> None:
+        self.client, self.auth = client, auth
+        missing = f"/ucf-no-such-route-{secrets.token_hex(4)}"
+        self.baseline = {_signature(client.request("GET", missing, auth=auth)),
+                         _signature(client.request("GET", f"/websites/{uuid.uuid4()}{missing}", auth=auth))}
+
+    def exists(self, path: str) -> Exchange | None:
+        ex = self.client.request("GET", path, auth=self.auth)
+        return None if _signature(ex) in self.baseline else ex
+
+    def published_paths(self) -> list[str]:
+        """Paths of an OpenAPI document the server serves, if any."""
+        for path in PUBLISHED:
+            ex = self.client.request("GET", path, auth=self.auth)
+            body = ex.json()
+            if ex.response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("paths"), dict):
+                return sorted(p.removeprefix("/api") for p in body["paths"])
+        return []
