@@ -183,12 +183,16 @@ class UmamiClient:
 
     def login(self, username: str, password: str) -> Credential:
         """Self-hosted login; returns the bearer credential and registers the token as a secret."""
+        return self.login_user(username, password)[0]
+
+    def login_user(self, username: str, password: str) -> tuple[Credential, dict[str, Any]]:
+        """Login, returning the credential and the user the server answered with."""
         self.redactor.add(password)
         ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password})
         body = ex.json()
         if ex.response.status_code == 200 and isinstance(body, dict) and body.get("token"):
             self.redactor.add(body["token"])
-            return Credential.bearer(body["token"])
+            return Credential.bearer(body["token"]), body.get("user") or {}
         if ex.response.status_code in (401, 403):
             raise AuthFailed(f"login as {username!r} at {self.target.url} was refused "
                              f"(HTTP {ex.response.status_code}): check --umami-username/--umami-password")

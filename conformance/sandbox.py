@@ -131,8 +131,8 @@ class Sandbox:
         self.client.redactor.add(password)
         self.passwords["user"] = password
         self.user_login = username
-        cred = self.client.login(username, password)
-        return self._ok("GET", "/me", cred), cred
+        cred, user = self.client.login_user(username, password)
+        return user, cred
 
     def target(self, kind: str) -> dict[str, Any]:
         """A throwaway object for one test item (update/delete), owned by the sandbox user."""
