@@ -40,6 +40,7 @@ class Finding:
     message: str
     curl: str
     known: str | None = None  # reason from known-differences.yaml when accepted
+    contract: str | None = None  # three-way verdict when a published contract is at hand
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also report endpoints the server has that no spec describes")
     run.add_argument("--negative", type=int, default=0, metavar="N",
                      help="also send N generated bad inputs per GET endpoint; a 5xx is a finding")
+    run.add_argument("--contract", type=Path, default=None,
+                     help="OpenAPI document (JSON/YAML) for the three-way check; default: the server's own")
     run.add_argument("--max-time", type=float, default=None,
                      help="stop the run after this many seconds (the sandbox is still cleaned up)")
 
@@ -131,6 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from conformance.loader import load_specs
     specs_dir = _specs_dir(args)
     load_known(load_specs(specs_dir).root)  # spec errors stop the run before any request
+    if args.contract:
+        from conformance.contract import Contract
+        Contract.load(args.contract)
     url = args.url
     if not url:
         local = _local_server()
@@ -154,6 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args.append("--umami-read-only")
     if args.discover:
         pytest_args.append("--umami-discover")
+    if args.contract:
+        pytest_args.append(f"--umami-contract={args.contract.resolve()}")
     if args.negative:
         pytest_args.append(f"--umami-negative={args.negative}")
     if args.website_id:

@@ -49,11 +49,15 @@ class Prober:
         ex = self.client.request("GET", path, auth=self.auth)
         return None if _signature(ex) in self.baseline else ex
 
-    def published_paths(self) -> list[str]:
-        """Paths of an OpenAPI document the server serves, if any."""
+    def published_contract(self) -> dict[str, Any] | None:
+        """The OpenAPI document the server serves, if any."""
         for path in PUBLISHED:
             ex = self.client.request("GET", path, auth=self.auth)
             body = ex.json()
             if ex.response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("paths"), dict):
-                return sorted(p.removeprefix("/api") for p in body["paths"])
-        return []
+                return body
+        return None
+
+    def published_paths(self) -> list[str]:
+        doc = self.published_contract()
+        return sorted(p.removeprefix("/api") for p in doc["paths"]) if doc else []

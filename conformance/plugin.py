@@ -17,6 +17,7 @@ from packaging.specifiers import SpecifierSet
 from conformance import __version__, discovery, negative
 from conformance.checks import CLASSES, Finding, check_exchange, schema_findings
 from conformance.client import Credential, Exchange, Target
+from conformance.contract import Contract
 from conformance.errors import ConformanceError, ConnectionFailed
 from conformance.known import apply_known, load_known, stale
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
@@ -60,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="probe specs/discovery.yaml candidates and the server's OpenAPI for undocumented endpoints")
     group.addoption("--umami-negative", type=int, default=0, metavar="N",
                     help="send N generated bad inputs per GET endpoint (hypothesis, seeded); 5xx is a finding")
+    group.addoption("--umami-contract", default=env("UMAMI_CONTRACT"),
+                    help="OpenAPI document for the three-way check (default: the one the server publishes)")
     group.addoption("--umami-timeout", type=float, default=15.0,
                     help="seconds to wait for one answer (default 15)")
 
@@ -186,6 +189,9 @@ class SpecItem(pytest.Item):
         finally:
             record["duration"] = round(time.perf_counter() - start, 4)
         apply_known(findings, run.known, self.role, self.case.name, run.server_version)
+        contract = _contract(run) if findings and exchange is not None else None
+        for finding in findings if contract else []:
+            finding.contract = contract.verdict(finding, self.endpoint.method, self.endpoint.path, exchange)
         record.update(schema_checked=schema_checked, findings=[f.as_dict() for f in findings])
         if exchange is not None:
             record.update(
@@ -211,7 +217,7 @@ class SpecItem(pytest.Item):
                      f"({self.endpoint.file.name}:{self.case.line})"]
             for f in excinfo.value.findings:
                 lines.append(f"  [{f.cls}] {f.json_path}: expected {f.expected!r}, actual {f.actual!r}"
-                             f" - {f.message}")
+                             f" - {f.message}" + (f" (contract: {f.contract})" if f.contract else ""))
             lines.append(f"  request: {excinfo.value.findings[0].curl}")
             lines.extend(_source_lines(self.endpoint.file, self.case.line))
             return "\n".join(lines)
@@ -262,6 +268,18 @@ class DiscoveryItem(SpecItem):
         return findings, False, last
 
 
+def _contract(run: UmamiRun) -> Contract | None:
+    """The contract given with --umami-contract, else the one the server publishes (looked up once)."""
+    if run.contract is None:
+        given = run.options.contract
+        if given:
+            run.contract = Contract.load(Path(given))
+        else:
+            doc = _prober(run).published_contract()
+            run.contract = Contract(doc, f"{run.options.target.url} (published)") if doc else False
+    return run.contract or None
+
+
 def _prober(run: UmamiRun) -> discovery.Prober:
     if run.prober is None:
         run.prober = discovery.Prober(run.client, run.credentials.get("admin"))
@@ -291,7 +309,7 @@ def _run(config: pytest.Config) -> UmamiRun:
                       results_path=Path(config.getoption("--umami-results")),
                       version=config.getoption("--umami-version"),
                       website_id=config.getoption("--umami-website-id"),
-                      existing_user=_existing_user(config))
+                      existing_user=_existing_user(config), contract=config.getoption("--umami-contract"))
     specs = config.stash[SPECS_KEY]
     run = UmamiRun(options=options, specs=specs, known=load_known(specs.root))
     config.stash[RUN_KEY] = run
@@ -401,7 +419,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if group:
             tr.line(f"{cls} ({len(group)}): {CLASSES[cls]}", red=True, bold=True)
             for r, f in group:
-                tr.line(f"  {r['id']} {f['json_path']}: expected {f['expected']!r}, actual {f['actual']!r}")
+                verdict = f" ({f['contract']})" if f.get("contract") else ""
+                tr.line(f"  {r['id']} {f['json_path']}: expected {f['expected']!r}, actual {f['actual']!r}{verdict}")
     known = Counter((r["endpoint"], f["class"], f["known"]) for r, f in findings if f["known"])
     if known:
         tr.line(f"known differences ({sum(known.values())} findings), accepted in "

@@ -27,6 +27,7 @@ class Options:
     version: str | None = None
     website_id: str | None = None
     existing_user: tuple[str, str] | None = None
+    contract: str | None = None
 
 
 @dataclass
@@ -47,6 +48,7 @@ class UmamiRun:
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     prober: Any = None  # discovery.Prober, made at the first discovery item
+    contract: Any = None  # contract.Contract; False when none is at hand
 
     def __post_init__(self) -> None:
         self.client = UmamiClient(self.options.target)

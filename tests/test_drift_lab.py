@@ -104,3 +104,54 @@ def test_negative_inputs_are_bounded_and_list_server_errors(umami: server.Server
     assert errors and code == 1
     assert all(f["actual"] >= 500 for i in negative for f in i["findings"])
     assert any("253402300800000" in curl for _, curl in errors), errors
+
+
+def _contract(with_email: bool) -> dict:
+    props = {k: {"type": "string"} for k in ("id", "username", "role", "createdAt")}
+    props["isAdmin"] = {"type": "boolean"}
+    if with_email:
+        props["email"] = {"type": "string"}
+    user = {"type": "object", "additionalProperties": False, "properties": props,
+            "required": ["id", "username", "role", "createdAt", "isAdmin"]}
+    return {"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "paths": {"/api/me": {"get": {
+        "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/User"}}}},
+                      "401": {"description": "unauthorized"}}}}},
+            "components": {"schemas": {"User": user}}}
+
+
+@pytest.mark.parametrize("with_email, verdict", [
+    (True, "our spec is behind: the server matches the contract"),
+    (False, "the server moved: the contract agrees with our spec"),
+])
+def test_three_way_check_says_who_moved(umami: server.ServerInfo, tmp_path: Path, with_email: bool,
+                                        verdict: str) -> None:
+    contract = tmp_path / "openapi.json"
+    contract.write_text(json.dumps(_contract(with_email)))
+    code, results = _run(umami, tmp_path / "out", _me(lambda d: {**d, "email": "x@example.com"}),
+                         "-k", "me/get", "--contract", str(contract))
+    found = [f for i in results["items"] for f in i["findings"]]
+    assert code == 1 and {(f["class"], f["json_path"], f["contract"]) for f in found} == {
+        ("field-added", "$.email", verdict)}
+
+
+def test_contract_published_by_the_server_is_used(umami: server.ServerInfo, tmp_path: Path) -> None:
+    published = json.dumps(_contract(True)).encode()
+
+    def mutate(method: str, path: str, actual: int, content: bytes):
+        if path == "/api/openapi.json":
+            return 200, published, {"content-type": "application/json"}
+        return _me(lambda d: {**d, "email": "x@example.com"})(method, path, actual, content)
+
+    code, results = _run(umami, tmp_path, mutate, "-k", "me/get")
+    verdicts = {f["contract"] for i in results["items"] for f in i["findings"]}
+    assert code == 1 and verdicts == {"our spec is behind: the server matches the contract"}
+
+
+def test_status_verdict_and_missing_operation(umami: server.ServerInfo, tmp_path: Path) -> None:
+    contract = tmp_path / "openapi.json"
+    contract.write_text(json.dumps(_contract(False)))
+    code, results = _run(umami, tmp_path / "out", _me(status=202, body=json.dumps(USER).encode()),
+                         "-k", "me/get or auth/verify", "--contract", str(contract))
+    assert code == 1
+    verdicts = {(f["endpoint"], f["contract"]) for i in results["items"] for f in i["findings"]}
+    assert verdicts == {("me/get", "the server moved: the contract agrees with our spec")}
