@@ -427,7 +427,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 "specs/known-differences.yaml:", yellow=True)
         for (endpoint, cls, reason), n in sorted(known.items()):
             tr.line(f"  {endpoint} [{cls}] x{n}: {reason}")
-    for entry in stale(run.known, run.records):
+    for entry in stale(run.known, run.records, run.read_only):
         tr.line(f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", yellow=True)
     if run.residue:
         tr.line(f"could not remove {len(run.residue)} object(s) the run created:", red=True)

@@ -67,7 +67,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     """Write results.json (secrets redacted once more as a whole, then schema-checked)."""
     records = sorted(run.records, key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
-    stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line} for e in stale_entries(run.known, records)]
+    stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line}
+             for e in stale_entries(run.known, records, run.read_only)]
     doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "interrupted": interrupted, "summary": summarize(records), "residue": run.residue,
            "timing": {"requests": len(run.client.requests),
