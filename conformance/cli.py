@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | validate | docs | diff | cleanup | server start|stop|status."""
+"""`umami-conformance`: run | validate | coverage | docs | diff | cleanup | server start|stop|status."""
 
 from __future__ import annotations
 
@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the spec files alone (no server)")
     validate.add_argument("--specs", type=Path, default=None)
 
+    cov = sub.add_parser("coverage", help="specified/total per reference (v1 doc, v2 doc, v3 contract)")
+    cov.add_argument("--specs", type=Path, default=None)
+    cov.add_argument("--missing", action="store_true", help="list every operation without a spec")
+
     docs = sub.add_parser("docs", help="render Markdown docs from results.json")
     docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
     docs.add_argument("--out", type=Path, default=Path("docs"))
@@ -116,6 +120,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cases = sum(len(e.cases) for e in specs.endpoints)
     print(f"{specs.root}: {len(specs.areas)} areas, {n} endpoints, {cases} cases, "
           f"{len(known)} known differences: valid")
+    return ExitCode.OK
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from conformance.coverage import coverage
+    from conformance.loader import load_specs
+    for c in coverage(load_specs(_specs_dir(args))):
+        print(f"{c.name}: {c.specified}/{c.total} ({c.percent:.0f} %) {c.title}")
+        if args.missing:
+            for op in c.missing:
+                print(f"  missing: {op}")
     return ExitCode.OK
 
 
@@ -306,7 +321,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "docs": cmd_docs, "diff": cmd_diff,
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "coverage": cmd_coverage, "docs": cmd_docs, "diff": cmd_diff,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":

@@ -126,3 +126,19 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     assert bad.stderr.startswith("umami-conformance: error: ") and "nobody.yaml" in bad.stderr
     run = run_cli("run", "--specs", str(specs), "--url", "http://127.0.0.1:9")
     assert run.returncode == 2 and "nobody.yaml" in run.stderr, "spec errors stop the run first"
+
+
+def test_coverage_counts_operations_per_reference(tmp_path: Path) -> None:
+    from conformance.coverage import coverage
+    before = {c.name: c for c in coverage(load_specs())}
+    assert set(before) == {"v1", "v2", "v3"}
+    assert before["v2"].total == 65 and before["v3"].total == 166 and before["v1"].total == 8
+    assert "GET /me" not in before["v2"].missing
+    specs = copy_specs(tmp_path)
+    me = specs / "me.yaml"
+    text = me.read_text()
+    me.write_text(text.replace("    path: /me\n", "    path: /me-renamed\n", 1))
+    after = {c.name: c for c in coverage(load_specs(specs))}
+    assert after["v2"].specified == before["v2"].specified - 1 and "GET /me" in after["v2"].missing
+    out = run_cli("coverage", "--missing")
+    assert out.returncode == 0 and out.stdout.startswith("v1: ") and "missing: POST /send" in out.stdout
