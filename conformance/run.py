@@ -72,13 +72,12 @@ class UmamiRun:
         else:
             raise ConnectionFailed("no credentials: pass --umami-username/--umami-password "
                                    "(or --umami-api-key for Umami Cloud)")
-        self.unavailable.update({
-            "view-only": "view-only team member role not set up by this version of the sandbox",
-            "share": "share-token role not set up by this version of the sandbox"})
+        self.unavailable["view-only"] = "the view-only team member role is not set up by the sandbox yet"
         context: dict[str, Any] = {"credentials": {"username": target.username or "",
                                                    "password": target.password or ""}}
         if self.read_only:
             self.unavailable["user"] = "read-only: no sandbox user is created"
+            self.unavailable["share"] = "read-only: no share link is created"
             if self.options.website_id:
                 context["website"] = {"id": self.options.website_id}
             self.context = context

@@ -18,6 +18,7 @@ from typing import Any
 from conformance.client import Credential, UmamiClient
 from conformance.errors import ConnectionFailed
 
+KINDS = ("report", "team", "website", "user")  # removal order
 PREFIX_PATTERN = re.compile(r"^ucf-\d{8}t\d{6}-[0-9a-f]{4}-")
 SEED_IPS = ["8.8.8.8", "81.2.69.142", "85.214.132.117", "195.154.122.113", "1.1.1.1"]
 SEED_PAGES = [("/", "Home"), ("/pricing", "Pricing"), ("/docs/start", "Getting started"),
@@ -37,7 +38,7 @@ def new_prefix() -> str:
 class Created:
     """One object the run created."""
 
-    kind: str  # "website" | "user"
+    kind: str  # one of KINDS
     id: str
     name: str
     owner: str | None = None  # id of the sandbox user that owns it (websites)
@@ -93,11 +94,28 @@ class Sandbox:
         username = self.user_login if label == "user" and self.user_login else f"{self.prefix}{label}"
         return self.client.login(username, self.passwords[label])
 
-    def create_website(self, label: str, owner_id: str, owner: Credential | None) -> dict[str, Any]:
+    def create_website(self, label: str, owner_id: str, owner: Credential | None,
+                       share_id: str | None = None) -> dict[str, Any]:
         name = f"{self.prefix}{label}"
-        site = self._ok("POST", "/websites", owner, {"name": name, "domain": f"{name}.example.com"})
+        body = {"name": name, "domain": f"{name}.example.com", **({"shareId": share_id} if share_id else {})}
+        site = self._ok("POST", "/websites", owner, body)
         self._record(Created("website", site["id"], name, owner=owner_id))
         return site
+
+    def share(self, site: dict[str, Any]) -> None:
+        """The share-token role: the token of the website's share link (GET /share/{shareId})."""
+        share_id = site.get("shareId")
+        if not share_id:
+            self.unavailable["share"] = "the server did not keep the shareId given at website creation"
+            return
+        ex = self.client.request("GET", f"/share/{share_id}")
+        body = ex.json()
+        if ex.response.status_code != 200 or not isinstance(body, dict) or not body.get("token"):
+            self.unavailable["share"] = f"GET /share/{{shareId}} answered HTTP {ex.response.status_code}"
+            return
+        self.client.redactor.add(body["token"])
+        self.credentials["share"] = Credential.share_token(body["token"])
+        self.context["share"] = {"id": share_id}
 
     def adopt(self, kind: str, body: Any) -> None:
         """Record an object a test item created, so that cleanup removes it."""
@@ -117,8 +135,11 @@ class Sandbox:
             self.owner = (user["id"], cred)
         else:
             self.owner = (self._ok("GET", "/me", self.admin).get("id", ""), self.admin)
-        site = self.create_website("site", *self.owner)
+        share_id = secrets.token_hex(8)
+        self.client.redactor.add(share_id)
+        site = self.create_website("site", *self.owner, share_id=share_id)
         self.context.update(prefix=self.prefix, user=user, website=site, credentials=credentials)
+        self.share(site)
         self.seed(site)
 
     def _borrow_user(self, existing: tuple[str, str] | None,
@@ -173,19 +194,16 @@ class Sandbox:
 
 
 def remove(client: UmamiClient, admin: Credential, objects: list[Created]) -> list[dict[str, str]]:
-    """Delete websites, then users (deleting a user also removes the websites it owns)."""
+    """Delete reports, teams, websites, then users (deleting a user also removes its websites)."""
     residue: dict[str, dict[str, str]] = {}
     users = {o.id for o in objects if o.kind == "user"}
-    for obj in reversed([o for o in objects if o.kind == "website"]):
-        ex = client.request("DELETE", f"/websites/{obj.id}", auth=admin)
-        if ex.response.status_code not in (200, 204, 404) and obj.owner not in users:
-            residue[obj.id] = {"kind": "website", "id": obj.id, "name": obj.name,
-                               "reason": f"DELETE /websites/{obj.id} answered HTTP {ex.response.status_code}"}
-    for obj in reversed([o for o in objects if o.kind == "user"]):
-        ex = client.request("DELETE", f"/users/{obj.id}", auth=admin)
-        if ex.response.status_code not in (200, 204, 404):
-            residue[obj.id] = {"kind": "user", "id": obj.id, "name": obj.name,
-                               "reason": f"DELETE /users/{obj.id} answered HTTP {ex.response.status_code}"}
+    for kind in KINDS:
+        for obj in reversed([o for o in objects if o.kind == kind]):
+            ex = client.request("DELETE", f"/{kind}s/{obj.id}", auth=admin)
+            cascades = kind == "website" and obj.owner in users
+            if ex.response.status_code not in (200, 204, 404) and not cascades:
+                residue[obj.id] = {"kind": kind, "id": obj.id, "name": obj.name,
+                                   "reason": f"DELETE /{kind}s/{obj.id} answered HTTP {ex.response.status_code}"}
     for obj in objects:
         if obj.id not in residue and still_there(client, admin, obj):
             residue[obj.id] = {"kind": obj.kind, "id": obj.id, "name": obj.name,

@@ -41,7 +41,7 @@ def test_full_run_passes_every_applicable_item(full_run) -> None:
     assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in applicable), [
         (i["id"], i["outcome"], i.get("reason")) for i in applicable
         if i["outcome"] not in ("passed", "passed-no-schema", "known")]
-    assert {i["role"] for i in items} == {"admin", "user", "anonymous"}
+    assert {i["role"] for i in items} == {"admin", "user", "share", "anonymous"}
     assert all(i["findings"] == [] or all(f["known"] for f in i["findings"]) for i in items)
     assert results["summary"]["findings"] == {}
 
