@@ -168,7 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                    f"--umami-username={args.username}", f"--umami-results={out / 'results.json'}",
                    f"--umami-timeout={args.timeout}", f"--junitxml={out / 'junit.xml'}",
                    f"--html={out / 'report.html'}", "--self-contained-html",
-                   "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", "-o", "console_output_style=count", "-rN",
+                   "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                   "-o", "console_output_style=count", "-rN",
                    f"--rootdir={specs_dir}", "-c", os.devnull]
     if args.read_only:
         pytest_args.append("--umami-read-only")
@@ -225,7 +226,7 @@ class _Deadline:
 
     expired = False
 
-    def __call__(self, seconds: float | None) -> "_Deadline":
+    def __call__(self, seconds: float | None) -> _Deadline:
         self.seconds = seconds
         self.expired = False
         return self

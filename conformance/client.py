@@ -81,15 +81,15 @@ class Credential:
     value: str
 
     @classmethod
-    def bearer(cls, token: str) -> "Credential":
+    def bearer(cls, token: str) -> Credential:
         return cls("Authorization", f"Bearer {token}")
 
     @classmethod
-    def api_key(cls, key: str) -> "Credential":
+    def api_key(cls, key: str) -> Credential:
         return cls("x-umami-api-key", key)
 
     @classmethod
-    def share_token(cls, token: str) -> "Credential":
+    def share_token(cls, token: str) -> Credential:
         return cls("x-umami-share-token", token)
 
 

@@ -47,7 +47,7 @@ class Contract:
                     self.operations[(method.upper(), key)] = (path, op)
 
     @classmethod
-    def load(cls, path: Path) -> "Contract":
+    def load(cls, path: Path) -> Contract:
         try:
             text = path.read_text(encoding="utf-8")
             doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)

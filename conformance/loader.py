@@ -389,7 +389,8 @@ def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
                       path_params=dict(c.get("path", {})), query=dict(c.get("query", {})),
                       body=c.get("body"), status=c.get("status"), roles=c.get("roles"),
                       target=c.get("target"), creates=c.get("creates"),
-                      schema_uri=_case_schema(raw, c, path, raw_cases.item_lines[k], resources), fresh_login=c.get("fresh_login", False),
+                      schema_uri=_case_schema(raw, c, path, raw_cases.item_lines[k], resources),
+                      fresh_login=c.get("fresh_login", False),
                       description=c.get("description", ""))
                  for k, c in enumerate(raw_cases)]
         endpoints.append(Endpoint(

@@ -7,7 +7,8 @@ Only GET endpoints and `safe` ones (login) are probed: generated input must neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 from urllib.parse import quote
 
 from hypothesis import HealthCheck, Phase, given, settings

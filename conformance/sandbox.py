@@ -53,7 +53,6 @@ class Sandbox:
     prefix: str
     ledger: Path
     created: list[Created] = field(default_factory=list)
-    residue: list[dict[str, str]] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     credentials: dict[str, Credential] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 PLACEHOLDER = re.compile(r"\$\{([a-z_-]+(?:\.[a-zA-Z_]+)?|now(?:[-+]\d+[smhdw])?)\}")
 # Roots a spec may use; the sandbox provides them (see specs/README.md).

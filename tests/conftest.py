@@ -37,6 +37,11 @@ def admin_token(umami: server.ServerInfo) -> str:
     return r.json()["token"]
 
 
+def user_env(umami: server.ServerInfo) -> dict[str, str]:
+    """The local server's regular user, for the `user` role (2.10.0 cannot create users)."""
+    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `umami-conformance` in a subprocess, as a user would."""
     return subprocess.run([*CLI, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,

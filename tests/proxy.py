@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
@@ -35,7 +35,7 @@ class RecordingProxy:
     mutate: Mutation | None = None
     seen: list[Seen] = field(default_factory=list)
 
-    def __enter__(self) -> "RecordingProxy":
+    def __enter__(self) -> RecordingProxy:
         proxy = self
         client = httpx.Client(base_url=self.upstream, timeout=30)
 

@@ -14,12 +14,8 @@ from conformance import server
 from conformance.loader import load_specs
 from docgen.render import LEGEND, render_docs, update_markers
 
-from conftest import run_cli
+from conftest import run_cli, user_env
 from proxy import RecordingProxy
-
-
-def _env(umami: server.ServerInfo) -> dict[str, str]:
-    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +25,7 @@ def two_runs(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory)
     base = tmp_path_factory.mktemp("docs")
     history = base / "history"
     first = run_cli("run", "--url", umami.url, "--out", str(base / "a"), "--history", str(history),
-                    env=_env(umami))
+                    env=user_env(umami))
     assert first.returncode == 0, first.stdout[-2000:]
 
     def drop_is_admin(method: str, path: str, status: int, body: bytes):
@@ -41,7 +37,7 @@ def two_runs(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory)
 
     with RecordingProxy(umami.url, mutate=drop_is_admin) as proxy:
         second = run_cli("run", "--url", proxy.url, "--out", str(base / "b"), "--history", str(history),
-                         "--umami-version", "2.10.1", env=_env(umami))
+                         "--umami-version", "2.10.1", env=user_env(umami))
     assert second.returncode == 1, second.stdout[-2000:]
     return base / "a", base / "b", history
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
 from conformance import server
 
-from conftest import run_cli
+from conftest import run_cli, user_env
 from proxy import RecordingProxy
 
 USER = {"id": "3f0b5a55-1d7e-4d43-9a0e-3a6b6bb6c0a1", "username": "admin", "role": "admin",
         "createdAt": "2024-01-01T00:00:00.000Z", "isAdmin": True}
-
-
-def _env(umami: server.ServerInfo) -> dict[str, str]:
-    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
 
 
 def _me(change: Callable[[dict], dict | None] | None = None, status: int | None = None, body: bytes | None = None):
@@ -42,7 +38,7 @@ def _findings(results: dict) -> set[tuple[str, str, str]]:
 
 def _run(umami: server.ServerInfo, tmp_path: Path, mutate, *args: str) -> tuple[int, dict]:
     with RecordingProxy(umami.url, mutate=mutate) as proxy:
-        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs", *args, env=_env(umami))
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs", *args, env=user_env(umami))
     return proc.returncode, json.loads((tmp_path / "results.json").read_text())
 
 

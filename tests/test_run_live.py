@@ -13,18 +13,14 @@ from conformance import server
 from conformance.loader import load_specs
 from conformance.results import SCHEMA_PATH
 
-from conftest import run_cli
+from conftest import run_cli, user_env
 from proxy import RecordingProxy
-
-
-def _env(umami: server.ServerInfo) -> dict[str, str]:
-    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
 
 
 @pytest.fixture(scope="module")
 def full_run(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("run")
-    proc = run_cli("run", "--url", umami.url, "--out", str(out), env=_env(umami))
+    proc = run_cli("run", "--url", umami.url, "--out", str(out), env=user_env(umami))
     return out, proc
 
 
@@ -76,7 +72,7 @@ def test_failures_show_path_expected_actual_and_curl(umami: server.ServerInfo, t
         return None
 
     with RecordingProxy(umami.url, mutate=add_field) as proxy:
-        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/", env=_env(umami))
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/", env=user_env(umami))
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "[field-added] $.email: expected None, actual 'string'" in proc.stdout
     assert "request: curl -X GET -H 'authorization: ***'" in proc.stdout
@@ -87,7 +83,7 @@ def test_failures_show_path_expected_actual_and_curl(umami: server.ServerInfo, t
 
 def test_no_secret_in_any_report(umami: server.ServerInfo, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    env = {**_env(umami), "UMAMI_PASSWORD": umami.admin2_password}
+    env = {**user_env(umami), "UMAMI_PASSWORD": umami.admin2_password}
     with RecordingProxy(umami.url) as proxy:
         proc = run_cli("run", "--url", proxy.url, "--username", umami.admin2_username, "--out", str(out),
                        env=env)

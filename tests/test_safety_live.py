@@ -13,17 +13,12 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from conformance import server
 
-from conftest import CLI, ROOT, run_cli
+from conftest import CLI, ROOT, run_cli, user_env
 from proxy import RecordingProxy
 from snapshot import compare, snapshot
-
-
-def _env(umami: server.ServerInfo) -> dict[str, str]:
-    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
 
 
 def _assert_only_residue(umami: server.ServerInfo, before: dict, out: Path) -> dict:
@@ -37,7 +32,7 @@ def _assert_only_residue(umami: server.ServerInfo, before: dict, out: Path) -> d
 
 def test_passing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_path: Path) -> None:
     before = snapshot(umami)
-    proc = run_cli("run", "--url", umami.url, "--out", str(tmp_path), "--no-docs", env=_env(umami))
+    proc = run_cli("run", "--url", umami.url, "--out", str(tmp_path), "--no-docs", env=user_env(umami))
     assert proc.returncode == 0, proc.stdout[-2000:]
     results = _assert_only_residue(umami, before, tmp_path)
     assert results["residue"], "2.10.0 keeps the run's websites, and the run says so"
@@ -49,7 +44,7 @@ def test_failing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_
 
     before = snapshot(umami)
     with RecordingProxy(umami.url, mutate=break_verify) as proxy:
-        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs", env=_env(umami))
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs", env=user_env(umami))
     assert proc.returncode == 1, proc.stdout[-2000:]
     _assert_only_residue(umami, before, tmp_path)
 
@@ -71,7 +66,7 @@ def test_sigint_still_cleans_up(umami: server.ServerInfo, tmp_path: Path) -> Non
     before = snapshot(umami)
     with RecordingProxy(umami.url, mutate=slow) as proxy:
         proc = subprocess.Popen([*CLI, "run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs"],
-                                cwd=ROOT, env={**os.environ, **_env(umami)}, stdout=subprocess.PIPE,
+                                cwd=ROOT, env={**os.environ, **user_env(umami)}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         _wait_for_ledger(tmp_path, proc)
         time.sleep(0.5)
@@ -85,7 +80,7 @@ def test_sigint_still_cleans_up(umami: server.ServerInfo, tmp_path: Path) -> Non
 
 def test_sigkill_then_cleanup_command(umami: server.ServerInfo, tmp_path: Path) -> None:
     proc = subprocess.Popen([*CLI, "run", "--url", umami.url, "--out", str(tmp_path), "--no-docs"],
-                            cwd=ROOT, env={**os.environ, **_env(umami)}, stdout=subprocess.DEVNULL,
+                            cwd=ROOT, env={**os.environ, **user_env(umami)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _wait_for_ledger(tmp_path, proc)
     time.sleep(0.3)
@@ -152,7 +147,7 @@ def test_rate_limit_retry_after_is_honoured(umami: server.ServerInfo, tmp_path: 
         return None
 
     with RecordingProxy(umami.url, mutate=limit_once) as proxy:
-        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/", env=_env(umami))
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/", env=user_env(umami))
         me_calls = [s for s in proxy.seen if s.path == "/api/me"]
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert me_calls[0].status == 429 and me_calls[1].status == 200
@@ -172,6 +167,6 @@ def test_max_time_stops_and_cleans_up(umami: server.ServerInfo, tmp_path: Path) 
 
     before = snapshot(umami)
     with RecordingProxy(umami.url, mutate=slow) as proxy:
-        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--max-time", "2", env=_env(umami))
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--max-time", "2", env=user_env(umami))
     assert proc.returncode == 3 and "exceeded --max-time 2s" in proc.stderr, proc.stderr[-1500:]
     _assert_only_residue(umami, before, tmp_path)
