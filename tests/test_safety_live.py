@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conformance import server
 
@@ -57,7 +58,8 @@ def _wait_for_ledger(out: Path, proc: subprocess.Popen, timeout: float = 60) -> 
         time.sleep(0.05)
 
 
-def test_sigint_still_cleans_up(umami: server.ServerInfo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_still_cleans_up(umami: server.ServerInfo, tmp_path: Path, signum: int) -> None:
     def slow(method: str, path: str, status: int, body: bytes):
         if path.startswith("/api/websites/"):
             time.sleep(0.2)
@@ -70,7 +72,7 @@ def test_sigint_still_cleans_up(umami: server.ServerInfo, tmp_path: Path) -> Non
                                 stderr=subprocess.PIPE, text=True)
         _wait_for_ledger(tmp_path, proc)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
     results = _assert_only_residue(umami, before, tmp_path)
