@@ -34,7 +34,8 @@ def main() -> int:
     if not url:
         info = server.start()
         url = info.url
-        env.update(UMAMI_USER_USERNAME=info.user_username, UMAMI_USER_PASSWORD=info.user_password)
+        env.update(UMAMI_USER_USERNAME=info.user_username, UMAMI_USER_PASSWORD=info.user_password,
+                   UMAMI_VIEWER_USERNAME=info.viewer_username, UMAMI_VIEWER_PASSWORD=info.viewer_password)
     rows = []
     for n in range(args.runs):
         with tempfile.TemporaryDirectory() as out:

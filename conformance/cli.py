@@ -157,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         url = local.url
         os.environ.setdefault("UMAMI_USER_USERNAME", local.user_username)
         os.environ.setdefault("UMAMI_USER_PASSWORD", local.user_password)
+        os.environ.setdefault("UMAMI_VIEWER_USERNAME", local.viewer_username)
+        os.environ.setdefault("UMAMI_VIEWER_PASSWORD", local.viewer_password)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     # Secrets travel in the environment, never on a command line that reports could show.

@@ -48,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an existing regular user, used when the server cannot create one (env UMAMI_USER_USERNAME)")
     group.addoption("--umami-user-password", default=env("UMAMI_USER_PASSWORD"),
                     help="its password (env UMAMI_USER_PASSWORD)")
+    group.addoption("--umami-viewer-username", default=env("UMAMI_VIEWER_USERNAME"),
+                    help="another existing regular user, made the view-only team member (env UMAMI_VIEWER_USERNAME)")
+    group.addoption("--umami-viewer-password", default=env("UMAMI_VIEWER_PASSWORD"),
+                    help="its password (env UMAMI_VIEWER_PASSWORD)")
     group.addoption("--umami-version", default=env("UMAMI_VERSION"),
                     help="Umami version to assume when the server does not say (env UMAMI_VERSION)")
     group.addoption("--umami-specs", default=env("UMAMI_SPECS", str(DEFAULT_SPECS)),
@@ -310,7 +314,7 @@ def _run(config: pytest.Config) -> UmamiRun:
                       results_path=Path(config.getoption("--umami-results")),
                       version=config.getoption("--umami-version"),
                       website_id=config.getoption("--umami-website-id"),
-                      existing_user=_existing_user(config), contract=config.getoption("--umami-contract"))
+                      existing_users=_existing_users(config), contract=config.getoption("--umami-contract"))
     specs = config.stash[SPECS_KEY]
     run = UmamiRun(options=options, specs=specs, known=load_known(specs.root))
     config.stash[RUN_KEY] = run
@@ -324,9 +328,15 @@ def _run(config: pytest.Config) -> UmamiRun:
     return run
 
 
-def _existing_user(config: pytest.Config) -> tuple[str, str] | None:
-    username, password = config.getoption("--umami-user-username"), config.getoption("--umami-user-password")
-    return (username, password) if username and password else None
+def _existing_users(config: pytest.Config) -> dict[str, tuple[str, str]]:
+    """Regular users given for servers that cannot create users: label -> (username, password)."""
+    users = {}
+    for label in ("user", "viewer"):
+        username = config.getoption(f"--umami-{label}-username")
+        password = config.getoption(f"--umami-{label}-password")
+        if username and password:
+            users[label] = (username, password)
+    return users
 
 
 def _new_record(item: SpecItem, run: UmamiRun) -> dict[str, Any]:

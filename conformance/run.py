@@ -26,7 +26,7 @@ class Options:
     results_path: Path
     version: str | None = None
     website_id: str | None = None
-    existing_user: tuple[str, str] | None = None
+    existing_users: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (username, password)
     contract: str | None = None
 
 
@@ -72,12 +72,12 @@ class UmamiRun:
         else:
             raise ConnectionFailed("no credentials: pass --umami-username/--umami-password "
                                    "(or --umami-api-key for Umami Cloud)")
-        self.unavailable["view-only"] = "the view-only team member role is not set up by the sandbox yet"
         context: dict[str, Any] = {"credentials": {"username": target.username or "",
                                                    "password": target.password or ""}}
         if self.read_only:
             self.unavailable["user"] = "read-only: no sandbox user is created"
             self.unavailable["share"] = "read-only: no share link is created"
+            self.unavailable["view-only"] = "read-only: no team is created"
             if self.options.website_id:
                 context["website"] = {"id": self.options.website_id}
             self.context = context
@@ -86,7 +86,7 @@ class UmamiRun:
         prefix = new_prefix()
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix.rstrip('-')}.json")
-        existing = self.options.existing_user
+        existing = self.options.existing_users
         _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
         self.credentials.update(self.sandbox.credentials)
         self.unavailable.update(self.sandbox.unavailable)

@@ -19,6 +19,7 @@ from conformance.client import Credential, UmamiClient
 from conformance.errors import ConnectionFailed
 
 KINDS = ("report", "team", "website", "user")  # removal order
+VIEW_ONLY_TEAM_ROLES = ("team-view-only", "team-guest")  # v2.11+ name, 2.10.0 name
 PREFIX_PATTERN = re.compile(r"^ucf-\d{8}t\d{6}-[0-9a-f]{4}-")
 SEED_IPS = ["8.8.8.8", "81.2.69.142", "85.214.132.117", "195.154.122.113", "1.1.1.1"]
 SEED_PAGES = [("/", "Home"), ("/pricing", "Pricing"), ("/docs/start", "Getting started"),
@@ -57,7 +58,7 @@ class Sandbox:
     credentials: dict[str, Credential] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
-    user_login: str | None = None
+    logins: dict[str, str] = field(default_factory=dict)  # label -> username of a borrowed user
     owner: tuple[str, Credential | None] = ("", None)  # (user id, credential) owning the websites
     seeded: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,13 +91,13 @@ class Sandbox:
 
     def login_again(self, label: str) -> Credential:
         """A new session for the sandbox user `label` (for items that end their session)."""
-        username = self.user_login if label == "user" and self.user_login else f"{self.prefix}{label}"
-        return self.client.login(username, self.passwords[label])
+        return self.client.login(self.logins.get(label, f"{self.prefix}{label}"), self.passwords[label])
 
     def create_website(self, label: str, owner_id: str, owner: Credential | None,
-                       share_id: str | None = None) -> dict[str, Any]:
+                       share_id: str | None = None, team_id: str | None = None) -> dict[str, Any]:
         name = f"{self.prefix}{label}"
-        body = {"name": name, "domain": f"{name}.example.com", **({"shareId": share_id} if share_id else {})}
+        body = {"name": name, "domain": f"{name}.example.com", **({"shareId": share_id} if share_id else {}),
+                **({"teamId": team_id} if team_id else {})}
         site = self._ok("POST", "/websites", owner, body)
         self._record(Created("website", site["id"], name, owner=owner_id))
         return site
@@ -122,13 +123,11 @@ class Sandbox:
             name = str(body.get("name") or body.get("username") or "")
             self._record(Created(kind, body["id"], name, owner=body.get("userId")))
 
-    def setup(self, credentials: dict[str, str], existing_user: tuple[str, str] | None) -> None:
-        """Create the run's regular user (or borrow `existing_user` where the server cannot create
-        users), its website, and seed traffic. Without any regular user, admin owns the website."""
-        try:
-            user, cred = self.create_user("user")
-        except SetupFailed as exc:
-            user, cred = self._borrow_user(existing_user, str(exc))
+    def setup(self, credentials: dict[str, str], existing: dict[str, tuple[str, str]]) -> None:
+        """Create the run's regular user (or borrow `existing["user"]` where the server cannot create
+        users), its website with a share link, a team with a view-only member and a team website, and
+        seed traffic. Without any regular user, admin owns the website and there is no team."""
+        user, cred = self._regular_user("user", "user", existing.get("user"))
         if user and cred:
             self.credentials["user"] = cred
             self.owner = (user["id"], cred)
@@ -140,19 +139,50 @@ class Sandbox:
         self.context.update(prefix=self.prefix, user=user, website=site, credentials=credentials)
         self.share(site)
         self.seed(site)
+        if cred:
+            self.team(existing.get("viewer"))
+        else:
+            self.unavailable["view-only"] = "no regular user to own the sandbox team"
 
-    def _borrow_user(self, existing: tuple[str, str] | None,
-                     why: str) -> tuple[dict[str, Any] | None, Credential | None]:
-        if not existing:
-            self.unavailable["user"] = (f"the server cannot create users ({why}); pass "
-                                        "--umami-user-username/--umami-user-password of a regular user")
-            return None, None
+    def _regular_user(self, label: str, role: str, existing: tuple[str, str] | None
+                      ) -> tuple[dict[str, Any] | None, Credential | None]:
+        """A regular user `<prefix><label>`, or the existing one given for servers that cannot create users."""
+        try:
+            return self.create_user(label)
+        except SetupFailed as exc:
+            if not existing:
+                self.unavailable[role] = (f"the server cannot create users ({exc}); pass "
+                                          f"--umami-{label}-username/--umami-{label}-password of a regular user")
+                return None, None
         username, password = existing
         self.client.redactor.add(password)
-        self.passwords["user"] = password
-        self.user_login = username
+        self.passwords[label] = password
+        self.logins[label] = username
         cred, user = self.client.login_user(username, password)
         return user, cred
+
+    def team(self, existing_viewer: tuple[str, str] | None) -> None:
+        """A team owned by the user, a view-only member, and a team website with traffic."""
+        owner_id, owner = self.owner
+        body = self._ok("POST", "/teams", owner, {"name": f"{self.prefix}team"})
+        team = body[0] if isinstance(body, list) else body  # 2.10.0 answers [team, teamUser]
+        self._record(Created("team", team["id"], f"{self.prefix}team"))
+        self.client.redactor.add(team.get("accessCode"))
+        viewer, viewer_cred = self._regular_user("viewer", "view-only", existing_viewer)
+        if viewer and viewer_cred:
+            refused = []
+            for role in VIEW_ONLY_TEAM_ROLES:
+                ex = self.client.request("POST", f"/teams/{team['id']}/users", auth=self.admin,
+                                         json_body={"userId": viewer["id"], "role": role})
+                if ex.response.is_success:
+                    self.credentials["view-only"] = viewer_cred
+                    break
+                refused.append(f"{role}: HTTP {ex.response.status_code}")
+            else:
+                self.unavailable["view-only"] = f"the server refused a view-only member ({'; '.join(refused)})"
+        site = self.create_website("team-site", "", owner, team_id=team["id"])
+        self.context.update(team=team, team_website=site)
+        self.seed(site)
 
     def target(self, kind: str) -> dict[str, Any]:
         """A throwaway object for one test item (update/delete), owned by the sandbox user."""

@@ -78,6 +78,8 @@ class ServerInfo:
     user_password: str = ""
     admin2_username: str = ""
     admin2_password: str = ""
+    viewer_username: str = ""
+    viewer_password: str = ""
 
     @property
     def database_url(self) -> str:
@@ -338,6 +340,7 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
     database = create_database(pg_port, app)
     user_password = create_user_sql(pg_port, database, app, "local-user", "user")
     admin2_password = create_user_sql(pg_port, database, app, "local-admin", "admin")
+    viewer_password = create_user_sql(pg_port, database, app, "local-viewer", "user")
     port = _free_port()
     log = state_dir() / "umami.log"
     env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pg_port}/{database}",
@@ -350,7 +353,8 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
     info = ServerInfo(url=f"http://127.0.0.1:{port}", pid=proc.pid, port=port, pg_port=pg_port,
                       database=database, version=version, log=str(log),
                       user_username="local-user", user_password=user_password,
-                      admin2_username="local-admin", admin2_password=admin2_password)
+                      admin2_username="local-admin", admin2_password=admin2_password,
+                      viewer_username="local-viewer", viewer_password=viewer_password)
     _info_path().write_text(json.dumps(asdict(info), indent=2))
     _info_path().chmod(0o600)
     deadline = time.monotonic() + timeout

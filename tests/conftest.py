@@ -38,8 +38,9 @@ def admin_token(umami: server.ServerInfo) -> str:
 
 
 def user_env(umami: server.ServerInfo) -> dict[str, str]:
-    """The local server's regular user, for the `user` role (2.10.0 cannot create users)."""
-    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password}
+    """The local server's regular users, for the `user` and `view-only` roles (2.10.0 cannot create users)."""
+    return {"UMAMI_USER_USERNAME": umami.user_username, "UMAMI_USER_PASSWORD": umami.user_password,
+            "UMAMI_VIEWER_USERNAME": umami.viewer_username, "UMAMI_VIEWER_PASSWORD": umami.viewer_password}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
