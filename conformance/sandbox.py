@@ -118,7 +118,10 @@ class Sandbox:
         self.context["share"] = {"id": share_id}
 
     def adopt(self, kind: str, body: Any) -> None:
-        """Record an object a test item created, so that cleanup removes it."""
+        """Record an object a test item created, so that cleanup removes it. A list answer (2.10.0's
+        `POST /teams` gives `[team, teamUser]`) holds the object first."""
+        if isinstance(body, list) and body:
+            body = body[0]
         if isinstance(body, dict) and isinstance(body.get("id"), str):
             name = str(body.get("name") or body.get("username") or "")
             self._record(Created(kind, body["id"], name, owner=body.get("userId")))
@@ -253,7 +256,8 @@ def find_leftovers(client: UmamiClient, admin: Credential, prefix: str | None) -
         return bool(name) and (name.startswith(prefix) if prefix else bool(PREFIX_PATTERN.match(name)))
 
     found: list[Created] = []
-    for kind, path, name_key in (("user", "/admin/users", "username"), ("website", "/admin/websites", "name")):
+    for kind, path, name_key in (("user", "/admin/users", "username"), ("website", "/admin/websites", "name"),
+                                 ("team", "/teams", "name")):
         page = 1
         while True:
             ex = client.request("GET", path, auth=admin, params={"page": page, "pageSize": 200})

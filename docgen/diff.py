@@ -74,9 +74,10 @@ def _field_changes(ep: str, old: dict[str, str], new: dict[str, str]) -> list[Ch
                              for p in new.keys() - old.keys() if p != path)
             if not parent_new:
                 changes.append(Change(ep, "field-added", path, "absent", new[path], False))
-        elif old[path] != new[path]:
-            lost = set(old[path].split("|")) - set(new[path].split("|"))
-            changes.append(Change(ep, "field-retyped", path, old[path], new[path], bool(lost)))
+        elif not set(old[path].split("|")) & set(new[path].split("|")):
+            # Only disjoint types count: array items and optional values are samples, so a type set
+            # that merely grows or shrinks ("string" vs "null|string") says more about the data.
+            changes.append(Change(ep, "field-retyped", path, old[path], new[path], True))
     return changes
 
 
