@@ -398,8 +398,9 @@ def _fresh_login(role: str, run: UmamiRun) -> Credential | None:
     target = run.options.target
     if role == "admin" and target.username and target.password and not target.api_key:
         return run.client.login(target.username, target.password)
-    if role == "user" and run.sandbox is not None and "user" in run.sandbox.passwords:
-        return run.sandbox.login_again("user")
+    label = {"user": "user", "view-only": "viewer"}.get(role)
+    if label and run.sandbox is not None and label in run.sandbox.passwords:
+        return run.sandbox.login_again(label)
     return None
 
 

@@ -61,9 +61,21 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     return sorted(changes)
 
 
+def _unsampled(path: str, other: dict[str, str]) -> bool:
+    """`path` lies inside array items the other run never saw (its array was empty there)."""
+    head = path
+    while "[*]" in head:
+        head = head[: head.rindex("[*]")]
+        if head in other and f"{head}[*]" not in other:
+            return True
+    return False
+
+
 def _field_changes(ep: str, old: dict[str, str], new: dict[str, str]) -> list[Change]:
     changes = []
     for path in sorted(old.keys() | new.keys()):
+        if _unsampled(path, new if path in old else old):
+            continue
         parent_gone = any(path.startswith(p + ".") or path.startswith(p + "[") for p in old.keys() - new.keys()
                           if p != path)
         if path not in new:

@@ -33,3 +33,10 @@ def test_changes_and_breaking() -> None:
 def test_same_results_no_change() -> None:
     r = _results(_item("me/get[admin-d]", 200, {"$": "object"}))
     assert diff_results(r, r) == []
+
+
+def test_items_of_an_array_empty_in_one_run_are_no_change() -> None:
+    old = _results(_item("me/websites[admin-d]", 200, {"$": "object", "$.data": "array"}))
+    new = _results(_item("me/websites[admin-d]", 200, {"$": "object", "$.data": "array", "$.data[*]": "object",
+                                                      "$.data[*].id": "string"}))
+    assert diff_results(old, new) == [] and diff_results(new, old) == []

@@ -11,7 +11,7 @@ import pytest
 
 from conformance import server
 
-from conftest import run_cli, user_env
+from conftest import copy_specs, run_cli, user_env
 from proxy import RecordingProxy
 
 USER = {"id": "3f0b5a55-1d7e-4d43-9a0e-3a6b6bb6c0a1", "username": "admin", "role": "admin",
@@ -71,15 +71,21 @@ def test_each_mutation_is_classified(umami: server.ServerInfo, tmp_path: Path, m
 
 
 def test_undocumented_endpoint_is_discovered(umami: server.ServerInfo, tmp_path: Path) -> None:
-    def links(method: str, path: str, actual: int, content: bytes):
-        if path == "/api/links":
+    specs = copy_specs(tmp_path)
+    discovery = specs / "discovery.yaml"
+    discovery.write_text(discovery.read_text() + '  - "/lab-route/{websiteId}"\n')
+
+    def lab_route(method: str, path: str, actual: int, content: bytes):
+        if path.startswith("/api/lab-route/"):
             return 200, b'{"data": [], "count": 0}', {"content-type": "application/json"}
         return None
 
-    _, plain = _run(umami, tmp_path / "plain", None, "--discover", "-m", "discovery")
-    code, mutated = _run(umami, tmp_path / "mutated", links, "--discover", "-m", "discovery")
+    args = ("--discover", "-m", "discovery", "--specs", str(specs))
+    _, plain = _run(umami, tmp_path / "plain", None, *args)
+    code, mutated = _run(umami, tmp_path / "mutated", lab_route, *args)
     assert code == 1
-    assert _findings(mutated) - _findings(plain) == {("undocumented-endpoint", "discovery/undocumented", "/links")}
+    assert _findings(mutated) - _findings(plain) == {
+        ("undocumented-endpoint", "discovery/undocumented", "/lab-route/{websiteId}")}
     # 2.10.0 has routes no spec describes: discovery reports them, e.g. /config and /heartbeat.
     assert {("undocumented-endpoint", "discovery/undocumented", p) for p in ("/config", "/heartbeat")} <= \
         _findings(plain)

@@ -33,11 +33,12 @@ def test_full_run_passes_every_applicable_item(full_run) -> None:
     items = results["items"]
     assert {i["endpoint"] for i in items} == {e.id for e in load_specs().endpoints}
     applicable = [i for i in items if not (i["outcome"] == "skipped" and i["reason"].startswith("not on this server"))]
-    assert len(applicable) > len(items) / 2
+    on_server = {e.id for e in load_specs().endpoints if e.versions.contains(server.UMAMI_VERSION)}
+    assert {i["endpoint"] for i in applicable} == on_server, "every endpoint of this version ran"
     assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in applicable), [
         (i["id"], i["outcome"], i.get("reason")) for i in applicable
         if i["outcome"] not in ("passed", "passed-no-schema", "known")]
-    assert {i["role"] for i in items} == {"admin", "user", "share", "anonymous"}
+    assert {i["role"] for i in applicable} == {"admin", "user", "view-only", "share", "anonymous"}
     assert all(i["findings"] == [] or all(f["known"] for f in i["findings"]) for i in items)
     assert results["summary"]["findings"] == {}
 
@@ -78,7 +79,9 @@ def test_failures_show_path_expected_actual_and_curl(umami: server.ServerInfo, t
     assert "request: curl -X GET -H 'authorization: ***'" in proc.stdout
     assert "me.yaml:" in proc.stdout
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["summary"]["findings"] == {"field-added": 2}
+    assert set(results["summary"]["findings"]) == {"field-added"}
+    assert {i["role"] for i in results["items"] if i["findings"] and not i["findings"][0]["known"]} == {
+        "admin", "user", "view-only"}  # the share token gets `null` from 2.10.0's /me (a known difference)
 
 
 def test_no_secret_in_any_report(umami: server.ServerInfo, tmp_path: Path) -> None:
