@@ -196,23 +196,30 @@ class Sandbox:
         return user
 
     def seed(self, site: dict[str, Any]) -> None:
-        """Send realistic traffic through /api/send: sessions from several countries, paths, events."""
+        """Send realistic traffic through /api/send: sessions from several countries with distinct ids,
+        pageviews on several paths with UTM parameters and referrers, custom events with data, and
+        revenue events (`revenue`/`currency` event data, as Umami's revenue reports read them)."""
         hostname = site["domain"]
         views = events = 0
         for i, ip in enumerate(SEED_IPS):
             headers = {"X-Forwarded-For": ip}
+            base = {"website": site["id"], "hostname": hostname, "screen": "1920x1080", "language": "en-US",
+                    "id": f"{self.prefix}visitor-{i}"}  # distinct id (v2.14+; older servers ignore it)
             for j, (page, title) in enumerate(SEED_PAGES[: 2 + i % 3]):
-                payload = {"website": site["id"], "hostname": hostname, "screen": "1920x1080",
-                           "language": "en-US", "title": title,
+                payload = {**base, "title": title,
                            "url": f"{page}?utm_source=newsletter&utm_medium=email" if j == 0 and i % 2 else page,
                            "referrer": SEED_REFERRERS[i % len(SEED_REFERRERS)] if j == 0 else ""}
                 self._send({"type": "event", "payload": payload}, headers)
                 views += 1
             self._send({"type": "event", "payload": {
-                "website": site["id"], "hostname": hostname, "screen": "1920x1080", "language": "en-US",
-                "url": "/pricing", "title": "Pricing", "name": "signup-click",
+                **base, "url": "/pricing", "title": "Pricing", "name": "signup-click",
                 "data": {"plan": "pro" if i % 2 else "free", "seats": i + 1}}}, headers)
             events += 1
+            if i % 2:
+                self._send({"type": "event", "payload": {
+                    **base, "url": "/checkout", "title": "Checkout", "name": "purchase",
+                    "data": {"revenue": 19.5 * i, "currency": "USD"}}}, headers)
+                events += 1
         self.seeded = {"pageviews": views, "events": events, "sessions": len(SEED_IPS)}
 
     def _send(self, body: dict[str, Any], headers: dict[str, str]) -> None:
