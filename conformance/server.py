@@ -341,31 +341,52 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
     user_password = create_user_sql(pg_port, database, app, "local-user", "user")
     admin2_password = create_user_sql(pg_port, database, app, "local-admin", "admin")
     viewer_password = create_user_sql(pg_port, database, app, "local-viewer", "user")
-    port = _free_port()
-    log = state_dir() / "umami.log"
     env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{pg_port}/{database}",
            "HASH_SALT": secrets.token_hex(16), "NEXT_TELEMETRY_DISABLED": "1",
            "DISABLE_TELEMETRY": "1", "DISABLE_UPDATES": "1", "NODE_ENV": "production"}
+    users = {"user_username": "local-user", "user_password": user_password,
+             "admin2_username": "local-admin", "admin2_password": admin2_password,
+             "viewer_username": "local-viewer", "viewer_password": viewer_password}
+    log = state_dir() / "umami.log"
+    for attempt in (1, 2):
+        info, proc = _launch(app, env, log, pg_port, database, version, users)
+        failure = _wait_until_answering(info, proc, timeout)
+        if failure is None:
+            return info
+        # The free port can be taken between choosing and binding it: then try once more.
+        if attempt == 1 and "EADDRINUSE" in failure:
+            continue
+        stop(keep_postgres=True)
+        raise ServerSetupError(f"{failure}; see {log}")
+    raise AssertionError("unreachable")
+
+
+def _launch(app: Path, env: dict[str, str], log: Path, pg_port: int, database: str, version: str,
+            users: dict[str, str]) -> tuple[ServerInfo, subprocess.Popen]:
+    port = _free_port()
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(app / "node_modules" / ".bin" / "next"), "start", "-p", str(port), "-H", "127.0.0.1"],
             cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     info = ServerInfo(url=f"http://127.0.0.1:{port}", pid=proc.pid, port=port, pg_port=pg_port,
-                      database=database, version=version, log=str(log),
-                      user_username="local-user", user_password=user_password,
-                      admin2_username="local-admin", admin2_password=admin2_password,
-                      viewer_username="local-viewer", viewer_password=viewer_password)
+                      database=database, version=version, log=str(log), **users)
     _info_path().write_text(json.dumps(asdict(info), indent=2))
     _info_path().chmod(0o600)
+    return info, proc
+
+
+def _wait_until_answering(info: ServerInfo, proc: subprocess.Popen, timeout: float) -> str | None:
+    """None once /api/heartbeat answers, else why not (with the end of Umami's log)."""
     deadline = time.monotonic() + timeout
     while not answers(info.url, timeout=1.0):
         if proc.poll() is not None:
-            raise ServerSetupError(f"Umami exited with {proc.returncode} at start; see {log}")
+            lines = Path(info.log).read_text(errors="replace").strip().splitlines()
+            first_error = next((line.strip() for line in lines if "Error" in line), None)
+            return f"Umami exited at start ({first_error or ' | '.join(lines[-3:]) or 'no output'})"
         if time.monotonic() > deadline:
-            stop(keep_postgres=True)
-            raise ServerSetupError(f"Umami did not answer within {timeout:.0f}s; see {log}")
+            return f"Umami did not answer within {timeout:.0f}s"
         time.sleep(0.25)
-    return info
+    return None
 
 
 def stop(keep_postgres: bool = False) -> bool:

@@ -47,3 +47,32 @@ def test_send_records_traffic_with_geo(umami: server.ServerInfo, admin_token: st
     countries = httpx.get(f"{umami.url}/api/websites/{site['id']}/metrics", headers=h,
                           params={"type": "country", "startAt": now - 3600_000, "endAt": now + 60_000}).json()
     assert {"x": "US", "y": 1} in countries
+
+
+def test_port_taken_between_choice_and_bind_is_retried(umami: server.ServerInfo, monkeypatch) -> None:
+    """A second local server (own state dir): its first port is taken, the start tries another."""
+    import shutil
+    import socket
+    import tempfile
+
+    state = tempfile.mkdtemp(prefix="ucf-test-state-")  # under /tmp: reachable by user postgres
+    monkeypatch.setenv("UMAMI_CONFORMANCE_STATE", state)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    choices: list[int] = []
+    free_port = server._free_port
+
+    def taken_first() -> int:
+        choices.append(1)
+        return busy.getsockname()[1] if len(choices) == 2 else free_port()  # 1st: PostgreSQL, 2nd: Umami
+
+    monkeypatch.setattr(server, "_free_port", taken_first)
+    try:
+        info = server.start()
+        assert info.url != umami.url and server.answers(info.url)
+        assert "EADDRINUSE" not in info.log and len(choices) >= 3  # PG port, taken port, retry
+    finally:
+        server.stop()
+        busy.close()
+        shutil.rmtree(state, ignore_errors=True)
