@@ -197,8 +197,10 @@ def create_user_sql(pg_port: int, database: str, app: Path, username: str, role:
     strong password, used by the secrets tests)."""
     password = secrets.token_urlsafe(18)
     node = _require("node", "install Node.js")
-    hashed = _run([node, "-e", "process.stdout.write(require('bcryptjs').hashSync(process.argv[1], 10))",
-                   password], cwd=app, what="hash password").strip()
+    # The password goes through the environment: as an argument, one starting with "-" is read by
+    # node as an option (token_urlsafe gives such a password about once in 64).
+    hashed = _run([node, "-e", "process.stdout.write(require('bcryptjs').hashSync(process.env.UCF_PASSWORD, 10))"],
+                  cwd=app, env={"UCF_PASSWORD": password}, what="hash password").strip()
     sql = ('INSERT INTO "user" (user_id, username, password, role) '
            f"VALUES (gen_random_uuid(), '{username}', '{hashed}', '{role}')")
     _run([_require("psql", "install postgresql-client"), "-h", "127.0.0.1", "-p", str(pg_port),

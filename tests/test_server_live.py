@@ -76,3 +76,11 @@ def test_port_taken_between_choice_and_bind_is_retried(umami: server.ServerInfo,
         server.stop()
         busy.close()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_users_made_with_sql_log_in_even_with_a_dash_password(umami: server.ServerInfo, monkeypatch) -> None:
+    """Regression: a random password starting with "-" was read by node as an option (1 in 64)."""
+    monkeypatch.setattr(server.secrets, "token_urlsafe", lambda n: "-dash-first-password")
+    password = server.create_user_sql(umami.pg_port, umami.database, server.app_dir(), "dash-user", "user")
+    r = httpx.post(f"{umami.url}/api/auth/login", json={"username": "dash-user", "password": password})
+    assert password == "-dash-first-password" and r.status_code == 200
