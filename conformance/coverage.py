@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
-
 from conformance.discovery import template_key
-from conformance.loader import SpecSet, _validate_doc, load_yaml
+from conformance.loader import SpecSet, load_yaml, meta_validator, validate_part
 
 
 @dataclass
@@ -30,12 +28,11 @@ class Coverage:
 def coverage(specs: SpecSet) -> list[Coverage]:
     """One Coverage per specs/references/*.yaml. An operation is specified when a spec that applies
     to one of the reference's versions has its operationId, or its method and path template."""
-    meta = load_yaml(specs.root / "meta-schema.yaml")
-    validator = Draft202012Validator({"$ref": "#/$defs/reference", "$defs": meta["$defs"]})
+    meta = meta_validator(specs.root)
     results = []
     for path in sorted((specs.root / "references").glob("*.yaml")):
         doc = load_yaml(path)
-        _validate_doc(doc, path, validator)
+        validate_part(doc, path, meta, "reference")
         endpoints = [e for e in specs.endpoints
                      if any(e.versions.contains(v, prereleases=True) for v in doc["versions"])]
         by_route = {(e.method, template_key(e.path)) for e in endpoints}

@@ -10,17 +10,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
 from packaging.specifiers import SpecifierSet
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from conformance.checks import Finding
-from conformance.errors import SpecError
-from conformance.loader import line_of, load_yaml
+from conformance.loader import load_yaml, meta_validator, validate_part
 
 FILE = "known-differences.yaml"
-META_ID = "https://umami-conformance.local/meta-schema.yaml"
 
 
 @dataclass
@@ -72,12 +67,7 @@ def load_known(root: Path) -> list[KnownDifference]:
     if not path.exists():
         return []
     doc = load_yaml(path)
-    meta = load_yaml(root / "meta-schema.yaml")
-    registry = Registry().with_resource(META_ID, Resource(contents=meta, specification=DRAFT202012))
-    validator = Draft202012Validator({"$ref": f"{META_ID}#/$defs/known_differences"}, registry=registry)
-    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
-    if error is not None:
-        raise SpecError(f"{path}:{line_of(doc, list(error.absolute_path))}: {error.message}")
+    validate_part(doc, path, meta_validator(root), "known_differences")
     entries = []
     for i, raw in enumerate(doc or []):
         expires = raw.get("expires")

@@ -242,7 +242,8 @@ def _iter_refs(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[str, tuple[An
     return found
 
 
-def _meta_validator(root: Path) -> Draft202012Validator:
+def meta_validator(root: Path) -> Draft202012Validator:
+    """The validator of spec files, from `<root>/meta-schema.yaml` (itself checked first)."""
     meta_path = root / "meta-schema.yaml"
     meta = load_yaml(meta_path)
     _check_schema(meta, f"{meta_path}:1")
@@ -283,7 +284,7 @@ _CACHE: dict[Path, tuple[tuple, SpecSet]] = {}
 def _load_specs(root: Path) -> SpecSet:
     if not root.is_dir():
         raise SpecError(f"{root}: spec directory not found")
-    meta = _meta_validator(root)
+    meta = meta_validator(root)
     resources: list[tuple[str, Any, Path]] = []  # (uri, schema, file)
     for path in sorted((root / "schemas").glob("*.yaml")):
         doc = load_yaml(path)
@@ -305,7 +306,7 @@ def _load_specs(root: Path) -> SpecSet:
     return SpecSet(root=root, areas=areas, registry=registry, errors=errors, candidates=candidates)
 
 
-def _validate_part(doc: Any, path: Path, meta: Draft202012Validator, definition: str) -> None:
+def validate_part(doc: Any, path: Path, meta: Draft202012Validator, definition: str) -> None:
     """Validate a non-area spec file against `$defs/<definition>` of the meta-schema."""
     sub = Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": meta.schema["$defs"]})
     _validate_doc(doc, path, sub)
@@ -316,7 +317,7 @@ def _load_errors(root: Path, meta: Draft202012Validator, resources: list) -> lis
     if not path.exists():
         return []
     doc = load_yaml(path)
-    _validate_part(doc, path, meta, "errors")
+    validate_part(doc, path, meta, "errors")
     shapes = []
     for i, raw in enumerate(doc):
         where = f"{path}:{doc.item_lines[i]}"
@@ -337,7 +338,7 @@ def _load_candidates(root: Path, meta: Draft202012Validator) -> list[str]:
     if not path.exists():
         return []
     doc = load_yaml(path)
-    _validate_part(doc, path, meta, "discovery")
+    validate_part(doc, path, meta, "discovery")
     return sorted(set(doc["candidates"]))
 
 
