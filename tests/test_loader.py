@@ -30,89 +30,61 @@ def _line_of(path: Path, needle: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
 
 
-def test_broken_yaml_names_file_and_line(tmp_path: Path) -> None:
+def _spec_error(tmp_path: Path, rel: str, old: str, new: str) -> tuple[Path, str]:
+    """Copy the specs, replace `old` by `new` in `rel`; return that file and the loader's error."""
     specs = copy_specs(tmp_path)
-    me = specs / "me.yaml"
-    _edit(me, "    method: GET\n", "    method: [GET\n")
+    path = specs / rel
+    _edit(path, old, new)
     with pytest.raises(SpecError) as exc:
         load_specs(specs)
-    msg = str(exc.value)
+    return path, str(exc.value)
+
+
+def test_broken_yaml_names_file_and_line(tmp_path: Path) -> None:
+    me, msg = _spec_error(tmp_path, "me.yaml", "    method: GET\n", "    method: [GET\n")
     assert msg.startswith(f"{me}:")
     line = int(msg.split(":")[1])
     assert abs(line - _line_of(me, "method: [GET")) <= 1, msg
 
 
 def test_meta_schema_violation_names_line(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    me = specs / "me.yaml"
-    _edit(me, "    method: GET\n", "    method: FETCH\n")
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    assert f"{me}:{_line_of(me, 'method: FETCH')}:" in str(exc.value)
-    assert "FETCH" in str(exc.value)
+    me, msg = _spec_error(tmp_path, "me.yaml", "    method: GET\n", "    method: FETCH\n")
+    assert f"{me}:{_line_of(me, 'method: FETCH')}:" in msg
+    assert "FETCH" in msg
 
 
 def test_broken_schema_names_file_and_line(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    me = specs / "me.yaml"
-    _edit(me, '        schema: {$ref: "user.yaml"}', '        schema: {type: objekt}')
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    msg = str(exc.value)
+    me, msg = _spec_error(tmp_path, "me.yaml", '        schema: {$ref: "user.yaml"}', '        schema: {type: objekt}')
     assert f"{me}:" in msg and "invalid JSON Schema" in msg and "objekt" in msg
     assert int(msg.split(":")[1]) in range(_line_of(me, '"200":'), _line_of(me, "type: objekt") + 1)
 
 
 def test_broken_shared_schema_names_file(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    common = specs / "schemas" / "common.yaml"
-    _edit(common, "  count:\n    type: integer", "  count:\n    type: 5")
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    assert f"{common}:" in str(exc.value) and "invalid JSON Schema" in str(exc.value)
+    common, msg = _spec_error(tmp_path, "schemas/common.yaml", "  count:\n    type: integer", "  count:\n    type: 5")
+    assert f"{common}:" in msg and "invalid JSON Schema" in msg
 
 
 def test_dangling_ref_names_file_and_line(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    me = specs / "me.yaml"
-    _edit(me, '{$ref: "user.yaml"}', '{$ref: "nobody.yaml"}')
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    assert str(exc.value) == f"{me}:{_line_of(me, 'nobody.yaml')}: unknown $ref 'nobody.yaml'"
+    me, msg = _spec_error(tmp_path, "me.yaml", '{$ref: "user.yaml"}', '{$ref: "nobody.yaml"}')
+    assert msg == f"{me}:{_line_of(me, 'nobody.yaml')}: unknown $ref 'nobody.yaml'"
 
 
 def test_dangling_ref_inside_shared_schema(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    stats = specs / "schemas" / "stats.yaml"
-    _edit(stats, '{$ref: "#/$defs/value-change"}', '{$ref: "#/$defs/no-such-def"}')
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    assert f"{stats}:{_line_of(stats, 'no-such-def')}: unknown $ref" in str(exc.value)
+    stats, msg = _spec_error(tmp_path, "schemas/stats.yaml", '{$ref: "#/$defs/value-change"}',
+                             '{$ref: "#/$defs/no-such-def"}')
+    assert f"{stats}:{_line_of(stats, 'no-such-def')}: unknown $ref" in msg
 
 
 def test_unknown_role_and_placeholder(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    me = specs / "me.yaml"
-    _edit(me, "      user: 200\n", "      superuser: 200\n")
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    assert f"{me}:{_line_of(me, 'superuser')}:" in str(exc.value)
-
-    specs2 = copy_specs(tmp_path / "2")
-    stats = specs2 / "website-stats.yaml"
-    _edit(stats, '${website.id}', '${websit.id}')
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs2)
-    assert "unknown placeholder ${websit.id}" in str(exc.value)
+    me, msg = _spec_error(tmp_path, "me.yaml", "      user: 200\n", "      superuser: 200\n")
+    assert f"{me}:{_line_of(me, 'superuser')}:" in msg
+    _, msg = _spec_error(tmp_path / "2", "website-stats.yaml", "${website.id}", "${websit.id}")
+    assert "unknown placeholder ${websit.id}" in msg
 
 
 def test_bad_version_range(tmp_path: Path) -> None:
-    specs = copy_specs(tmp_path)
-    me = specs / "me.yaml"
-    _edit(me, 'versions: ">=2.0"', 'versions: "two or more"')
-    with pytest.raises(SpecError) as exc:
-        load_specs(specs)
-    assert "invalid version range 'two or more'" in str(exc.value)
+    _, msg = _spec_error(tmp_path, "me.yaml", 'versions: ">=2.0"', 'versions: "two or more"')
+    assert "invalid version range 'two or more'" in msg
 
 
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
