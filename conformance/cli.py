@@ -283,7 +283,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from conformance.client import Target, UmamiClient
     from conformance.sandbox import Created, find_leftovers, remove
-    url = args.url or (server.status().url if server.status() else None)
+    local = None if args.url else server.status()
+    url = args.url or (local.url if local else None)
     if not url:
         print("umami-conformance: error: no --url given and no local server running", file=sys.stderr)
         return ExitCode.USAGE

@@ -22,6 +22,12 @@ def template_key(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))
 
 
+def undescribed(paths: list[str], endpoints: list[Any]) -> list[str]:
+    """The paths no spec endpoint describes (compared as path templates)."""
+    covered = {template_key(e.path) for e in endpoints}
+    return [p for p in paths if template_key(p) not in covered]
+
+
 def fill(path: str, context: dict[str, Any]) -> str:
     """Path parameters: the sandbox website for {websiteId}, a random UUID for any other id."""
     website = (context.get("website") or {}).get("id")

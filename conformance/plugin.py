@@ -145,9 +145,8 @@ class DiscoveryFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         specs = self.config.stash[SPECS_KEY]
-        covered = {discovery.template_key(e.path) for e in specs.endpoints}
-        probes = [(p, p.strip("/").replace("/", "-").replace("{", "").replace("}", "").lower())
-                  for p in specs.candidates if discovery.template_key(p) not in covered]
+        probes = [(p, p.strip("/").replace("{", "").replace("}", "").lower())
+                  for p in discovery.undescribed(specs.candidates, specs.endpoints)]
         for path, name in [*probes, ("/openapi.json", "published")]:
             endpoint = Endpoint(id="discovery/undocumented", area="discovery", method="GET", path=path,
                                 versions=SpecifierSet(""), source="specs/discovery.yaml",
@@ -256,13 +255,12 @@ class DiscoveryItem(SpecItem):
 
     def execute(self, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Exchange | None]:
         prober = _prober(run)
-        paths = prober.published_paths() if self.case.name == "published" else [self.endpoint.path]
-        covered = {discovery.template_key(e.path) for e in run.specs.endpoints}
+        # Candidates were filtered at collection; the server's own document only now.
+        paths = (discovery.undescribed(prober.published_paths(), run.specs.endpoints)
+                 if self.case.name == "published" else [self.endpoint.path])
         findings: list[Finding] = []
         last = None
         for path in paths:
-            if discovery.template_key(path) in covered:
-                continue
             found = prober.exists(discovery.fill(path, run.context))
             if found is not None:
                 last = found
