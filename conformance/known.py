@@ -10,10 +10,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
 
 from conformance.checks import Finding
-from conformance.loader import load_yaml, meta_validator, validate_part
+from conformance.versions import Versions
+from conformance.loader import load_yaml, meta_validator, parse_versions, validate_part
 
 FILE = "known-differences.yaml"
 
@@ -22,7 +22,7 @@ FILE = "known-differences.yaml"
 class KnownDifference:
     endpoint: str
     reason: str
-    versions: SpecifierSet
+    versions: Versions
     line: int
     cls: str | None = None
     status: int | None = None
@@ -72,7 +72,7 @@ def load_known(root: Path) -> list[KnownDifference]:
     for i, raw in enumerate(doc or []):
         expires = raw.get("expires")
         entries.append(KnownDifference(
-            endpoint=raw["endpoint"], reason=raw["reason"], versions=SpecifierSet(raw.get("versions", "")),
+            endpoint=raw["endpoint"], reason=raw["reason"], versions=parse_versions(raw.get("versions", ""), f"{path}:{doc.item_lines[i]}"),
             line=doc.item_lines[i], cls=raw.get("class"), status=raw.get("status"),
             json_path=raw.get("json_path"), roles=raw.get("roles"), cases=raw.get("cases"),
             expires=dt.date.fromisoformat(expires) if expires else None))

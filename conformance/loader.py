@@ -13,13 +13,13 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from conformance.errors import SpecError
 from conformance.values import KNOWN_ROOTS, unknown_placeholders
+from conformance.versions import Inventory, Versions
 
 SCHEMA_BASE = "https://umami-conformance.local/schemas/"
 ROLES = ("admin", "user", "view-only", "share", "anonymous")
@@ -109,7 +109,7 @@ class ResponseSpec:
     """What one status code of an endpoint looks like, for the versions it applies to."""
 
     status: int
-    versions: SpecifierSet
+    versions: Versions
     content_type: str | None
     schema: dict[str, Any] | None
     schema_uri: str
@@ -132,6 +132,7 @@ class Case:
     schema_uri: str | None = None
     fresh_login: bool = False
     description: str = ""
+    versions: Versions = field(default_factory=Versions)  # the versions this case applies to (default all)
 
 
 @dataclass
@@ -142,7 +143,7 @@ class Endpoint:
     area: str
     method: str
     path: str
-    versions: SpecifierSet
+    versions: Versions
     source: str
     summary: str
     auth: dict[str, int]
@@ -178,7 +179,7 @@ class Area:
 class ErrorShape:
     """How error bodies look on a range of Umami versions (specs/errors.yaml)."""
 
-    versions: SpecifierSet
+    versions: Versions
     content_type: str | None
     schema_uri: str | None
     status_pointer: str | None
@@ -194,6 +195,7 @@ class SpecSet:
     registry: Registry
     errors: list[ErrorShape] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
+    inventory: Inventory | None = None
     _validators: dict[str, Draft202012Validator] = field(default_factory=dict, repr=False)
 
     def error_shape(self, version: str | None) -> ErrorShape | None:
@@ -213,11 +215,11 @@ class SpecSet:
         return self._validators[uri]
 
 
-def _versions(value: str, where: str) -> SpecifierSet:
+def parse_versions(value: str, where: str) -> Versions:
     try:
-        return SpecifierSet(value)
-    except InvalidSpecifier:
-        raise SpecError(f"{where}: invalid version range {value!r} (use e.g. '>=2.0,<3')") from None
+        return Versions(value)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from None
 
 
 def _check_schema(schema: Any, where: str) -> None:
@@ -303,7 +305,9 @@ def _load_specs(root: Path) -> SpecSet:
         (uri, Resource(contents=schema, specification=DRAFT202012)) for uri, schema, _ in resources)
     _check_refs(registry, resources)
     _check_unique_ids(areas)
-    return SpecSet(root=root, areas=areas, registry=registry, errors=errors, candidates=candidates)
+    inventory = Inventory.load(root) if (root / "references" / "umami-routes.json").exists() else None
+    return SpecSet(root=root, areas=areas, registry=registry, errors=errors, candidates=candidates,
+                   inventory=inventory)
 
 
 def validate_part(doc: Any, path: Path, meta: Draft202012Validator, definition: str) -> None:
@@ -326,7 +330,7 @@ def _load_errors(root: Path, meta: Draft202012Validator, resources: list) -> lis
             _check_schema(raw["schema"], where)
             uri = f"{SCHEMA_BASE}inline-errors-{i}"
             resources.append((uri, raw["schema"], path))
-        shapes.append(ErrorShape(versions=_versions(raw["versions"], where),
+        shapes.append(ErrorShape(versions=parse_versions(raw["versions"], where),
                                  content_type=raw.get("content_type", "application/json" if uri else None),
                                  schema_uri=uri, status_pointer=raw.get("status_pointer"),
                                  description=raw.get("description", "")))
@@ -380,7 +384,7 @@ def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
     for i, raw in enumerate(doc["endpoints"]):
         line = doc["endpoints"].item_lines[i]
         where = f"{path}:{line}"
-        versions = _versions(raw.get("versions", doc.get("versions", ">=0")), where)
+        versions = parse_versions(raw.get("versions", doc.get("versions", ">=0")), where)
         for role in raw["auth"]:
             if role not in ROLES:
                 raise SpecError(f"{path}:{line_of(raw, ['auth', role])}: unknown role {role!r} "
@@ -396,7 +400,7 @@ def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
                     resources.append((uri, schema, path))
                 responses.append(ResponseSpec(
                     status=int(status_key),
-                    versions=_versions(entry.get("versions", ">=0"), f"{path}:{entry_line}"),
+                    versions=parse_versions(entry.get("versions", ">=0"), f"{path}:{entry_line}"),
                     content_type=entry.get("content_type", "application/json" if schema is not None else None),
                     schema=schema, schema_uri=uri, description=entry.get("description", "")))
         for k, c in enumerate(raw.get("cases") or []):
@@ -413,7 +417,8 @@ def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
                       target=c.get("target"), creates=c.get("creates"),
                       schema_uri=_case_schema(raw, c, path, raw_cases.item_lines[k], resources),
                       fresh_login=c.get("fresh_login", False),
-                      description=c.get("description", ""))
+                      description=c.get("description", ""),
+                      versions=parse_versions(c.get("versions", ""), f"{path}:{raw_cases.item_lines[k]}"))
                  for k, c in enumerate(raw_cases)]
         endpoints.append(Endpoint(
             id=raw["id"], area=area, method=raw["method"], path=raw["path"], versions=versions,

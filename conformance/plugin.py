@@ -13,7 +13,6 @@ from typing import Any
 from collections.abc import Iterator
 
 import pytest
-from packaging.specifiers import SpecifierSet
 
 from conformance import __version__, discovery, negative
 from conformance.checks import CLASSES, Finding, check_exchange, schema_findings
@@ -25,6 +24,7 @@ from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_spec
 from conformance.results import example_body, shape, write_results
 from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
+from conformance.versions import Versions
 
 # Errors that stopped a session (pytest.exit), for the CLI to map onto its exit codes.
 STOPPED: list[ConformanceError] = []
@@ -149,7 +149,7 @@ class DiscoveryFile(pytest.File):
                   for p in discovery.undescribed(specs.candidates, specs.endpoints)]
         for path, name in [*probes, ("/openapi.json", "published")]:
             endpoint = Endpoint(id="discovery/undocumented", area="discovery", method="GET", path=path,
-                                versions=SpecifierSet(""), source="specs/discovery.yaml",
+                                versions=Versions(""), source="specs/discovery.yaml",
                                 summary="an endpoint the server has and no spec describes",
                                 auth={"admin": 404}, cases=[], responses=[], file=self.path, line=1)
             case = Case(name=re.sub(r"[^a-z0-9-]", "-", name) or "root", line=1)

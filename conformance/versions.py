@@ -1,0 +1,232 @@
+"""Umami versions: ranges, the route inventory of every release, and telling a server's version.
+
+A range is a union of PEP 440 specifier sets (`">=2.0,<2.16 || >=3"`), because a few routes left
+Umami and came back. The inventory (`specs/references/umami-routes.json`) lists every API route of
+every release; the v3 contract (`specs/references/v3.yaml`) adds the newer API it describes. A server
+that does not say its version (`/api/version` exists only in 2.7.0-2.17.0) is told by the routes it
+answers: a few unauthenticated GETs, each chosen to split the releases still possible in two.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+INVENTORY = "references/umami-routes.json"
+CONTRACT = "references/v3.yaml"
+MAX_PROBES = 24
+
+
+class Versions:
+    """A union of PEP 440 specifier sets, written `"<spec> || <spec>"`; empty means every version."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = " || ".join(p.strip() for p in text.split("||")) if text.strip() else ""
+        try:
+            self.parts = [SpecifierSet(p) for p in self.text.split(" || ")] if self.text else [SpecifierSet("")]
+        except InvalidSpecifier as exc:
+            raise ValueError(f"invalid version range {text!r} (use e.g. '>=2.0,<3' or '>=2.0,<2.16 || >=3')") \
+                from exc
+
+    def contains(self, version: str | Version, prereleases: bool = True) -> bool:
+        return any(p.contains(version, prereleases=prereleases) for p in self.parts)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Versions({self.text!r})"
+
+    def __bool__(self) -> bool:
+        return bool(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Versions) and self.parts == other.parts
+
+
+def parse_version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def path_regex(template: str) -> re.Pattern[str]:
+    """A route template as a regex over concrete paths: each `{param}` matches one segment."""
+    parts = re.split(r"(\{[^}]+\})", template.rstrip("/") or "/")
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "/?")
+
+
+def template_key(path: str) -> str:
+    """`/websites/{websiteId}/stats` and `/websites/{id}/stats` compare equal."""
+    return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Umami release (or the API version of the contract) and its routes ("GET /path")."""
+
+    version: str
+    routes: frozenset[str]
+    source: str = "release"
+
+    def has_route(self, method: str, template: str) -> bool:
+        key = template_key(template)
+        return any(template_key(r.split(" ", 1)[1]) == key and r.split(" ", 1)[0] in (method, "ANY")
+                   for r in self.routes)
+
+
+@dataclass
+class Inventory:
+    """Every known release, oldest first."""
+
+    releases: list[Release]
+
+    @classmethod
+    def load(cls, specs_root: Path) -> Inventory:
+        """The releases of the route inventory, plus the contract's API version as the newest entry."""
+        from conformance.loader import load_yaml  # the loader imports this module
+        data = json.loads((specs_root / INVENTORY).read_text(encoding="utf-8"))
+        routes: dict[str, set[str]] = {v: set() for v in data["versions"]}
+        for route, versions in data["routes"].items():
+            for v in versions:
+                routes[v].add(route)
+        releases = [Release(v, frozenset(r)) for v, r in routes.items()]
+        contract_path = specs_root / CONTRACT
+        if contract_path.exists():
+            doc = load_yaml(contract_path)
+            releases.append(Release(doc["versions"][0], frozenset(
+                f"{op['method']} {op['path']}" for op in doc["operations"]), source="contract"))
+        releases.sort(key=lambda r: Version(r.version))
+        return cls(releases)
+
+    @cached_property
+    def templates(self) -> dict[str, frozenset[str]]:
+        """Path template -> the versions that have a route (any method) at it."""
+        found: dict[str, set[str]] = {}
+        for r in self.releases:
+            for route in r.routes:
+                found.setdefault(route.split(" ", 1)[1], set()).add(r.version)
+        return {t: frozenset(v) for t, v in sorted(found.items())}
+
+    @cached_property
+    def _regexes(self) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+        return [(path_regex(t), v) for t, v in self.templates.items()]
+
+    def versions_reaching(self, path: str) -> frozenset[str]:
+        """The versions in which a request to the concrete `path` reaches a route (any method)."""
+        return frozenset().union(*(v for rx, v in self._regexes if rx.fullmatch(path)))
+
+    @property
+    def versions(self) -> list[str]:
+        return [r.version for r in self.releases]
+
+    def releases_with(self, method: str, template: str) -> list[str]:
+        """The releases (not the contract) that have this route."""
+        return [r.version for r in self.releases if r.source == "release" and r.has_route(method, template)]
+
+    def range_of(self, candidates: Iterable[str]) -> str:
+        """The smallest range of the known versions holding exactly `candidates`. Above the newest
+        release, up to the contract's API version, lies the unknown: a server whose routes are those
+        of the newest release is taken to be of its minor series."""
+        wanted = set(candidates)
+        releases = self.releases
+        runs: list[tuple[int, int]] = []
+        for i, r in enumerate(releases):
+            if r.version in wanted:
+                if runs and runs[-1][1] == i - 1:
+                    runs[-1] = (runs[-1][0], i)
+                else:
+                    runs.append((i, i))
+        parts = []
+        for lo, hi in runs:
+            low = f">={releases[lo].version}"
+            if hi + 1 >= len(releases):
+                parts.append(low)
+            elif releases[hi + 1].source == "contract":
+                v = Version(releases[hi].version)
+                parts.append(f"{low},<{v.major}.{v.minor + 1}")
+            else:
+                parts.append(f"{low},<{releases[hi + 1].version}")
+        return " || ".join(parts)
+
+
+@dataclass
+class Detected:
+    """What is known of the server's version: the releases it may be, how that was found."""
+
+    candidates: list[str]
+    range: str
+    source: str
+    probes: list[dict[str, str]] = field(default_factory=list)  # {path, answer: present|absent|unknown}
+
+    @property
+    def version(self) -> str:
+        """The newest candidate: the version whose response shapes and known differences apply."""
+        return max(self.candidates, key=Version)
+
+    def applies(self, versions: Versions) -> bool:
+        """A spec applies when its range holds one of the releases the server may be."""
+        return any(versions.contains(v) for v in self.candidates)
+
+    @classmethod
+    def exact(cls, version: str, source: str) -> Detected:
+        return cls([version], f"=={version}", source)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"range": self.range, "candidates": self.candidates, "source": self.source, "probes": self.probes}
+
+
+Answer = Callable[[str], bool | None]  # concrete path -> route present, absent, or None when unknown
+
+
+def probe_path(template: str) -> str:
+    """A concrete path for a route template: every parameter a fresh UUID."""
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), template)
+
+
+def fingerprint(inventory: Inventory, answer: Answer, max_probes: int = MAX_PROBES) -> Detected | None:
+    """Tell the version from the routes the server answers. Each step asks about the path that best
+    splits the releases still possible; a release stays possible while it contradicts the fewest
+    answers, so one odd answer (a proxy rule, a patched server) does not empty the set. None when no
+    answer was given at all."""
+    mismatches = {v: 0 for v in inventory.versions}
+    probes = {t: probe_path(t) for t in inventory.templates}
+    reach = {t: inventory.versions_reaching(p) for t, p in probes.items()}
+    asked: list[dict[str, str]] = []
+    tried: set[str] = set()
+    while len(asked) < max_probes:
+        best = min(mismatches.values())
+        candidates = {v for v, n in mismatches.items() if n == best}
+        split = None
+        for t, versions in reach.items():
+            n = len(versions & candidates)
+            score = min(n, len(candidates) - n)
+            if t not in tried and score and (split is None or score > split[0]):
+                split = (score, t)
+        if split is None:
+            break
+        template = split[1]
+        tried.add(template)
+        present = answer(probes[template])
+        asked.append({"path": template, "answer": {True: "present", False: "absent", None: "unknown"}[present]})
+        if present is None:
+            continue
+        for v in mismatches:
+            if (v in reach[template]) != present:
+                mismatches[v] += 1
+    if not any(a["answer"] != "unknown" for a in asked):
+        return None
+    best = min(mismatches.values())
+    candidates = [v for v in inventory.versions if mismatches[v] == best]
+    known = sum(a["answer"] != "unknown" for a in asked)
+    source = f"route fingerprint ({known} probes" + (f", {best} disagreeing)" if best else ")")
+    return Detected(candidates, inventory.range_of(candidates), source, asked)
