@@ -13,13 +13,9 @@ import uuid
 from typing import Any
 
 from conformance.client import Credential, Exchange, UmamiClient
+from conformance.versions import template_key
 
 PUBLISHED = ("/openapi.json", "/../openapi.json")
-
-
-def template_key(path: str) -> str:
-    """`/websites/{websiteId}/stats` and `/websites/{id}/stats` compare equal."""
-    return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))
 
 
 def undescribed(paths: list[str], endpoints: list[Any]) -> list[str]:
@@ -38,7 +34,7 @@ def fill(path: str, context: dict[str, Any]) -> str:
     return re.sub(r"\{([^}]+)\}", value, path)
 
 
-def _signature(ex: Exchange) -> tuple[int, str]:
+def signature(ex: Exchange) -> tuple[int, str]:
     return ex.response.status_code, ex.response.headers.get("content-type", "").split(";")[0].strip()
 
 
@@ -48,12 +44,12 @@ class Prober:
     def __init__(self, client: UmamiClient, auth: Credential | None) -> None:
         self.client, self.auth = client, auth
         missing = f"/ucf-no-such-route-{secrets.token_hex(4)}"
-        self.baseline = {_signature(client.request("GET", missing, auth=auth)),
-                         _signature(client.request("GET", f"/websites/{uuid.uuid4()}{missing}", auth=auth))}
+        self.baseline = {signature(client.request("GET", missing, auth=auth)),
+                         signature(client.request("GET", f"/websites/{uuid.uuid4()}{missing}", auth=auth))}
 
     def exists(self, path: str) -> Exchange | None:
         ex = self.client.request("GET", path, auth=self.auth)
-        return None if _signature(ex) in self.baseline else ex
+        return None if signature(ex) in self.baseline else ex
 
     def published_contract(self) -> dict[str, Any] | None:
         """The OpenAPI document the server serves, if any."""

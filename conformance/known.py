@@ -32,10 +32,12 @@ class KnownDifference:
     expires: dt.date | None = None
     matched: int = field(default=0)
 
-    def matches(self, finding: Finding, role: str, case: str, version: str | None) -> bool:
-        if finding.endpoint != self.endpoint:
-            return False
-        if version is not None and not self.versions.contains(version, prereleases=True):
+    def applies(self, versions: list[str] | None) -> bool:
+        """Whether the entry is about one of the versions the server may be (None: not known)."""
+        return versions is None or any(self.versions.contains(v) for v in versions)
+
+    def matches(self, finding: Finding, role: str, case: str, versions: list[str] | None) -> bool:
+        if finding.endpoint != self.endpoint or not self.applies(versions):
             return False
         if self.expires and dt.date.today() > self.expires:
             return False
@@ -72,7 +74,8 @@ def load_known(root: Path) -> list[KnownDifference]:
     for i, raw in enumerate(doc or []):
         expires = raw.get("expires")
         entries.append(KnownDifference(
-            endpoint=raw["endpoint"], reason=raw["reason"], versions=parse_versions(raw.get("versions", ""), f"{path}:{doc.item_lines[i]}"),
+            endpoint=raw["endpoint"], reason=raw["reason"],
+            versions=parse_versions(raw.get("versions", ""), f"{path}:{doc.item_lines[i]}"),
             line=doc.item_lines[i], cls=raw.get("class"), status=raw.get("status"),
             json_path=raw.get("json_path"), roles=raw.get("roles"), cases=raw.get("cases"),
             expires=dt.date.fromisoformat(expires) if expires else None))
@@ -80,18 +83,20 @@ def load_known(root: Path) -> list[KnownDifference]:
 
 
 def apply_known(findings: list[Finding], known: list[KnownDifference], role: str, case: str,
-                version: str | None) -> None:
+                versions: list[str] | None) -> None:
     """Mark findings that a known difference accepts."""
     for finding in findings:
         for entry in known:
-            if entry.matches(finding, role, case, version):
+            if entry.matches(finding, role, case, versions):
                 finding.known = entry.reason
                 entry.matched += 1
                 break
 
 
-def stale(known: list[KnownDifference], records: list[dict], read_only: bool = False) -> list[KnownDifference]:
-    """Entries that matched nothing although an item they are about was checked. Read-only runs skip
-    case schemas (no seeded data), so there only entries about a status can be judged."""
-    return [e for e in known if e.matched == 0 and (e.status is not None or not read_only)
+def stale(known: list[KnownDifference], records: list[dict], read_only: bool = False,
+          versions: list[str] | None = None) -> list[KnownDifference]:
+    """Entries about the server's version that matched nothing although an item they are about was
+    checked. Read-only runs skip case schemas (no seeded data), so there only entries about a status
+    can be judged."""
+    return [e for e in known if e.matched == 0 and e.applies(versions) and (e.status is not None or not read_only)
             and any(e.could_match(r) for r in records)]

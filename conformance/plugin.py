@@ -192,7 +192,7 @@ class SpecItem(pytest.Item):
             pytest.skip(reason)
         finally:
             record["duration"] = round(time.perf_counter() - start, 4)
-        apply_known(findings, run.known, self.role, self.case.name, run.server_version)
+        apply_known(findings, run.known, self.role, self.case.name, run.server_versions)
         contract = _contract(run) if findings and exchange is not None else None
         for finding in findings if contract else []:
             finding.contract = contract.verdict(finding, self.endpoint.method, self.endpoint.path, exchange)
@@ -349,10 +349,11 @@ def _new_record(item: SpecItem, run: UmamiRun) -> dict[str, Any]:
 
 def _skip_reason(item: SpecItem, run: UmamiRun) -> str | None:
     ep = item.endpoint
-    if run.server_version is None and str(ep.versions) not in ("", ">=0"):
-        return "server version unknown: pass --umami-version to select version-specific specs"
-    if run.server_version and not ep.versions.contains(run.server_version, prereleases=True):
-        return f"not on this server: applies to Umami {ep.versions}, server is {run.server_version}"
+    detected = run.detected
+    if detected is not None and not detected.applies(ep.versions):
+        return f"not on this server: applies to Umami {ep.versions}, server is {detected.range}"
+    if detected is not None and not detected.applies(item.case.versions):
+        return f"not on this server: case applies to Umami {item.case.versions}, server is {detected.range}"
     if run.read_only and (ep.writes or item.case.target):
         return "read-only run: write endpoint not checked"
     if item.role in run.unavailable:
@@ -378,9 +379,7 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
     if case.creates and run.sandbox is not None and exchange.response.is_success:
         run.sandbox.adopt(case.creates, exchange.json())
     expected = case.status or ep.auth[item.role]
-    responses = ep.responses_for(exchange.response.status_code, run.server_version)
-    findings, checked = check_exchange(ep, expected, exchange, responses, run.specs.validator_for,
-                                       run.client.redactor, run.specs.error_shape(run.server_version))
+    findings, checked = _check_versions(ep, expected, exchange, run)
     # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
     # there is no seed to expect, and only the endpoint's schema applies.
     seeded = run.sandbox is not None
@@ -389,6 +388,25 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
                                     run.client.redactor.curl(exchange.request), run.client.redactor)
         checked = True
     return findings, checked, exchange
+
+
+def _check_versions(ep: Endpoint, expected: int, exchange: Exchange, run: UmamiRun) -> tuple[list[Finding], bool]:
+    """Check against the shapes of every version the server may be: the answer conforms when it holds for
+    one of them; otherwise the findings are those of the newest."""
+    results = []
+    seen: set[tuple[str, ...]] = set()
+    for version in run.server_versions or [None]:
+        responses = ep.responses_for(exchange.response.status_code, version)
+        shape = run.specs.error_shape(version)
+        key = (*(r.schema_uri for r in responses[:1]), shape.description if shape else "")
+        if key in seen:
+            continue
+        seen.add(key)
+        results.append(check_exchange(ep, expected, exchange, responses, run.specs.validator_for,
+                                      run.client.redactor, shape))
+        if not results[-1][0]:
+            return results[-1]
+    return results[0]
 
 
 def _fresh_login(role: str, run: UmamiRun) -> Credential | None:
@@ -420,8 +438,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     findings = [(r, f) for r in run.records for f in r["findings"]]
     tr.section("Umami conformance")
-    tr.line(f"server {run.options.target.url} - Umami {run.server_version or 'unknown'} "
-            f"({run.version_source}); tool {__version__}")
+    detected = run.detected
+    tr.line(f"server {run.options.target.url} - Umami {detected.range if detected else 'unknown'} "
+            f"({detected.source if detected else 'not detected'}); tool {__version__}")
     outcomes = Counter(r["outcome"] for r in run.records)
     tr.line("items: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))))
     for cls in CLASSES:
@@ -437,7 +456,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 "specs/known-differences.yaml:", yellow=True)
         for (endpoint, cls, reason), n in sorted(known.items()):
             tr.line(f"  {endpoint} [{cls}] x{n}: {reason}")
-    for entry in stale(run.known, run.records, run.read_only):
+    for entry in stale(run.known, run.records, run.read_only, run.server_versions):
         tr.line(f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", yellow=True)
     if run.residue:
         tr.line(f"could not remove {len(run.residue)} object(s) the run created:", red=True)

@@ -68,7 +68,7 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     """Write results.json (secrets redacted once more as a whole, then schema-checked)."""
     records = sorted(run.records, key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
     stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line}
-             for e in stale_entries(run.known, records, run.read_only)]
+             for e in stale_entries(run.known, records, run.read_only, run.server_versions)]
     doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "interrupted": interrupted, "summary": summarize(records), "residue": run.residue,
            "timing": {"requests": len(run.client.requests),

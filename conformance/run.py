@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from conformance import __version__
 from conformance.client import Credential, Target, UmamiClient
-from conformance.errors import ConnectionFailed
+from conformance.discovery import signature
+from conformance.errors import ConnectionFailed, UsageError
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
 from conformance.sandbox import Sandbox, new_prefix
+from conformance.versions import Answer, Detected, fingerprint
 
 
 @dataclass
@@ -38,8 +42,7 @@ class UmamiRun:
     specs: SpecSet
     known: list[KnownDifference]
     client: UmamiClient = field(init=False)
-    server_version: str | None = None
-    version_source: str = "unknown"
+    detected: Detected | None = None
     sandbox: Sandbox | None = None
     credentials: dict[str, Credential] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -54,16 +57,24 @@ class UmamiRun:
         self.client = UmamiClient(self.options.target)
 
     @property
+    def server_version(self) -> str | None:
+        """The version whose shapes and known differences apply (the newest the server may be)."""
+        return self.detected.version if self.detected else None
+
+    @property
+    def server_versions(self) -> list[str] | None:
+        """Every version the server may be, newest first (None before detection)."""
+        return sorted(self.detected.candidates, key=Version, reverse=True) if self.detected else None
+
+    @property
     def read_only(self) -> bool:
         return self.options.target.read_only
 
     def start(self) -> None:
         """Probe the server, log in, and (unless read-only) build the sandbox."""
         target = self.options.target
-        self.server_version = self.client.probe()
-        self.version_source = "server /api/version" if self.server_version else "unknown"
-        if self.options.version:
-            self.server_version, self.version_source = self.options.version, "--umami-version"
+        told = self.client.probe()
+        self.detected = self.detect(told)
         if target.api_key:
             self.credentials["admin"] = Credential.api_key(target.api_key)
             self.client.check_api_key(self.credentials["admin"])
@@ -92,6 +103,33 @@ class UmamiRun:
         self.unavailable.update(self.sandbox.unavailable)
         self.context = {**context, **self.sandbox.context}
 
+    def detect(self, told: str | None) -> Detected:
+        """`--umami-version`, else what `/api/version` says, else the route fingerprint."""
+        if self.options.version:
+            return Detected.exact(self.options.version, "--umami-version")
+        if told:
+            return Detected.exact(told, "server /api/version")
+        found = fingerprint(self.specs.inventory, self.route_answer()) if self.specs.inventory else None
+        if found is None:
+            raise UsageError(f"cannot tell the Umami version of {self.options.target.url}: it has no /api/version "
+                             "and its routes gave no answer to tell it by; pass --umami-version")
+        return found
+
+    def route_answer(self) -> Answer:
+        """Whether a GET (unauthenticated) reaches a route: anything but the answer to a path that surely does
+        not exist; None when the server cannot tell (a gateway error, a rate limit, a catch-all 2xx)."""
+        baseline = signature(self.client.request("GET", f"/ucf-no-such-route-{new_prefix()[-5:-1]}"))
+
+        def answer(path: str) -> bool | None:
+            if baseline[0] < 400:
+                return None
+            ex = self.client.request("GET", path)
+            if ex.response.status_code in (429, 502, 503, 504):
+                return None
+            return signature(ex) != baseline
+
+        return answer
+
     def finish(self) -> None:
         """Remove everything the sandbox created (also after failures and Ctrl-C)."""
         if self.sandbox is not None:
@@ -103,7 +141,9 @@ class UmamiRun:
     def header(self) -> dict[str, Any]:
         return {"tool": "umami-conformance", "tool_version": __version__,
                 "server": {"url": self.options.target.url, "version": self.server_version,
-                           "version_source": self.version_source,
+                           "version_source": self.detected.source if self.detected else "unknown",
+                           "version_range": self.detected.range if self.detected else None,
+                           "version_detection": self.detected.as_dict() if self.detected else None,
                            "profile": "cloud" if self.options.target.api_key else "self-hosted"},
                 "read_only": self.read_only, "started": self.started,
                 "prefix": self.sandbox.prefix if self.sandbox else None,
