@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class Finding:
     curl: str
     known: str | None = None  # reason from known-differences.yaml when accepted
     contract: str | None = None  # three-way verdict when a published contract is at hand
+    count: int = 1  # how many array items show this deviation at this path pattern
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -88,14 +90,27 @@ def content_type_finding(endpoint: Endpoint, spec: ResponseSpec, actual: str | N
                    f"expected content type {spec.content_type}, got {media or 'none'}", curl)
 
 
+def path_pattern(json_path: str) -> str:
+    """`$.data[3].x` -> `$.data[*].x`: array items share one pattern."""
+    return re.sub(r"\[\d+\]", "[*]", json_path)
+
+
 def schema_findings(endpoint: Endpoint, validator: Draft202012Validator, body: Any,
                     curl: str, redactor: Redactor) -> list[Finding]:
-    """All schema errors of `body`, one finding per field for added/removed fields."""
+    """All schema errors of `body`: one finding per class and JSON path pattern (array items grouped,
+    with their count), one per field for added/removed fields."""
     findings: dict[tuple[str, str], Finding] = {}
+    seen: set[tuple[str, str]] = set()
     for error in sorted(validator.iter_errors(body), key=lambda e: e.json_path):
         for finding in _classify(endpoint, _leaf(error), curl, redactor):
-            # jsonschema reports `required` once per missing key; each yields all missing keys.
-            findings.setdefault((finding.cls, finding.json_path), finding)
+            concrete = (finding.cls, finding.json_path)
+            if concrete in seen:  # jsonschema reports `required` once per missing key; each yields all keys
+                continue
+            seen.add(concrete)
+            finding.json_path = path_pattern(finding.json_path)
+            first = findings.setdefault((finding.cls, finding.json_path), finding)
+            if first is not finding:
+                first.count += 1
     return list(findings.values())
 
 

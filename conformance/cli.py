@@ -205,6 +205,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return INTERRUPTED
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("umami-conformance: error: no spec items selected (check -k/-m)", file=sys.stderr)
+    if code == pytest.ExitCode.USAGE_ERROR and (out / "results.json").exists():
+        from conformance.results import load_results
+        empty = plugin.nothing_tested(load_results(out / "results.json")["items"])
+        if empty:
+            print(f"umami-conformance: error: {empty}", file=sys.stderr)
+            return ExitCode.USAGE
     result = PYTEST_TO_EXIT.get(int(code), int(code))
     if result in (ExitCode.OK, ExitCode.DRIFT) and (out / "results.json").exists():
         from conformance.results import load_results

@@ -75,10 +75,11 @@ class Redactor:
 
 @dataclass(frozen=True)
 class Credential:
-    """How one identity authenticates: a header and its value."""
+    """How one identity authenticates: a header and its value, and headers that must go with it."""
 
     header: str
     value: str
+    extra: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def bearer(cls, token: str) -> Credential:
@@ -90,7 +91,11 @@ class Credential:
 
     @classmethod
     def share_token(cls, token: str) -> Credential:
-        return cls("x-umami-share-token", token)
+        """A share link's token. Umami 3.x also needs `x-umami-share-context: 1` (else 401); 2.x ignores it."""
+        return cls("x-umami-share-token", token, (("x-umami-share-context", "1"),))
+
+    def headers(self) -> dict[str, str]:
+        return {self.header: self.value, **dict(self.extra)}
 
 
 @dataclass
@@ -155,7 +160,7 @@ class UmamiClient:
         """Send one request; raises ConnectionFailed when the server cannot be reached or hangs."""
         hdrs = dict(headers or {})
         if auth:
-            hdrs[auth.header] = auth.value
+            hdrs.update(auth.headers())
         kwargs: dict[str, Any] = {"params": params, "headers": hdrs}
         if json_body is not None:
             kwargs["json"] = json_body

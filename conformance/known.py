@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from conformance.checks import Finding
+from conformance.checks import Finding, path_pattern
 from conformance.versions import Versions
 from conformance.loader import load_yaml, meta_validator, parse_versions, validate_part
 
@@ -49,7 +49,7 @@ class KnownDifference:
             return False
         if self.status is not None and finding.actual != self.status:
             return False
-        return self.json_path is None or finding.json_path == self.json_path
+        return self.json_path is None or path_pattern(finding.json_path) == path_pattern(self.json_path)
 
     def could_match(self, record: dict) -> bool:
         """Whether `record` (a checked spec item) is one this entry is about: only then can the

@@ -220,7 +220,8 @@ class SpecItem(pytest.Item):
             lines = [f"{self.endpoint.id} as {self.role}, case {self.case.name!r} "
                      f"({self.endpoint.file.name}:{self.case.line})"]
             for f in excinfo.value.findings:
-                lines.append(f"  [{f.cls}] {f.json_path}: expected {f.expected!r}, actual {f.actual!r}"
+                lines.append(f"  [{f.cls}] {f.json_path}{f' ({f.count} items)' if f.count > 1 else ''}: "
+                             f"expected {f.expected!r}, actual {f.actual!r}"
                              f" - {f.message}" + (f" (contract: {f.contract})" if f.contract else ""))
             lines.append(f"  request: {excinfo.value.findings[0].curl}")
             lines.extend(_source_lines(self.endpoint.file, self.case.line))
@@ -429,6 +430,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except ConformanceError as exc:
         run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
     write_results(run, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if nothing_tested(run.records) and exitstatus != pytest.ExitCode.INTERRUPTED:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def nothing_tested(records: list[dict[str, Any]]) -> str | None:
+    """Why a run tested nothing (every selected item skipped), or None. Such a run never passes."""
+    if not records or any(r["outcome"] != "skipped" for r in records):
+        return None
+    reasons = Counter(r["reason"] or "" for r in records)
+    top = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common(3))
+    return f"nothing was tested: all {len(records)} selected items were skipped ({top})"
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -449,7 +461,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.line(f"{cls} ({len(group)}): {CLASSES[cls]}", red=True, bold=True)
             for r, f in group:
                 verdict = f" ({f['contract']})" if f.get("contract") else ""
-                tr.line(f"  {r['id']} {f['json_path']}: expected {f['expected']!r}, actual {f['actual']!r}{verdict}")
+                times = f" ({f['count']} items)" if f.get("count", 1) > 1 else ""
+                tr.line(f"  {r['id']} {f['json_path']}{times}: expected {f['expected']!r}, actual {f['actual']!r}"
+                        f"{verdict}")
     known = Counter((r["endpoint"], f["class"], f["known"]) for r, f in findings if f["known"])
     if known:
         tr.line(f"known differences ({sum(known.values())} findings), accepted in "
@@ -463,3 +477,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for r in run.residue:
             tr.line(f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}")
     tr.line(f"results: {run.options.results_path}")
+    empty = nothing_tested(run.records)
+    if empty:
+        tr.line(f"error: {empty}", red=True, bold=True)
