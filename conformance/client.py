@@ -211,7 +211,8 @@ class UmamiClient:
                              f"{ex.response.status_code} on /me): check --api-key / UMAMI_API_KEY")
 
     def probe(self) -> str | None:
-        """Check that this is an Umami server; return its version when it tells it."""
+        """Check that this is an Umami server; return its version when it tells it (2.7.0-2.17.0).
+        `/heartbeat` answers from 1.38.0 on; older servers are known by their login route."""
         ex = self.request("GET", "/heartbeat")
         if ex.response.status_code >= 500:
             raise ConnectionFailed(f"{self.target.url}: server error HTTP {ex.response.status_code} "
@@ -219,10 +220,12 @@ class UmamiClient:
         version = None
         vex = self.request("GET", "/version")
         body = vex.json()
-        if vex.response.status_code == 200 and isinstance(body, dict):
-            version = body.get("version")
+        if vex.response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("version"), str):
+            version = body["version"]
         if ex.response.status_code != 200 and not version and not self.target.api_key:
-            raise ConnectionFailed(_not_umami(self.target.url, ex))
+            login = self.request("GET", "/auth/login")
+            if login.response.status_code not in (400, 405):  # 1.x: 400 (no body), later 405
+                raise ConnectionFailed(_not_umami(self.target.url, ex))
         return version
 
 
