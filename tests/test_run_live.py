@@ -10,8 +10,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conformance import server
-from conformance.loader import load_specs
+from conformance.client import Target
+from conformance.loader import DEFAULT_SPECS, load_specs
 from conformance.results import SCHEMA_PATH
+from conformance.run import Options, UmamiRun
+from conformance.versions import fingerprint
 
 from conftest import run_cli, user_env
 from proxy import RecordingProxy
@@ -30,6 +33,7 @@ def test_full_run_passes_every_applicable_item(full_run) -> None:
     results = json.loads((out / "results.json").read_text())
     Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(results)
     assert results["server"]["version"] == server.UMAMI_VERSION
+    assert results["server"]["version_source"] == "server /api/version"
     items = results["items"]
     assert {i["endpoint"] for i in items} == {e.id for e in load_specs().endpoints}
     applicable = [i for i in items if not (i["outcome"] == "skipped" and i["reason"].startswith("not on this server"))]
@@ -128,3 +132,15 @@ def test_not_an_umami_server(umami: server.ServerInfo, tmp_path: Path) -> None:
         proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path))
     assert proc.returncode == 3
     assert "does not look like an Umami server" in proc.stdout + proc.stderr
+
+
+def test_route_fingerprint_of_the_real_server(umami: server.ServerInfo) -> None:
+    """Without /api/version the routes the real 2.10.0 answers tell its range: 2.10.0-2.12.1 share every path."""
+    run = UmamiRun(options=Options(target=Target(url=umami.url), specs_dir=DEFAULT_SPECS,
+                                   results_path=Path("/dev/null")), specs=load_specs(), known=[])
+    try:
+        found = fingerprint(run.specs.inventory, run.route_answer())
+    finally:
+        run.client.close()
+    assert found is not None and "2.10.0" in found.candidates, found
+    assert found.range == ">=2.10.0,<2.13.0" and all(p["answer"] != "unknown" for p in found.probes)
