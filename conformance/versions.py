@@ -134,9 +134,9 @@ class Inventory:
         return [r.version for r in self.releases if r.source == "release" and r.has_route(method, template)]
 
     def range_of(self, candidates: Iterable[str]) -> str:
-        """The smallest range of the known versions holding exactly `candidates`. Above the newest
-        release, up to the contract's API version, lies the unknown: a server whose routes are those
-        of the newest release is taken to be of its minor series."""
+        """The smallest range of the known versions holding exactly `candidates`. Between the newest
+        release and the contract's API version lies the unknown: a server whose routes are those of the
+        newest release is taken to be of its minor series, one with the contract's routes to be newer."""
         wanted = set(candidates)
         releases = self.releases
         runs: list[tuple[int, int]] = []
@@ -149,6 +149,9 @@ class Inventory:
         parts = []
         for lo, hi in runs:
             low = f">={releases[lo].version}"
+            if releases[lo].source == "contract" and lo > 0:
+                v = Version(releases[lo - 1].version)
+                low = f">={v.major}.{v.minor + 1}"
             if hi + 1 >= len(releases):
                 parts.append(low)
             elif releases[hi + 1].source == "contract":
