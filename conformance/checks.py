@@ -66,8 +66,10 @@ def json_type(value: Any) -> str:
     return "object"
 
 
-def status_finding(endpoint: Endpoint, expected: int, actual: int, curl: str) -> Finding:
-    if expected in DENIED and 200 <= actual < 300:
+def status_finding(endpoint: Endpoint, expected: int, actual: int, curl: str, role_allowed: bool = False) -> Finding:
+    """Classify a status mismatch. A 404 expected of a role the endpoint allows is about an object that
+    does not exist, not a permission: a success there is a not-found defect (status-changed)."""
+    if expected in DENIED and 200 <= actual < 300 and not (expected == 404 and role_allowed):
         cls = "auth-looser"
     elif 200 <= expected < 300 and actual in MISSING:
         cls = "endpoint-missing"
@@ -169,13 +171,13 @@ def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: Draft202012
 
 def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
                    responses: list[ResponseSpec], validator_for: Any, redactor: Redactor,
-                   error_shape: ErrorShape | None = None) -> tuple[list[Finding], bool]:
+                   error_shape: ErrorShape | None = None, role_allowed: bool = False) -> tuple[list[Finding], bool]:
     """All findings for one exchange and whether a schema was checked."""
     curl = redactor.curl(exchange.request)
     actual = exchange.response.status_code
     findings: list[Finding] = []
     if actual != expected_status:
-        findings.append(status_finding(endpoint, expected_status, actual, curl))
+        findings.append(status_finding(endpoint, expected_status, actual, curl, role_allowed))
     own_schema = bool(responses) and responses[0].schema is not None
     if actual >= 400 and not own_schema and error_shape is not None:
         validator = validator_for(error_shape.schema_uri) if error_shape.schema_uri else None

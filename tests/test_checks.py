@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conformance.checks import check_exchange
+from jsonschema import Draft202012Validator
+
+from conformance.checks import check_exchange, schema_findings
 from conformance.client import Exchange, Redactor
 from conformance.loader import load_specs
 
@@ -88,3 +90,33 @@ def test_v3_error_shape_and_status_field() -> None:
     findings, _ = _check("me/get", 401, _exchange(401, None, ctype="text/plain"), version="3.0.0")
     assert [f.cls for f in findings] == ["content-type-changed", "type-changed"]
     assert _check("me/get", 401, _exchange(401, None, ctype=""), version="2.10.0") == ([], False)
+
+
+def test_success_for_an_unknown_object_is_not_auth_looser() -> None:
+    """A role the endpoint allows that gets 200 for an unknown id meets a not-found defect; a role the
+    endpoint forbids that gets 200 is auth-looser."""
+    ex = _exchange(200, {})
+    [finding] = check_exchange(next(e for e in SPECS.endpoints if e.id == "me/get"), 404, ex, [],
+                               SPECS.validator_for, Redactor(), None, role_allowed=True)[0]
+    assert finding.cls == "status-changed"
+    [finding] = check_exchange(next(e for e in SPECS.endpoints if e.id == "me/get"), 404, ex, [],
+                               SPECS.validator_for, Redactor(), None, role_allowed=False)[0]
+    assert finding.cls == "auth-looser"
+
+
+def test_array_findings_are_grouped_per_path_pattern() -> None:
+    ep = next(e for e in SPECS.endpoints if e.id == "me/get")
+    validator = Draft202012Validator({"type": "array", "items": {
+        "type": "object", "properties": {"x": {"type": "string"}}, "additionalProperties": False}})
+    findings = schema_findings(ep, validator, [{"x": 1}, {"x": 2}, {"x": "ok", "y": 1}, {"x": 3}], "curl", Redactor())
+    assert [(f.cls, f.json_path, f.count) for f in findings] == [
+        ("type-changed", "$[*].x", 3), ("field-added", "$[*].y", 1)]
+
+
+def test_stale_known_differences_only_for_the_servers_versions() -> None:
+    from conformance.known import KnownDifference, stale
+    from conformance.versions import Versions
+    old = KnownDifference("me/get", "a 2.10.0 defect", Versions(">=2.10,<2.11"), line=1, status=500)
+    record = {"endpoint": "me/get", "outcome": "passed", "case": "default", "role": "admin"}
+    assert stale([old], [record], versions=["3.1.0"]) == []
+    assert stale([old], [record], versions=["2.10.0"]) == [old]
