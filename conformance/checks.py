@@ -179,6 +179,8 @@ def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
     if actual != expected_status:
         findings.append(status_finding(endpoint, expected_status, actual, curl, role_allowed))
     own_schema = bool(responses) and responses[0].schema is not None
+    if actual >= 500 and findings:  # an unexpected server error: its body is part of that one finding
+        return findings, False
     if actual >= 400 and not own_schema and error_shape is not None:
         validator = validator_for(error_shape.schema_uri) if error_shape.schema_uri else None
         findings += error_findings(endpoint, error_shape, validator, exchange, curl, redactor)

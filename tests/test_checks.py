@@ -120,3 +120,8 @@ def test_stale_known_differences_only_for_the_servers_versions() -> None:
     record = {"endpoint": "me/get", "outcome": "passed", "case": "default", "role": "admin"}
     assert stale([old], [record], versions=["3.1.0"]) == []
     assert stale([old], [record], versions=["2.10.0"]) == [old]
+
+
+def test_an_unexpected_server_error_is_one_finding() -> None:
+    findings, _ = _check("me/get", 200, _exchange(500, None, ctype="text/plain"), version="3.1.0")
+    assert [f.cls for f in findings] == ["status-changed"]
