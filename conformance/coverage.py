@@ -1,4 +1,5 @@
-"""`coverage`: for each reference (v1 doc, v2 doc, v3 contract) how many operations have a spec."""
+"""`coverage`: for each reference (v1 doc, v2 doc, v3 contract, the routes of the newest release) how many
+operations have a spec."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from conformance.discovery import template_key
 from conformance.loader import SpecSet, load_yaml, meta_validator, validate_part
+from conformance.versions import INVENTORY
 
 
 @dataclass
@@ -26,8 +28,9 @@ class Coverage:
 
 
 def coverage(specs: SpecSet) -> list[Coverage]:
-    """One Coverage per specs/references/*.yaml. An operation is specified when a spec that applies
-    to one of the reference's versions has its operationId, or its method and path template."""
+    """One Coverage per specs/references/*.yaml, then one for the routes of the newest release of the
+    route inventory. An operation is specified when a spec that applies to one of the reference's
+    versions has its operationId, or its method and path template."""
     meta = meta_validator(specs.root)
     results = []
     for path in sorted((specs.root / "references").glob("*.yaml")):
@@ -42,4 +45,20 @@ def coverage(specs: SpecSet) -> list[Coverage]:
                    if op.get("operationId") not in by_operation
                    and (op["method"], template_key(op["path"])) not in by_route]
         results.append(Coverage(Path(path).stem, doc["title"], len(doc["operations"]), missing))
+    if specs.inventory is not None:
+        results.append(release_coverage(specs))
     return results
+
+
+def release_coverage(specs: SpecSet) -> Coverage:
+    """The routes of the newest real release in the route inventory: a route is specified when a spec
+    that applies to that release has its path template and its method (`ANY` matches any method)."""
+    assert specs.inventory is not None
+    release = [r for r in specs.inventory.releases if r.source == "release"][-1]
+    endpoints = [e for e in specs.endpoints if e.versions.contains(release.version, prereleases=True)]
+    specified = {(e.method, template_key(e.path)) for e in endpoints}
+    routes = sorted((r.split(" ", 1) for r in release.routes), key=lambda mp: (mp[1], mp[0]))
+    missing = [f"{method} {path}" for method, path in routes
+               if not any(key == template_key(path) and method in (m, "ANY") for m, key in specified)]
+    return Coverage(f"umami-{release.version}", f"Umami {release.version} routes (route inventory, "
+                    f"{INVENTORY})", len(routes), missing)
