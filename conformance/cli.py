@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | validate | coverage | docs | diff | cleanup | server start|stop|status."""
+"""`umami-conformance`: run | recheck | validate | coverage | docs | diff | cleanup | server start|stop|status."""
 
 from __future__ import annotations
 
@@ -55,6 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="OpenAPI document (JSON/YAML) for the three-way check; default: the server's own")
     run.add_argument("--max-time", type=float, default=None,
                      help="stop the run after this many seconds (the sandbox is still cleaned up)")
+    run.add_argument("--record", type=Path, default=None, metavar="FILE.har",
+                     help="write every exchange as HAR 1.2, secrets redacted (gzip when FILE ends in .gz)")
+
+    recheck = sub.add_parser("recheck", help="check recordings (run --record) against the current specs, offline")
+    recheck.add_argument("recordings", type=Path, nargs="+", metavar="FILE.har",
+                         help="HAR recordings; later files answer what earlier ones lack (by route and role)")
+    recheck.add_argument("--out", type=Path, default=Path("reports/recheck"),
+                         help="report directory (default reports/recheck/)")
+    recheck.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
+    recheck.add_argument("--no-docs", action="store_true", help="do not render docs")
+    recheck.add_argument("--history", type=Path, default=None, help="history archive (default <out>/history)")
+    recheck.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
+    recheck.add_argument("--umami-version", default=None, help="version to assume instead of detecting it")
+    recheck.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
+    recheck.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
+    recheck.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
 
     validate = sub.add_parser("validate", help="check the spec files alone (no server)")
     validate.add_argument("--specs", type=Path, default=None)
@@ -143,7 +159,6 @@ def _local_server() -> server.ServerInfo:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
     from conformance.known import load_known
     from conformance.loader import load_specs
     specs_dir = _specs_dir(args)
@@ -159,30 +174,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ.setdefault("UMAMI_USER_PASSWORD", local.user_password)
         os.environ.setdefault("UMAMI_VIEWER_USERNAME", local.viewer_username)
         os.environ.setdefault("UMAMI_VIEWER_PASSWORD", local.viewer_password)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     # Secrets travel in the environment, never on a command line that reports could show.
     if args.password:
         os.environ["UMAMI_PASSWORD"] = args.password
     if args.api_key:
         os.environ["UMAMI_API_KEY"] = args.api_key
-    pytest_args = [str(specs_dir), f"--umami-specs={specs_dir}", f"--umami-url={url}",
-                   f"--umami-username={args.username}", f"--umami-results={out / 'results.json'}",
-                   f"--umami-timeout={args.timeout}", f"--junitxml={out / 'junit.xml'}",
+    source = [f"--umami-url={url}", f"--umami-username={args.username}", f"--umami-timeout={args.timeout}"]
+    if args.read_only:
+        source.append("--umami-read-only")
+    if args.discover:
+        source.append("--umami-discover")
+    if args.contract:
+        source.append(f"--umami-contract={args.contract.resolve()}")
+    if args.negative:
+        source.append(f"--umami-negative={args.negative}")
+    if args.website_id:
+        source.append(f"--umami-website-id={args.website_id}")
+    if args.record:
+        source.append(f"--umami-record={args.record.resolve()}")
+    return _suite(args, specs_dir, source)
+
+
+def cmd_recheck(args: argparse.Namespace) -> int:
+    """The checks of the current specs against recordings, offline: the same engine and artefacts as `run`."""
+    from conformance.known import load_known
+    from conformance.loader import load_specs
+    specs_dir = _specs_dir(args)
+    load_known(load_specs(specs_dir).root)
+    for path in args.recordings:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such recording")
+    args.max_time = None
+    return _suite(args, specs_dir, [f"--umami-replay={path.resolve()}" for path in args.recordings])
+
+
+def _suite(args: argparse.Namespace, specs_dir: Path, source: list[str]) -> int:
+    """Run the suite through pytest (`source`: where answers come from), then archive and render docs."""
+    import pytest
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    pytest_args = [str(specs_dir), f"--umami-specs={specs_dir}", *source, f"--umami-results={out / 'results.json'}",
+                   f"--junitxml={out / 'junit.xml'}",
                    f"--html={out / 'report.html'}", "--self-contained-html",
                    "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
                    "-o", "console_output_style=count", "-rN",
                    f"--rootdir={specs_dir}", "-c", os.devnull]
-    if args.read_only:
-        pytest_args.append("--umami-read-only")
-    if args.discover:
-        pytest_args.append("--umami-discover")
-    if args.contract:
-        pytest_args.append(f"--umami-contract={args.contract.resolve()}")
-    if args.negative:
-        pytest_args.append(f"--umami-negative={args.negative}")
-    if args.website_id:
-        pytest_args.append(f"--umami-website-id={args.website_id}")
     if args.umami_version:
         pytest_args.append(f"--umami-version={args.umami_version}")
     if args.keyword:
@@ -331,7 +367,8 @@ def cmd_server(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "coverage": cmd_coverage, "docs": cmd_docs, "diff": cmd_diff,
+COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
+            "validate": cmd_validate, "coverage": cmd_coverage, "docs": cmd_docs, "diff": cmd_diff,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets as secrets_module
 import shlex
 import threading
 import time
@@ -14,6 +17,8 @@ import httpx
 from conformance.errors import AuthFailed, ConnectionFailed
 
 SECRET_HEADERS = {"authorization", "x-umami-api-key", "x-umami-share-token", "cookie", "set-cookie"}
+NOT_RECORDED_HEADER = "x-ucf-not-recorded"  # marks a replay answer the recordings did not have (see replay.py)
+REPLAYED_HEADER = "x-ucf-replayed"  # how a replay found its answer: item, exact, template, no-route
 SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
 REDACTED = "***"
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -28,16 +33,35 @@ class Redactor:
     Secret-named fields and headers are always redacted. Free text is searched for secrets of at
     least MIN_TEXT_SECRET characters: a short word such as the default password `umami` would
     otherwise erase the product's name from every report.
+
+    Credentials (tokens, API keys, share ids) are added with `stand_in=True`: reports show them as
+    `***` like any secret, recordings (har.py) as a stable stand-in `redacted-<12 hex>`, an HMAC with
+    a key of this run, so the same token reads the same everywhere and roles can still be told apart.
     """
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._stand_ins: set[str] = set()
+        self._key = secrets_module.token_bytes(16)
         self._lock = threading.Lock()
 
-    def add(self, secret: str | None) -> None:
+    def add(self, secret: str | None, stand_in: bool = False) -> None:
         if secret and len(secret) >= MIN_TEXT_SECRET:
             with self._lock:
                 self._secrets.add(secret)
+                if stand_in:
+                    self._stand_ins.add(secret)
+
+    def stand_in(self, value: str) -> str:
+        """The stable stand-in of a credential: `redacted-<12 hex>`, not reversible."""
+        return "redacted-" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def recorded_text(self, value: str) -> str:
+        """Free text for a recording: credentials become their stand-ins, other secrets `***`."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in value:
+                value = value.replace(secret, self.stand_in(secret) if secret in self._stand_ins else REDACTED)
+        return value
 
     def text(self, value: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
@@ -112,6 +136,17 @@ class Exchange:
         except ValueError:
             return None
 
+    @property
+    def not_recorded(self) -> bool:
+        """A replay (`recheck`) had no recorded answer for this request."""
+        return NOT_RECORDED_HEADER in self.response.headers
+
+    @property
+    def other_objects(self) -> bool:
+        """A replay answered with an exchange on other objects (a template match): the run's seeded data
+        is not in it."""
+        return self.response.headers.get(REPLAYED_HEADER) == "template"
+
 
 @dataclass
 class Target:
@@ -133,21 +168,30 @@ class Target:
 
 @dataclass
 class UmamiClient:
-    """Wraps one `httpx.Client`; counts requests and the time spent waiting on the server."""
+    """Wraps one `httpx.Client`; counts requests and the time spent waiting on the server.
+
+    `transport` replaces the network (a replay answers from recordings, see replay.py); `recorder`
+    is told every exchange (har.HarRecorder, for `run --record`); `not_recorded` counts the answers
+    a replay did not have.
+    """
 
     target: Target
     redactor: Redactor = field(default_factory=Redactor)
     requests: list[tuple[str, str]] = field(default_factory=list)
     server_seconds: float = 0.0
+    transport: httpx.BaseTransport | None = None
+    recorder: Any = None
+    not_recorded: int = 0
 
     def __post_init__(self) -> None:
         self.redactor.add(self.target.password)
-        self.redactor.add(self.target.api_key)
+        self.redactor.add(self.target.api_key, stand_in=True)
         self.http = httpx.Client(
             base_url=self.target.api_base,
             timeout=httpx.Timeout(self.target.timeout, connect=5.0),
             headers={"User-Agent": BROWSER_UA, "Accept": "application/json"},
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            transport=self.transport,
         )
         self._lock = threading.Lock()
 
@@ -177,9 +221,12 @@ class UmamiClient:
                 raise ConnectionFailed(f"{self.target.url}: cannot connect ({exc.__class__.__name__}: "
                                        f"{self.redactor.text(str(exc)) or 'no detail'})") from None
             elapsed = time.perf_counter() - start
+            if self.recorder is not None:
+                self.recorder.add(request, response, elapsed)
             with self._lock:
                 self.server_seconds += elapsed
                 self.requests.append((method, path))
+                self.not_recorded += NOT_RECORDED_HEADER in response.headers
             if response.status_code == 429 and attempt < 2:
                 time.sleep(_retry_after(response))
                 continue
@@ -196,7 +243,7 @@ class UmamiClient:
         ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password})
         body = ex.json()
         if ex.response.status_code == 200 and isinstance(body, dict) and body.get("token"):
-            self.redactor.add(body["token"])
+            self.redactor.add(body["token"], stand_in=True)
             return Credential.bearer(body["token"]), body.get("user") or {}
         if ex.response.status_code in (401, 403):
             raise AuthFailed(f"login as {username!r} at {self.target.url} was refused "

@@ -16,11 +16,13 @@ import pytest
 
 from conformance import __version__, discovery, negative
 from conformance.checks import CLASSES, Finding, check_exchange, schema_findings
-from conformance.client import Credential, Exchange, Target
+from conformance.client import REDACTED, Credential, Exchange, Target
 from conformance.contract import Contract
 from conformance.errors import ConformanceError, ConnectionFailed
+from conformance.har import exchange_item
 from conformance.known import apply_known, load_known, stale
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
+from conformance.replay import Replay
 from conformance.results import example_body, shape, write_results
 from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
@@ -31,6 +33,8 @@ STOPPED: list[ConformanceError] = []
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
 ERROR_KEY = pytest.StashKey[str]()
+NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
+REPLAY_URL = "http://umami"  # a replay sends nowhere; the recordings answer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,6 +74,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="OpenAPI document for the three-way check (default: the one the server publishes)")
     group.addoption("--umami-timeout", type=float, default=15.0,
                     help="seconds to wait for one answer (default 15)")
+    group.addoption("--umami-record", default=None, metavar="FILE.har",
+                    help="write every exchange of the run as HAR 1.2, secrets redacted (gzip when FILE ends in .gz)")
+    group.addoption("--umami-replay", action="append", default=[], metavar="FILE.har",
+                    help="answer from these recordings instead of a server (repeatable; see `recheck`)")
 
 
 def _specs_dir(config: pytest.Config) -> Path:
@@ -184,14 +192,22 @@ class SpecItem(pytest.Item):
             record.update(outcome="skipped", reason=reason)
             pytest.skip(reason)
         start = time.perf_counter()
+        not_recorded = run.client.not_recorded
         try:
             findings, schema_checked, exchange = self.execute(run, record)
         except MissingValue as exc:
             reason = f"needs ${{{exc.args[0]}}}, which this run does not have"
             record.update(outcome="skipped", reason=reason)
             pytest.skip(reason)
+        except ConformanceError:
+            if run.client.not_recorded == not_recorded:
+                raise
+            findings, schema_checked, exchange = [], False, None  # a target or login the replay lacks
         finally:
             record["duration"] = round(time.perf_counter() - start, 4)
+        if run.client.not_recorded != not_recorded:
+            record.update(outcome="skipped", reason=NOT_RECORDED)
+            pytest.skip(NOT_RECORDED)
         apply_known(findings, run.known, self.role, self.case.name, run.server_versions)
         contract = _contract(run) if findings and exchange is not None else None
         for finding in findings if contract else []:
@@ -301,7 +317,9 @@ def _run(config: pytest.Config) -> UmamiRun:
         return run
     if ERROR_KEY in config.stash:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
-    url = config.getoption("--umami-url")
+    specs = config.stash[SPECS_KEY]
+    replay = _replay(config, specs)
+    url = REPLAY_URL if replay else config.getoption("--umami-url")
     if not url:
         config.stash[ERROR_KEY] = "no Umami server given: pass --umami-url (or set UMAMI_URL)"
         STOPPED.append(ConnectionFailed(config.stash[ERROR_KEY]))
@@ -309,22 +327,46 @@ def _run(config: pytest.Config) -> UmamiRun:
     target = Target(url=url, username=config.getoption("--umami-username"),
                     password=config.getoption("--umami-password"), api_key=config.getoption("--umami-api-key"),
                     timeout=config.getoption("--umami-timeout"), read_only=config.getoption("--umami-read-only"))
+    existing = _existing_users(config)
+    if replay:  # the recorded run's borrowed users; their logins are answered from the recording
+        existing = {**{label: (name, REDACTED) for label, name in replay.users.items()}, **existing}
+    record = config.getoption("--umami-record")
     options = Options(target=target, specs_dir=_specs_dir(config),
                       results_path=Path(config.getoption("--umami-results")),
                       version=config.getoption("--umami-version"),
                       website_id=config.getoption("--umami-website-id"),
-                      existing_users=_existing_users(config), contract=config.getoption("--umami-contract"))
-    specs = config.stash[SPECS_KEY]
+                      existing_users=existing, contract=config.getoption("--umami-contract"),
+                      record=Path(record) if record else None, replay=replay,
+                      prefix=replay.prefix if replay else None)
     run = UmamiRun(options=options, specs=specs, known=load_known(specs.root))
     config.stash[RUN_KEY] = run
     try:
-        run.start()
+        with exchange_item("setup"):
+            run.start()
     except ConformanceError as exc:
         message = run.client.redactor.text(str(exc))
         config.stash[ERROR_KEY] = message
         STOPPED.append(type(exc)(message))
         pytest.exit(message, returncode=int(exc.exit_code))
     return run
+
+
+def _replay(config: pytest.Config, specs: SpecSet) -> Replay | None:
+    """The recordings a `recheck` answers from (--umami-replay), matched on the specs' and releases' routes."""
+    files = [Path(f) for f in config.getoption("--umami-replay")]
+    if not files:
+        return None
+    templates = [e.path for e in specs.endpoints] + list(specs.inventory.templates if specs.inventory else [])
+    return Replay.load(files, templates)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Every exchange of a spec item is recorded (and replayed) under the item's id."""
+    if not isinstance(item, SpecItem):
+        return (yield)
+    with exchange_item(item.name):
+        return (yield)
 
 
 def _existing_users(config: pytest.Config) -> dict[str, tuple[str, str]]:
@@ -377,13 +419,16 @@ def _execute(item: SpecItem, run: UmamiRun) -> tuple[list[Finding], bool, Any]:
     exchange = run.client.request(ep.method, path, auth=auth,
                                   params=render(case.query, context) or None,
                                   json_body=render(case.body, context))
+    if exchange.not_recorded:
+        return [], False, exchange  # skipped by runtest: there is no answer to check
     if case.creates and run.sandbox is not None and exchange.response.is_success:
         run.sandbox.adopt(case.creates, exchange.json())
     expected = case.status or ep.auth[item.role]
     findings, checked = _check_versions(ep, expected, exchange, run, item.role)
     # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
-    # there is no seed to expect, and only the endpoint's schema applies.
-    seeded = run.sandbox is not None
+    # there is no seed to expect, and only the endpoint's schema applies; nor in a replayed answer
+    # about other objects (recheck).
+    seeded = run.sandbox is not None and not exchange.other_objects
     if seeded and case.schema_uri and exchange.response.status_code == expected and exchange.response.is_success:
         findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.json(),
                                     run.client.redactor.curl(exchange.request), run.client.redactor)
@@ -427,7 +472,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if run is None:
         return
     try:
-        run.finish()
+        with exchange_item("cleanup"):
+            run.finish()
     except ConformanceError as exc:
         run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
     write_results(run, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)

@@ -15,8 +15,10 @@ from conformance import __version__
 from conformance.client import Credential, Target, UmamiClient
 from conformance.discovery import signature
 from conformance.errors import ConnectionFailed, UsageError
+from conformance.har import HarRecorder
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
+from conformance.replay import Replay
 from conformance.sandbox import Sandbox, new_prefix
 from conformance.versions import Answer, Detected, fingerprint
 
@@ -32,6 +34,9 @@ class Options:
     website_id: str | None = None
     existing_users: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (username, password)
     contract: str | None = None
+    record: Path | None = None  # write every exchange here as HAR (run --record)
+    replay: Replay | None = None  # answer from recordings instead of a server (recheck)
+    prefix: str | None = None  # the sandbox's run prefix (a replay uses the recording's)
 
 
 @dataclass
@@ -54,7 +59,8 @@ class UmamiRun:
     contract: Any = None  # contract.Contract; False when none is at hand
 
     def __post_init__(self) -> None:
-        self.client = UmamiClient(self.options.target)
+        recorder = HarRecorder(self.options.record, self.options.target.api_base) if self.options.record else None
+        self.client = UmamiClient(self.options.target, transport=self.options.replay, recorder=recorder)
 
     @property
     def server_version(self) -> str | None:
@@ -94,7 +100,7 @@ class UmamiRun:
             self.context = context
             return
         admin = self.credentials["admin"]
-        prefix = new_prefix()
+        prefix = self.options.prefix or new_prefix()
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix.rstrip('-')}.json")
         existing = self.options.existing_users
@@ -117,14 +123,16 @@ class UmamiRun:
 
     def route_answer(self) -> Answer:
         """Whether a GET (unauthenticated) reaches a route: anything but the answer to a path that surely does
-        not exist; None when the server cannot tell (a gateway error, a rate limit, a catch-all 2xx)."""
-        baseline = signature(self.client.request("GET", f"/ucf-no-such-route-{new_prefix()[-5:-1]}"))
+        not exist; None when the server cannot tell (a gateway error, a rate limit, a catch-all 2xx, an
+        answer a replay does not have)."""
+        missing = self.client.request("GET", f"/ucf-no-such-route-{new_prefix()[-5:-1]}")
+        baseline = signature(missing)
 
         def answer(path: str) -> bool | None:
-            if baseline[0] < 400:
+            if baseline[0] < 400 or missing.not_recorded:
                 return None
             ex = self.client.request("GET", path)
-            if ex.response.status_code in (429, 502, 503, 504):
+            if ex.response.status_code in (429, 502, 503, 504) or ex.not_recorded:
                 return None
             return signature(ex) != baseline
 
@@ -132,15 +140,22 @@ class UmamiRun:
 
     def finish(self) -> None:
         """Remove everything the sandbox created (also after failures and Ctrl-C)."""
-        if self.sandbox is not None:
-            self.residue = _with_signals_deferred(self.sandbox.cleanup)
-            if not self.residue:
-                self.sandbox.ledger.unlink(missing_ok=True)
-        self.client.close()
+        try:
+            if self.sandbox is not None:
+                self.residue = _with_signals_deferred(self.sandbox.cleanup)
+                if self.options.replay is not None:
+                    self.residue = []  # a replay leaves nothing on any server
+                if not self.residue:
+                    self.sandbox.ledger.unlink(missing_ok=True)
+        finally:
+            self.client.close()
+            if self.client.recorder is not None:
+                self.client.recorder.write(self.client.redactor)
 
     def header(self) -> dict[str, Any]:
         return {"tool": "umami-conformance", "tool_version": __version__,
-                "server": {"url": self.options.target.url, "version": self.server_version,
+                "server": {"url": self.options.replay.describe() if self.options.replay else self.options.target.url,
+                           "version": self.server_version,
                            "version_source": self.detected.source if self.detected else "unknown",
                            "version_range": self.detected.range if self.detected else None,
                            "version_detection": self.detected.as_dict() if self.detected else None,
