@@ -14,8 +14,9 @@ answered by the first rule that finds recorded entries, from the first recording
    route (a 404 that is not JSON: Next.js's page), as any Umami would answer it;
 otherwise a marker answer (status 599, header `x-ucf-not-recorded`): the item is skipped.
 
-Within a key, entries are used first in, first out; an entry whose normalized body equals the request's is
-preferred; when a key's entries run out, its last one answers again. The identity is the role behind a
+A request's body must have the same fields (JSON paths) as the entry's. Within a key, entries are used
+first in, first out; an entry whose normalized body equals the request's is preferred; when a key's
+entries run out, its last one answers again. The identity is the role behind a
 credential, read from the recording's own answers (`identities_of`): a login answer's user (admin role, a
 name ending in `viewer`, the first other user; later users are told apart by name), a share answer's token;
 plus the `x-umami-*` headers that change what a credential is granted (`x-umami-share-context`). Because
@@ -76,7 +77,7 @@ def body_key(raw: bytes | str | None) -> str:
 
 
 def body_fields(body: str) -> tuple[str, ...]:
-    """The JSON paths of a body's fields (`body_key` form), values aside."""
+    """The JSON paths of a body's fields and array items (`body_key` form), values aside."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -84,10 +85,11 @@ def body_fields(body: str) -> tuple[str, ...]:
     found: list[str] = []
 
     def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                found.append(f"{path}.{k}")
-                walk(v, f"{path}.{k}")
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+        for k, v in children:
+            child = f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}"
+            found.append(child)
+            walk(v, child)
 
     walk(data, "$")
     return tuple(sorted(found))
@@ -302,28 +304,29 @@ class Replay(httpx.BaseTransport):
         """The recorded entry that answers this request (marked used) and the rule that found it, or None."""
         shape = self.shape(path, who)
         exact, loose = _key(method, path, query, who), _key(method, shape, query, who)
+        fields = body_fields(body)
         with self._lock:
             scoped = self._items.get(item or "", [])
             for key, rule in ((exact, "exact"), (loose, "template")):
                 found = [e for e in scoped if key and key == _key(e.method, e.path if rule == "exact" else e.template,
-                                                                   e.query, e.identity)]
+                                                                   e.query, e.identity) and e.fields == fields]
                 if found:
                     return self._pick(found, body), rule
             for key, index, rule in ((exact, self._exact, "exact"), (loose, self._loose, "template")):
                 for by_key in index:
-                    if key and key in by_key:
-                        return self._pick(by_key[key], body), rule
+                    found = [e for e in by_key.get(key, []) if e.fields == fields] if key else []
+                    if found:
+                        return self._pick(found, body), rule
         return (self._no_route, "no-route") if shape is None and self._no_route else None
 
     def _pick(self, candidates: list[Entry], body: str) -> Entry:
-        """First in, first out, preferring the same body (a used one again before another body), then
-        the same body fields (a throwaway target's random name differs; a failing case lacks a field)."""
+        """First in, first out among entries with the same body fields (a case that lacks a field is
+        another request), preferring the same body (a used one again before another body: a throwaway
+        target's random name differs, a login's user does not)."""
         fresh = [e for e in candidates if id(e) not in self._used]
         latest = candidates[::-1]
-        fields = body_fields(body)
         chosen = (next((e for e in fresh if e.body == body), None) or next((e for e in latest if e.body == body), None)
-                  or next((e for e in fresh if e.fields == fields), None)
-                  or next((e for e in latest if e.fields == fields), None) or (fresh or latest)[0])
+                  or (fresh or latest)[0])
         self._used.add(id(chosen))
         return chosen
 
