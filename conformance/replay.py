@@ -14,7 +14,7 @@ answered by the first rule that finds recorded entries, from the first recording
    route (a 404 that is not JSON: Next.js's page), as any Umami would answer it;
 otherwise a marker answer (status 599, header `x-ucf-not-recorded`): the item is skipped.
 
-A request's body must have the same fields (JSON paths) as the entry's. Within a key, entries are used
+A request's body must have the same fields and deciding values as the entry's (`body_fields`). Within a key, entries are used
 first in, first out; an entry whose normalized body equals the request's is preferred; when a key's
 entries run out, its last one answers again. The identity is the role behind a
 credential, read from the recording's own answers (`identities_of`): a login answer's user (admin role, a
@@ -76,22 +76,41 @@ def body_key(raw: bytes | str | None) -> str:
     return json.dumps(clean(data), sort_keys=True, separators=(",", ":"))
 
 
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+FREE_TEXT = frozenset({"name", "description", "domain", "username", "slug", "shareId", "title"})
+
+
+def _value_key(key: str | int, value: Any) -> str:
+    """A scalar as it must agree between two requests: ids, times and free text (names, domains) differ
+    between runs and recordings; any other value (an enum, a number, a flag) decides the answer."""
+    if isinstance(value, str) and (UUID.fullmatch(value) or ISO_TIME.match(value) or RUN_PREFIX.search(value)):
+        return "*"
+    if isinstance(value, int) and not isinstance(value, bool) and EPOCH_MS.fullmatch(str(value)):
+        return "*"
+    return "*" if key in FREE_TEXT else json.dumps(value)
+
+
 def body_fields(body: str) -> tuple[str, ...]:
-    """The JSON paths of a body's fields and array items (`body_key` form), values aside."""
+    """The JSON paths of a body's fields and array items (`body_key` form), with the scalar values that
+    decide an answer (`_value_key`): a missing field, a one-step funnel or an unknown metric is another
+    request than the recorded success."""
     try:
         data = json.loads(body)
     except ValueError:
         return ()
     found: list[str] = []
 
-    def walk(value: Any, path: str) -> None:
-        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    def walk(value: Any, path: str, key: str | int) -> None:
+        if not isinstance(value, (dict, list)):
+            found.append(f"{path}={_value_key(key, value)}")
+            return
+        found.append(path)
+        children = value.items() if isinstance(value, dict) else enumerate(value)
         for k, v in children:
-            child = f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}"
-            found.append(child)
-            walk(v, child)
+            walk(v, f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}", k)
 
-    walk(data, "$")
+    walk(data, "$", "")
     return tuple(sorted(found))
 
 
