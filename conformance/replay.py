@@ -14,9 +14,9 @@ answered by the first rule that finds recorded entries, from the first recording
    route (a 404 that is not JSON: Next.js's page), as any Umami would answer it;
 otherwise a marker answer (status 599, header `x-ucf-not-recorded`): the item is skipped.
 
-A request's body must have the same fields and deciding values as the entry's (`body_fields`). Within a key, entries are used
-first in, first out; an entry whose normalized body equals the request's is preferred; when a key's
-entries run out, its last one answers again. The identity is the role behind a
+A request's body must have the same fields and deciding values as the entry's (`body_fields`). Within a
+key, entries are used first in, first out; an entry whose normalized body equals the request's is
+preferred; when a key's entries run out, its last one answers again. The identity is the role behind a
 credential, read from the recording's own answers (`identities_of`): a login answer's user (admin role, a
 name ending in `viewer`, the first other user; later users are told apart by name), a share answer's token;
 plus the `x-umami-*` headers that change what a credential is granted (`x-umami-share-context`). Because
