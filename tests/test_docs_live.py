@@ -21,7 +21,8 @@ from proxy import RecordingProxy
 @pytest.fixture(scope="module")
 def two_runs(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A plain run, and a run where GET /api/me lost its `isAdmin` field (the injected change);
-    both archive into one history directory, the second under another version label."""
+    both archive into one history directory, the second under another version label (a post-release:
+    the same endpoints apply, 2.10.1 differs in its routes)."""
     base = tmp_path_factory.mktemp("docs")
     history = base / "history"
     first = run_cli("run", "--url", umami.url, "--out", str(base / "a"), "--history", str(history),
@@ -37,7 +38,7 @@ def two_runs(umami: server.ServerInfo, tmp_path_factory: pytest.TempPathFactory)
 
     with RecordingProxy(umami.url, mutate=drop_is_admin) as proxy:
         second = run_cli("run", "--url", proxy.url, "--out", str(base / "b"), "--history", str(history),
-                         "--umami-version", "2.10.1", env=user_env(umami))
+                         "--umami-version", "2.10.0.post1", env=user_env(umami))
     assert second.returncode == 1, second.stdout[-2000:]
     return base / "a", base / "b", history
 
@@ -119,7 +120,7 @@ def test_history_and_version_grid(two_runs) -> None:
     _, b, history = two_runs
     assert len(list(history.glob("*.json.gz"))) == 2
     index = (b / "docs" / "index.md").read_text()
-    assert "## Versions" in index and "| Endpoint | 2.10.0 | 2.10.1 |" in index
+    assert "## Versions" in index and "| Endpoint | 2.10.0 | 2.10.0.post1 |" in index
     row = next(line for line in index.splitlines() if line.startswith("| me/get | "))
     old_cell, new_cell = row.split("|")[2].strip(), row.split("|")[3].strip()
     assert new_cell == "🚨" and old_cell in ("✅", "📝"), row

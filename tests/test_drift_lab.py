@@ -86,9 +86,8 @@ def test_undocumented_endpoint_is_discovered(umami: server.ServerInfo, tmp_path:
     assert code == 1
     assert _findings(mutated) - _findings(plain) == {
         ("undocumented-endpoint", "discovery/undocumented", "/lab-route/{websiteId}")}
-    # 2.10.0 has routes no spec describes: discovery reports them, e.g. /config and /heartbeat.
-    assert {("undocumented-endpoint", "discovery/undocumented", p) for p in ("/config", "/heartbeat")} <= \
-        _findings(plain)
+    # 2.10.0 has routes no spec describes: discovery reports them, e.g. /version (2.7.0-2.17.0 only).
+    assert ("undocumented-endpoint", "discovery/undocumented", "/version") in _findings(plain)
 
 
 def test_unmutated_server_gives_no_finding_three_times(umami: server.ServerInfo, tmp_path: Path) -> None:
