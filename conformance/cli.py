@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--history", type=Path, default=None,
                      help="archive the run here and show history in the docs (default <out>/history)")
     run.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
-    run.add_argument("--umami-version", default=None, help="version to assume if the server does not say")
+    run.add_argument("--umami-version", default=None,
+                     help="Umami version to assume instead of detecting it (/api/version or the route fingerprint)")
     run.add_argument("--read-only", action="store_true", help="send only GET requests (and login)")
     run.add_argument("--website-id", default=None, help="existing website to read in --read-only mode")
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")

@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--umami-viewer-password", default=env("UMAMI_VIEWER_PASSWORD"),
                     help="its password (env UMAMI_VIEWER_PASSWORD)")
     group.addoption("--umami-version", default=env("UMAMI_VERSION"),
-                    help="Umami version to assume when the server does not say (env UMAMI_VERSION)")
+                    help="Umami version to assume instead of detecting it (env UMAMI_VERSION)")
     group.addoption("--umami-specs", default=env("UMAMI_SPECS", str(DEFAULT_SPECS)),
                     help="directory of spec files (default: the bundled specs/)")
     group.addoption("--umami-results", default="reports/results.json",
