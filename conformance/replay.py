@@ -307,6 +307,18 @@ class Replay(httpx.BaseTransport):
     def describe(self) -> str:
         return "recording: " + " + ".join(r.name for r in self.recordings)
 
+    def observations(self) -> list[tuple[str, bool]]:
+        """What the recorded GETs tell of the server's routes: each distinct path, and whether it reached a
+        route (any answer but the recording's no-route page; gateway errors tell nothing). For telling the
+        version of a recorded server (`versions.fingerprint`)."""
+        if self._no_route is None:
+            return []
+        found: dict[str, bool] = {}
+        for e in (e for rec in self.recordings for e in rec.entries if e.method == "GET"):
+            if e.status not in (429, 502, 503, 504):
+                found.setdefault(e.path, not e.no_route)
+        return sorted(found.items())
+
     def shape(self, path: str, who: str) -> str | None:
         """The path's route template, each parameter `{}` for an object the recordings show (an id in their
         answers) and `{?}` for an unknown one, so that an unknown-id case is not answered with another

@@ -115,7 +115,9 @@ class UmamiRun:
             return Detected.exact(self.options.version, "--umami-version")
         if told:
             return Detected.exact(told, "server /api/version")
-        found = fingerprint(self.specs.inventory, self.route_answer()) if self.specs.inventory else None
+        replay = self.options.replay
+        found = fingerprint(self.specs.inventory, self.route_answer(),
+                            observed=replay.observations() if replay else ()) if self.specs.inventory else None
         if found is None:
             raise UsageError(f"cannot tell the Umami version of {self.options.target.url}: it has no /api/version "
                              "and its routes gave no answer to tell it by; pass --umami-version")

@@ -196,12 +196,20 @@ def probe_path(template: str) -> str:
     return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), template)
 
 
-def fingerprint(inventory: Inventory, answer: Answer, max_probes: int = MAX_PROBES) -> Detected | None:
+def fingerprint(inventory: Inventory, answer: Answer, max_probes: int = MAX_PROBES,
+                observed: Iterable[tuple[str, bool]] = ()) -> Detected | None:
     """Tell the version from the routes the server answers. Each step asks about the path that best
     splits the releases still possible; a release stays possible while it contradicts the fewest
-    answers, so one odd answer (a proxy rule, a patched server) does not empty the set. None when no
-    answer was given at all."""
+    answers, so one odd answer (a proxy rule, a patched server) does not empty the set. `observed`:
+    paths already known to reach a route or not (a recording's exchanges), counted before any probe.
+    None when nothing was answered at all."""
     mismatches = {v: 0 for v in inventory.versions}
+    seen = 0
+    for path, present in observed:
+        seen += 1
+        reach = inventory.versions_reaching(path)
+        for v in mismatches:
+            mismatches[v] += (v in reach) != present
     probes = {t: probe_path(t) for t in inventory.templates}
     reach = {t: inventory.versions_reaching(p) for t, p in probes.items()}
     asked: list[dict[str, str]] = []
@@ -226,10 +234,11 @@ def fingerprint(inventory: Inventory, answer: Answer, max_probes: int = MAX_PROB
         for v in mismatches:
             if (v in reach[template]) != present:
                 mismatches[v] += 1
-    if not any(a["answer"] != "unknown" for a in asked):
+    known = sum(a["answer"] != "unknown" for a in asked)
+    if not known and not seen:
         return None
     best = min(mismatches.values())
     candidates = [v for v in inventory.versions if mismatches[v] == best]
-    known = sum(a["answer"] != "unknown" for a in asked)
-    source = f"route fingerprint ({known} probes" + (f", {best} disagreeing)" if best else ")")
+    source = f"route fingerprint ({known} probes" + (f", {seen} recorded paths" if seen else "") + \
+        (f", {best} disagreeing)" if best else ")")
     return Detected(candidates, inventory.range_of(candidates), source, asked)

@@ -324,3 +324,13 @@ def test_record_then_recheck_gives_the_same_results(umami: server.ServerInfo, tm
               if e["request"]["url"].endswith("/api/auth/login") and e["response"]["status"] == 200]
     assert all(re.fullmatch(r"redacted-[0-9a-f]{12}", b["token"]) for b in logins)
     assert len({b["token"] for b in logins}) >= 3
+
+
+def test_recheck_tells_2_20_2_from_its_recording_alone(tmp_path: Path) -> None:
+    recording = SHARED / "umami-2.20.2-run.har.gz"
+    if not recording.exists():
+        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recordings to recheck")
+    proc = run_cli("recheck", str(recording), "--out", str(tmp_path), "-q", "--no-docs", "-m", "me")
+    assert "Traceback" not in proc.stderr
+    server_info = json.loads((tmp_path / "results.json").read_text())["server"]
+    assert server_info["version_range"] == ">=2.18.0,<3.0.0", server_info

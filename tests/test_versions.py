@@ -105,3 +105,11 @@ def test_version_flag_overrides() -> None:
 
 def test_probe_paths_fill_every_parameter() -> None:
     assert "{" not in probe_path("/teams/{teamId}/users/{userId}")
+
+
+def test_recorded_paths_alone_tell_the_version() -> None:
+    """A recording's exchanges (path reached a route or not) tell the version without any probe answered."""
+    observed = [(probe_path(t), "2.20.2" in INVENTORY.versions_reaching(probe_path(t))) for t in INVENTORY.templates]
+    found = fingerprint(INVENTORY, lambda path: None, observed=observed)
+    assert found is not None and found.candidates == _indistinguishable("2.20.2")
+    assert "recorded paths" in found.source
