@@ -295,6 +295,23 @@ def test_recheck_of_the_shared_3_1_0_recordings(tmp_path: Path) -> None:
     assert (tmp_path / "junit.xml").exists() and (tmp_path / "report.html").exists()
 
 
+def test_recheck_of_the_shared_2_20_2_recording(tmp_path: Path) -> None:
+    """The 2.11-2.20 specs hold on a real 2.20.2: every finding of its recorded run is a reviewed defect."""
+    recording = SHARED / "umami-2.20.2-run.har.gz"
+    if not recording.exists():
+        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recording to recheck")
+    for extra in ([], ["--umami-version", "2.20.2"]):
+        out = tmp_path / (extra[-1] if extra else "detected")
+        proc = run_cli("recheck", str(recording), "--out", str(out), "-q", "--no-docs", *extra)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        results = json.loads((out / "results.json").read_text())
+        if not extra:
+            assert results["server"]["version_range"] == ">=2.18.0,<3.0.0", results["server"]
+        assert results["summary"]["findings"] == {} and results["summary"]["known"] > 0
+        assert results["stale_known_differences"] == []
+        assert sum(i["outcome"] != "skipped" for i in results["items"]) >= 400
+
+
 def test_record_then_recheck_gives_the_same_results(umami: server.ServerInfo, tmp_path: Path) -> None:
     specs = copy_specs(tmp_path)  # the same specs for both, whatever else changes meanwhile
     recording = tmp_path / "run.har.gz"
