@@ -325,7 +325,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from conformance.client import Target, UmamiClient
-    from conformance.sandbox import Created, find_leftovers, remove
+    from conformance.sandbox import Created, find_leftovers, remove, write_ledger
     local = None if args.url else server.status()
     url = args.url or (local.url if local else None)
     if not url:
@@ -336,13 +336,22 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     try:
         client.probe()
         admin = client.login(args.username, password)
-        objects = find_leftovers(client, admin, args.prefix)
+        ledgers = {}
         for ledger in sorted(args.out.glob("sandbox-ledger-*.json")):
             data = json.loads(ledger.read_text())
             if data.get("url") == url and (not args.prefix or data.get("prefix") == args.prefix):
-                known_ids = {o.id for o in objects}
-                objects += [Created(**o) for o in data["created"] if o["id"] not in known_ids]
+                ledgers[ledger] = data
+        # The ledgers' objects are asked by id: an orphaned website (no user, no team) is in no list.
+        objects = find_leftovers(client, admin, args.prefix,
+                                 [Created(**o) for data in ledgers.values() for o in data["created"]])
         residue = remove(client, admin, objects)
+        remaining = {r["id"] for r in residue}
+        for ledger, data in ledgers.items():  # a ledger lists only what remains
+            kept = [Created(**o) for o in data["created"] if o["id"] in remaining]
+            if kept:
+                write_ledger(ledger, data["prefix"], url, kept)
+            else:
+                ledger.unlink()
     finally:
         client.close()
     print(f"found {len(objects)} object(s) with a run prefix; removed {len(objects) - len(residue)}")

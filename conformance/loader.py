@@ -133,6 +133,7 @@ class Case:
     fresh_login: bool = False
     description: str = ""
     versions: Versions = field(default_factory=Versions)  # the versions this case applies to (default all)
+    needs: list[str] = field(default_factory=list)  # parts of the seed the case schema expects (revenue)
 
 
 @dataclass
@@ -418,7 +419,8 @@ def _build_area(doc: dict[str, Any], path: Path, resources: list) -> Area:
                       schema_uri=_case_schema(raw, c, path, raw_cases.item_lines[k], resources),
                       fresh_login=c.get("fresh_login", False),
                       description=c.get("description", ""),
-                      versions=parse_versions(c.get("versions", ""), f"{path}:{raw_cases.item_lines[k]}"))
+                      versions=parse_versions(c.get("versions", ""), f"{path}:{raw_cases.item_lines[k]}"),
+                      needs=list(c.get("needs", [])))
                  for k, c in enumerate(raw_cases)]
         endpoints.append(Endpoint(
             id=raw["id"], area=area, method=raw["method"], path=raw["path"], versions=versions,

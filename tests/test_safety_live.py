@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from conformance import server
+from conformance.client import Target, UmamiClient
+from conformance.sandbox import Created, Sandbox, remove
 
 from conftest import CLI, ROOT, run_cli, user_env
 from proxy import RecordingProxy
@@ -37,6 +39,50 @@ def test_passing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_
     assert proc.returncode == 0, proc.stdout[-2000:]
     results = _assert_only_residue(umami, before, tmp_path)
     assert results["residue"], "2.10.0 keeps the run's websites, and the run says so"
+    assert not any("still listed" in r["reason"] for r in results["residue"])
+    # The team website outlives its team (deleteTeam leaves it): an orphan, named and said to be one.
+    orphans = [r for r in results["residue"] if "orphaned" in r["reason"]]
+    assert [r["name"] for r in orphans] == [f"{results['prefix']}team-site"]
+    # The ledger keeps exactly what remains, and `cleanup` finds all of it again, the orphan included.
+    ledger = json.loads(next(tmp_path.glob("sandbox-ledger-*.json")).read_text())
+    assert {o["id"] for o in ledger["created"]} == {r["id"] for r in results["residue"]}
+    cleanup = run_cli("cleanup", "--url", umami.url, "--prefix", results["prefix"], "--out", str(tmp_path))
+    assert cleanup.returncode == 1 and f"found {len(results['residue'])} object(s)" in cleanup.stdout, cleanup.stdout
+    assert f"{results['prefix']}team-site ({orphans[0]['id']}): DELETE /websites/" in cleanup.stdout
+    assert results["seeded"]["revenue"] > 0 and "skipped" not in results["seeded"]  # 2.10.0 has no revenue table
+
+
+def test_seeded_website_goes_with_its_owner_and_gone_objects_are_not_residue(umami: server.ServerInfo,
+                                                                             tmp_path: Path) -> None:
+    """What 2.10.0 can show of deletability: it cannot delete any website (DELETE answers 500), but deleting the
+    owner removes the user's websites; a website with the full seed of this version (sessions, pageviews,
+    events with data, revenue events, a share link) goes with its owner, and nothing of it is left behind."""
+    name = f"ucf-{time.strftime('%Y%m%dt%H%M%S', time.gmtime())}-beef-owner"
+    password = server.create_user_sql(umami.pg_port, umami.database, server.app_dir(umami.version), name, "user")
+    client = UmamiClient(Target(url=umami.url, username="admin", password="umami"))
+    try:
+        admin = client.login("admin", "umami")
+        sandbox = Sandbox(client, admin, name.removesuffix("owner"), tmp_path / "ledger.json",
+                          versions=[umami.version])
+        owner, user = client.login_user(name, password)
+        site = sandbox.create_website("site", user["id"], owner, share_id="beefbeefbeefbeef")
+        sandbox.seed(site)
+        assert sandbox.seeded["revenue"] > 0
+        assert _count(umami, "session", site["id"]) == 5 and _count(umami, "event_data", site["id"]) > 0
+        objects = [Created("user", user["id"], name), *sandbox.created]
+        gone = Created("website", "6f1d0c8e-0000-4000-8000-00000000beef", f"{name}-gone")  # DELETE answers 500
+        assert remove(client, admin, [*objects, gone]) == []
+    finally:
+        client.close()
+    for table in ("website", "session", "website_event", "event_data"):
+        assert _count(umami, table, site["id"]) == 0, f"{table} rows of the seeded website remain"
+
+
+def _count(umami: server.ServerInfo, table: str, website_id: str) -> int:
+    sql = f"SELECT count(*) FROM \"{table}\" WHERE website_id = '{website_id}'"
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(umami.pg_port), "-U", "postgres", "-d", umami.database,
+                          "-At", "-c", sql], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
 
 
 def test_failing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_path: Path) -> None:

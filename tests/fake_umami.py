@@ -1,0 +1,117 @@
+"""A small in-memory model of the Umami API the sandbox talks to (websites, users, teams, reports, /send), with
+the deletion behaviour of a few releases, for unit tests of seeding and cleanup. It is a model written from the
+releases' source and the recordings, not a server: what it shows holds only as far as the model is right."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from conformance.client import Target, UmamiClient
+
+
+@dataclass
+class FakeUmami:
+    """`deletes_websites`: False like 2.10.0 (DELETE /websites/{id} answers 500). `revenue_table`: /send with
+    `revenue` > 0 and a `currency` saves a revenue row (2.19+). `revenue_blocks`: a website with revenue rows
+    cannot be deleted, nor its owner (2.19.0-3.0.1). `lists_websites_per_user`: /admin/websites needs userId
+    (2.16-2.20). Unknown ids: GET /websites|/users answer 200 null, GET /teams 404, GET /reports 500, and every
+    DELETE of an unknown id 500 (as 2.10.0 does)."""
+
+    deletes_websites: bool = True
+    revenue_table: bool = False
+    revenue_blocks: bool = False
+    lists_websites_per_user: bool = False
+    websites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    teams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revenue: list[str] = field(default_factory=list)  # website id per revenue row
+    sent: list[dict[str, Any]] = field(default_factory=list)  # /send bodies
+    log: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def client(self) -> UmamiClient:
+        return UmamiClient(Target(url="http://fake-umami", username="admin", password="umami"),
+                           transport=httpx.MockTransport(self.handle))
+
+    def add_website(self, name: str, user_id: str | None = None, team_id: str | None = None) -> dict[str, Any]:
+        site = {"id": str(uuid.uuid4()), "name": name, "domain": f"{name}.example.com", "userId": user_id,
+                "teamId": team_id, "shareId": None}
+        self.websites[site["id"]] = site
+        return site
+
+    def add_user(self, name: str) -> dict[str, Any]:
+        user = {"id": str(uuid.uuid4()), "username": name, "role": "user"}
+        self.users[user["id"]] = user
+        return user
+
+    def add_team(self, name: str) -> dict[str, Any]:
+        team = {"id": str(uuid.uuid4()), "name": name}
+        self.teams[team["id"]] = team
+        return team
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        status, body = self._answer(request.method, request.url.path.removeprefix("/api"), request)
+        self.log.append((request.method, request.url.path, status))
+        return httpx.Response(status, json=body) if body is not ... else httpx.Response(status, text="error")
+
+    def _answer(self, method: str, path: str, request: httpx.Request) -> tuple[int, Any]:
+        query = dict(request.url.params)
+        data = json.loads(request.content) if request.content else None
+        if (method, path) == ("POST", "/send"):
+            self.sent.append(data)
+            payload = data["payload"]
+            extra = payload.get("data") or {}
+            if self.revenue_table and (extra.get("revenue") or 0) > 0 and extra.get("currency"):
+                self.revenue.append(payload["website"])
+            return 200, {"cache": "x"}
+        if (method, path) == ("POST", "/websites"):
+            site = self.add_website(data["name"], None if data.get("teamId") else "owner", data.get("teamId"))
+            site["shareId"] = data.get("shareId")
+            return 200, site
+        if method == "GET" and path == "/admin/users":
+            return 200, {"data": list(self.users.values()), "count": len(self.users)}
+        if method == "GET" and path == "/admin/websites":
+            if self.lists_websites_per_user and "userId" not in query:
+                return 400, {"error": "userId: Required"}
+            rows = [w for w in self.websites.values() if "userId" not in query or w["userId"] == query["userId"]]
+            return 200, {"data": rows, "count": len(rows)}
+        if method == "GET" and path in ("/teams", "/admin/teams"):
+            return (404, ...) if path == "/admin/teams" else (200, {"data": list(self.teams.values())})
+        match = re.fullmatch(r"/(websites|users|teams|reports)/([^/]+)", path)
+        if not match:
+            return 404, ...
+        kind, obj_id = match.groups()
+        table = getattr(self, kind)
+        if method == "GET":
+            if obj_id in table:
+                return 200, table[obj_id]
+            return {"websites": (200, None), "users": (200, None), "teams": (404, ...), "reports": (500, ...)}[kind]
+        if method == "DELETE":
+            if obj_id not in table:
+                return 500, ...
+            return self._delete(kind, obj_id)
+        return 405, ...
+
+    def _delete(self, kind: str, obj_id: str) -> tuple[int, Any]:
+        if kind == "websites":
+            if not self.deletes_websites or (self.revenue_blocks and obj_id in self.revenue):
+                return 500, ...
+            del self.websites[obj_id]
+        elif kind == "users":
+            owned = [w for w in self.websites.values() if w["userId"] == obj_id]
+            if self.revenue_blocks and any(w["id"] in self.revenue for w in owned):
+                return 500, ...
+            for site in owned:  # deleteUser removes the user's websites (not its teams' websites)
+                del self.websites[site["id"]]
+            del self.users[obj_id]
+        elif kind == "teams":  # deleteTeam leaves the team's websites behind
+            del self.teams[obj_id]
+        else:
+            del self.reports[obj_id]
+        return 200, {"ok": True}

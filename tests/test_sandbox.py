@@ -1,0 +1,179 @@
+"""The sandbox's seeding plan per version and its cleanup (unit tests against an in-memory model, no network)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conformance.client import Credential
+from conformance.loader import load_specs
+from conformance.plugin import _execute
+from conformance.run import Options, UmamiRun
+from conformance.sandbox import Created, Sandbox, find_leftovers, remove, seed_plan
+from conformance.versions import Detected
+
+from fake_umami import FakeUmami
+
+ADMIN = Credential.bearer("admin-token-0123456789")
+
+
+def _sandbox(fake: FakeUmami, tmp_path: Path, versions: list[str] | None) -> Sandbox:
+    return Sandbox(fake.client(), ADMIN, "ucf-20260101t000000-abcd-", tmp_path / "ledger.json", versions=versions)
+
+
+@pytest.mark.parametrize("versions, revenue", [
+    (["2.10.0"], True),
+    (["2.18.1", "2.18.0"], True),  # no revenue table yet (it arrives with 2.19.0's migration 13_add_revenue)
+    (["2.19.0"], False),
+    (["2.20.2"], False),
+    (["3.0.0"], False),
+    (["3.0.1"], False),
+    (["3.0.2"], True),  # deleteWebsite removes revenue rows since 3.0.2
+    (["3.1.0"], True),
+    (["2.20.2", "2.20.1", "2.20.0", "2.19.0", "2.18.1", "2.18.0"], False),  # a range: any blocked release decides
+    (None, False),  # version not known: the careful plan
+])
+def test_seed_plan_per_version(versions: list[str] | None, revenue: bool) -> None:
+    plan = seed_plan(versions)
+    assert plan.revenue is revenue
+    assert (plan.reason is None) is revenue
+
+
+@pytest.mark.parametrize("versions", [["2.10.0"], ["2.20.2"], ["3.1.0"]])
+def test_seed_sends_revenue_only_where_the_plan_allows(tmp_path: Path, versions: list[str]) -> None:
+    fake = FakeUmami(revenue_table=True)
+    sandbox = _sandbox(fake, tmp_path, versions)
+    site = fake.add_website("ucf-20260101t000000-abcd-site", user_id="u")
+    sandbox.seed(site)
+    revenue_events = [b for b in fake.sent if (b["payload"].get("data") or {}).get("currency")]
+    allowed = seed_plan(versions).revenue
+    assert bool(revenue_events) is allowed
+    assert sandbox.seeded["revenue"] == len(revenue_events)
+    assert sandbox.seeded["events"] == len([b for b in fake.sent if b["payload"].get("name")])
+    if allowed:
+        assert "skipped" not in sandbox.seeded and sandbox.not_seeded(["revenue"]) is None
+    else:
+        why = sandbox.seeded["skipped"]["revenue"]
+        assert "2.20.2" in why and "undeletable" in why
+        assert sandbox.not_seeded(["revenue"]).startswith("no revenue seeded (")
+    assert sandbox.not_seeded([]) is None
+
+
+@pytest.mark.parametrize("version", ["2.19.0", "2.20.2", "3.0.1", "3.0.2", "3.1.0", "2.18.0"])
+def test_the_seeded_website_and_its_owner_stay_deletable(tmp_path: Path, version: str) -> None:
+    """On the model of a server that can delete websites, where revenue rows block deletion on 2.19.0-3.0.1
+    (and nowhere else): the planned seed leaves the website and its owner removable."""
+    blocked = version.startswith(("2.19", "2.20", "3.0.0", "3.0.1"))
+    fake = FakeUmami(revenue_table=not version.startswith("2.18"), revenue_blocks=blocked)
+    sandbox = _sandbox(fake, tmp_path, [version])
+    user = fake.add_user("ucf-20260101t000000-abcd-user")
+    site = fake.add_website("ucf-20260101t000000-abcd-site", user_id=user["id"])
+    sandbox.seed(site)
+    objects = [Created("user", user["id"], user["username"]), Created("website", site["id"], site["name"], user["id"])]
+    assert remove(sandbox.client, ADMIN, objects) == []
+    assert fake.websites == {} and fake.users == {}
+
+
+def test_the_old_seed_made_the_website_and_its_owner_undeletable_on_the_model(tmp_path: Path) -> None:
+    """The control: revenue seeded on the 2.20.2 model (the seed of a 3.1.0 server) is what blocks both."""
+    fake = FakeUmami(revenue_table=True, revenue_blocks=True)
+    sandbox = _sandbox(fake, tmp_path, ["3.1.0"])
+    user = fake.add_user("ucf-20260101t000000-abcd-user")
+    site = fake.add_website("ucf-20260101t000000-abcd-site", user_id=user["id"])
+    sandbox.seed(site)
+    objects = [Created("user", user["id"], user["username"]), Created("website", site["id"], site["name"], user["id"])]
+    residue = {r["kind"]: r["reason"] for r in remove(sandbox.client, ADMIN, objects)}
+    assert residue["website"] == (f"DELETE /websites/{site['id']} answered HTTP 500; deleting its owner user: "
+                                  f"DELETE /users/{user['id']} answered HTTP 500")
+    assert residue["user"] == f"DELETE /users/{user['id']} answered HTTP 500"
+    assert not any("still listed" in r for r in residue.values())
+
+
+def test_a_failed_delete_is_reported_with_its_status_and_a_gone_object_is_not_residue(tmp_path: Path) -> None:
+    fake = FakeUmami(deletes_websites=False)  # 2.10.0: DELETE /websites/{id} answers 500
+    client = fake.client()
+    kept = fake.add_website("ucf-20260101t000000-abcd-site", user_id="someone-else")
+    gone = Created("website", "6f1d0c8e-0000-4000-8000-000000000001", "ucf-20260101t000000-abcd-gone")
+    gone_report = Created("report", "6f1d0c8e-0000-4000-8000-000000000002", "ucf-20260101t000000-abcd-report")
+    residue = remove(client, ADMIN, [Created("website", kept["id"], kept["name"]), gone, gone_report])
+    # The unknown website answers DELETE 500 and GET 200 null: gone, not residue. The unknown report answers 500
+    # to both: it cannot be told, so it is listed with both statuses rather than claimed removed.
+    assert [(r["kind"], r["reason"]) for r in residue] == [
+        ("website", f"DELETE /websites/{kept['id']} answered HTTP 500"),
+        ("report", f"DELETE /reports/{gone_report.id} answered HTTP 500; GET /reports/{gone_report.id} answered "
+                   "HTTP 500, so it may remain")]
+
+
+def test_websites_go_before_their_team_and_an_orphan_is_named(tmp_path: Path) -> None:
+    fake = FakeUmami(deletes_websites=False)
+    client = fake.client()
+    team = fake.add_team("ucf-20260101t000000-abcd-team")
+    site = fake.add_website("ucf-20260101t000000-abcd-team-site", team_id=team["id"])
+    residue = remove(client, ADMIN, [Created("team", team["id"], team["name"]),
+                                     Created("website", site["id"], site["name"])])
+    deletes = [path for method, path, _ in fake.log if method == "DELETE"]
+    assert deletes == [f"/api/websites/{site['id']}", f"/api/teams/{team['id']}"]
+    assert len(residue) == 1 and residue[0]["name"] == "ucf-20260101t000000-abcd-team-site"
+    assert residue[0]["reason"].startswith(f"DELETE /websites/{site['id']} answered HTTP 500; orphaned: it has no "
+                                           "user and no team")
+
+
+def test_cleanup_finds_orphans_through_the_ledger_where_websites_are_listed_per_user(tmp_path: Path) -> None:
+    fake = FakeUmami(lists_websites_per_user=True)  # 2.16-2.20: /admin/websites needs userId
+    client = fake.client()
+    user = fake.add_user("ucf-20260101t000000-abcd-user")
+    own = fake.add_website("ucf-20260101t000000-abcd-site", user_id=user["id"])
+    orphan = fake.add_website("ucf-20260101t000000-abcd-team-site", team_id="a-team-that-is-gone")
+    other = fake.add_website("production-site", user_id="another-user")
+    ledger = [Created("website", orphan["id"], "ucf-20260101t000000-abcd-team-site"),
+              Created("website", "6f1d0c8e-0000-4000-8000-000000000003", "ucf-20260101t000000-abcd-gone")]
+    found = find_leftovers(client, ADMIN, "ucf-20260101t000000-abcd-", ledger)
+    assert {(o.kind, o.id) for o in found} == {("user", user["id"]), ("website", own["id"]),
+                                              ("website", orphan["id"])}
+    assert other["id"] in fake.websites
+    assert remove(client, ADMIN, found) == [] and set(fake.websites) == {other["id"]}
+
+
+def test_the_ledger_keeps_only_what_remains(tmp_path: Path) -> None:
+    fake = FakeUmami()
+    sandbox = _sandbox(fake, tmp_path, ["3.1.0"])
+    sandbox._record(Created("website", "a", "ucf-20260101t000000-abcd-a"))
+    sandbox._record(Created("website", "b", "ucf-20260101t000000-abcd-b"))
+    sandbox.keep_in_ledger({"b"})
+    assert [o["id"] for o in json.loads(sandbox.ledger.read_text())["created"]] == ["b"]
+    sandbox.keep_in_ledger(set())
+    assert not sandbox.ledger.exists()
+
+
+def _run_with(tmp_path: Path, fake: FakeUmami, version: str, revenue_seeded: bool) -> UmamiRun:
+    specs = load_specs()
+    run = UmamiRun(options=Options(target=fake.client().target, specs_dir=specs.root,
+                                   results_path=tmp_path / "results.json"), specs=specs, known=[])
+    run.client = fake.client()
+    run.detected = Detected.exact(version, "--umami-version")
+    run.sandbox = _sandbox(fake, tmp_path, run.server_versions)
+    run.sandbox.seeded = {"revenue": 2} if revenue_seeded else {"revenue": 0, "skipped": {"revenue": "a reason"}}
+    run.credentials["admin"] = ADMIN
+    return run
+
+
+@pytest.mark.parametrize("revenue_seeded", [True, False])
+def test_a_case_schema_that_needs_revenue_is_not_applied_without_it(tmp_path: Path, revenue_seeded: bool) -> None:
+    fake = FakeUmami()
+    run = _run_with(tmp_path, fake, "3.1.0", revenue_seeded)
+    endpoint = next(e for e in run.specs.endpoints if e.id == "admin/users")
+    first_page = next(c for c in endpoint.cases if c.name == "first-page")  # case schema: a non-empty list
+    case = replace(first_page, query={}, needs=["revenue"])
+    item = SimpleNamespace(endpoint=endpoint, case=case, role="admin")
+    record: dict = {"reason": None}
+    fake.users.clear()  # an empty list: the case schema (non-empty-list) fails when applied
+    findings, checked, _ = _execute(item, run, record)
+    if revenue_seeded:
+        assert findings and findings[0].cls == "value-changed" and record["reason"] is None
+    else:
+        assert findings == [] and record["reason"] == "case schema not applied: no revenue seeded (a reason)"
+
