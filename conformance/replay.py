@@ -276,10 +276,14 @@ class Replay(httpx.BaseTransport):
                 self.identities.setdefault(token, role)
             for e in rec.entries:
                 self.known.update(_strings(e.content))
+        self._no_route = next((e for rec in self.recordings for e in rec.entries if e.no_route), None)
+        self._ignored: tuple[str, ...] = ()
+        self._index()
+
+    def _index(self) -> None:
         self._items: dict[str, list[Entry]] = {}
         self._exact: list[dict[tuple[Any, ...], list[Entry]]] = []
         self._loose: list[dict[tuple[Any, ...], list[Entry]]] = []
-        self._no_route = next((e for rec in self.recordings for e in rec.entries if e.no_route), None)
         for rec in self.recordings:
             exact: dict[tuple[Any, ...], list[Entry]] = {}
             loose: dict[tuple[Any, ...], list[Entry]] = {}
@@ -295,6 +299,17 @@ class Replay(httpx.BaseTransport):
     @classmethod
     def load(cls, paths: list[Path], templates: Iterable[str]) -> Replay:
         return cls([Recording.load(p) for p in paths], Templates(templates))
+
+    def ignore(self, header: str) -> None:
+        """A header the recorded server does not heed is no part of an identity: Umami 2.x ignores
+        `x-umami-share-context`, which today's client sends and older recordings lack."""
+        self._ignored += (header.lower() + "=",)
+        for e in (e for rec in self.recordings for e in rec.entries):
+            e.identity = self._strip(e.identity)
+        self._index()
+
+    def _strip(self, who: str) -> str:
+        return " ".join(part for part in who.split(" ") if not part.startswith(self._ignored or ("\0",)))
 
     @property
     def prefix(self) -> str | None:
@@ -364,7 +379,8 @@ class Replay(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
         found = self.match(request.method, _relative(request.url.path, self.api_base),
-                           query_key(request.url.params.multi_items()), identity(request.headers, self.identities),
+                           query_key(request.url.params.multi_items()),
+                           self._strip(identity(request.headers, self.identities)),
                            body_key(request.content), CURRENT_ITEM.get())
         if found is None:
             return httpx.Response(NOT_RECORDED_STATUS, request=request,
