@@ -8,11 +8,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from conformance.client import Exchange, Redactor
+from conformance.client import HASH_VALUE, REDACTED_HASH, Exchange, Redactor
 from conformance.loader import Endpoint, ErrorShape, ResponseSpec
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {
+    "security": "a success answer exposes a password, a password hash or another principal's secret",
     "auth-looser": "a role got a success the spec forbids",
     "endpoint-missing": "404/405 where the spec expects success",
     "auth-stricter": "a role the spec allows was refused",
@@ -24,9 +25,24 @@ CLASSES = {
     "field-added": "a field the spec does not know",
     "undocumented-endpoint": "the server has an endpoint no spec describes",
 }
+
+
+def class_rank(cls: str) -> int:
+    """The position of a finding class, most severe (security) first; unknown classes last."""
+    return list(CLASSES).index(cls) if cls in CLASSES else len(CLASSES)
+
+
 DENIED = {401, 403, 404}
 MISSING = {404, 405}
 TYPE_KEYWORDS = {"type", "enum", "const", "format"}
+# Security: field names are compared lower-case without "_" and "-". A password (or its hash) is never a
+# legitimate answer; a credential (token, key, secret) is one only where the endpoint's spec names it (the
+# login's token, /me's token and shareToken, a share link's token, a new API key), or when it is the caller's
+# own credential echoed back. A hash is recognised by its value, whatever the field is called.
+PASSWORD_NAME = re.compile(r"pass(word|wd|phrase)|^pwd$")
+CREDENTIAL_NAME = re.compile(r"(token|secret|apikey|privatekey|authkey|clientkey|backupcodes|recoverycodes)$|^secret")
+HASH_KINDS = (("$2", "bcrypt hash"), ("$argon2", "argon2 hash"), ("$scrypt", "scrypt hash"),
+              ("$pbkdf2", "pbkdf2 hash"), ("$5$", "sha-crypt hash"), ("$6$", "sha-crypt hash"))
 
 
 @dataclass
@@ -146,6 +162,113 @@ def _classify(endpoint: Endpoint, error: ValidationError, curl: str, redactor: R
     return [Finding("value-changed", endpoint.id, path, {error.validator: error.validator_value},
                     redactor.data(instance) if not isinstance(instance, (dict, list)) else json_type(instance),
                     redactor.text(error.message[:300]), curl)]
+
+
+def _child_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{path}[{key!r}]"
+
+
+def _is_hash(value: str) -> bool:
+    """A password hash, or one a recording or report already redacted to its scheme (`$2b$10$***`)."""
+    return bool(HASH_VALUE.match(value) or REDACTED_HASH.match(value))
+
+
+def _hash_kind(value: str) -> str:
+    return next((kind for start, kind in HASH_KINDS if value.startswith(start)), "password hash")
+
+
+def _exposure(key: str, value: Any, path: str, declared: set[str], own: set[str]) -> tuple[str, str] | None:
+    """(what, why) when the field `key` = `value` at `path` exposes a secret, else None. Never the value."""
+    texts = value if isinstance(value, list) else [value]
+    if not texts or not all(isinstance(v, str) and v for v in texts):
+        return None  # only text is a secret: a flag such as `hasPassword: true` is not
+    name = key.lower().replace("_", "").replace("-", "")
+    kind = next((_hash_kind(v) for v in texts if _is_hash(v)), None)
+    if PASSWORD_NAME.search(name):  # one description whatever the value (a recording has `***` for it)
+        return (f"{json_type(value)} (a password or its hash)",
+                f"field {key!r} exposes a password{f' ({kind})' if kind else ''}: no answer may carry one")
+    if kind:
+        return f"{json_type(value)} ({kind})", f"field {key!r} holds a {kind}: no answer may carry one"
+    if CREDENTIAL_NAME.search(name) and path_pattern(path) not in declared and not set(texts) <= own:
+        return (f"{json_type(value)} (a credential)",
+                f"field {key!r} looks like a credential and the spec names none at this path")
+    return None
+
+
+def security_findings(endpoint: Endpoint, exchange: Exchange, curl: str, declared: set[str] = frozenset(),
+                      own: set[str] = frozenset()) -> list[Finding]:
+    """Secrets in a success answer, whatever its shape and whether or not a schema holds: a password or a
+    password hash anywhere, a credential where the spec names none (`declared`: JSON path patterns) and that
+    is not the caller's own (`own`). One finding per JSON path pattern, with the count of array items."""
+    if not exchange.response.is_success:
+        return []
+    body = exchange.json()
+    findings: dict[str, Finding] = {}
+
+    def add(path: str, what: str, why: str) -> None:
+        pattern = path_pattern(path)
+        if pattern in findings:
+            findings[pattern].count += 1
+        else:
+            findings[pattern] = Finding("security", endpoint.id, pattern, "absent", what, why, curl)
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = _child_path(path, str(key))
+                exposed = _exposure(str(key), item, child, declared, own)
+                if exposed:
+                    add(child, *exposed)
+                else:
+                    walk(item, child)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(value, str) and _is_hash(value):
+            add(path, f"string ({_hash_kind(value)})", f"a {_hash_kind(value)} in the answer: no answer may carry one")
+
+    if body is None:
+        text = exchange.response.text
+        if HASH_VALUE.search(text or ""):
+            add("$", "text (a password hash)", "the answer's text holds a password hash: no answer may carry one")
+    else:
+        walk(body, "$")
+    return list(findings.values())
+
+
+def with_security(security: list[Finding], findings: list[Finding]) -> list[Finding]:
+    """Security findings first; a schema finding about the same field (a password hash as `field-added`)
+    is the same deviation, reported once under the more severe class."""
+    paths = {f.json_path for f in security}
+    return security + [f for f in findings if f.json_path not in paths]
+
+
+def declared_paths(schema: Any, resolver: Any, path: str = "$", out: set[str] | None = None,
+                   depth: int = 0) -> set[str]:
+    """Every JSON path pattern a response schema names a property at (all variants of oneOf/anyOf/allOf,
+    $refs followed); a property whose schema is `false` is forbidden, not named."""
+    out = set() if out is None else out
+    hops = 0
+    while isinstance(schema, dict) and "$ref" in schema and hops < 10:
+        resolved = resolver.lookup(schema["$ref"])
+        schema, resolver, hops = resolved.contents, resolved.resolver, hops + 1
+    if not isinstance(schema, dict) or depth > 12:
+        return out
+    for keyword in ("oneOf", "anyOf", "allOf"):
+        for variant in schema.get(keyword) or []:
+            declared_paths(variant, resolver, path, out, depth + 1)
+    for keyword in ("then", "else"):
+        if keyword in schema:
+            declared_paths(schema[keyword], resolver, path, out, depth + 1)
+    for name, sub in (schema.get("properties") or {}).items():
+        if sub is not False:
+            child = _child_path(path, name)
+            out.add(child)
+            declared_paths(sub, resolver, child, out, depth + 1)
+    for sub in [schema.get("items"), *(schema.get("prefixItems") or [])]:
+        if isinstance(sub, dict):
+            declared_paths(sub, resolver, f"{path}[*]", out, depth + 1)
+    return out
 
 
 def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: Draft202012Validator | None,

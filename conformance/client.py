@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets as secrets_module
 import shlex
 import threading
@@ -21,6 +22,18 @@ NOT_RECORDED_HEADER = "x-ucf-not-recorded"  # marks a replay answer the recordin
 REPLAYED_HEADER = "x-ucf-replayed"  # how a replay found its answer: item, exact, template, no-route
 SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
 REDACTED = "***"
+# A password hash, by its value (bcrypt, argon2, scrypt, pbkdf2, sha-crypt): never written anywhere, whatever
+# the field is called; the security check (checks.py) reports it.
+HASH_VALUE = re.compile(r"\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}|\$argon2(id|i|d)\$|\$scrypt\$|\$pbkdf2[-$]"
+                        r"|\$[56]\$[^$]+\$")
+HASH_SCHEME = re.compile(r"\$(2[abxy]?\$\d{2}|argon2(id|i|d)|scrypt|pbkdf2[^$]*|[56])\$")
+REDACTED_HASH = re.compile(HASH_SCHEME.pattern + re.escape("***") + "$")
+
+
+def redact_hash(value: str) -> str:
+    """A password hash as written anywhere: its scheme only, `$2b$10$***` (so a recording still shows a hash)."""
+    scheme = HASH_SCHEME.match(value)
+    return (scheme.group(0) if scheme else "") + "***"
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/124.0 Safari/537.36")
 MAX_RETRY_AFTER = 30.0
@@ -76,7 +89,7 @@ class Redactor:
         if isinstance(value, list):
             return [self.data(v) for v in value]
         if isinstance(value, str):
-            return self.text(value)
+            return redact_hash(value) if HASH_VALUE.match(value) else self.text(value)
         return value
 
     def curl(self, request: httpx.Request) -> str:

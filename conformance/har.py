@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from conformance import __version__
-from conformance.client import REDACTED, SECRET_FIELDS, SECRET_HEADERS, Redactor
+from conformance.client import HASH_VALUE, REDACTED, SECRET_FIELDS, SECRET_HEADERS, Redactor, redact_hash
 
 CURRENT_ITEM: ContextVar[str] = ContextVar("umami_conformance_item", default="setup")
 STAND_IN_FIELDS = {"token", "apikey", "api_key", "sharetoken"}  # credentials: stand-ins, not ***
@@ -154,5 +154,5 @@ def _data(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, list):
         return [_data(v, redactor) for v in value]
     if isinstance(value, str):
-        return redactor.recorded_text(value)
+        return redact_hash(value) if HASH_VALUE.match(value) else redactor.recorded_text(value)
     return value

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from conformance import __version__, discovery, negative
-from conformance.checks import CLASSES, Finding, check_exchange, schema_findings
+from conformance.checks import (CLASSES, Finding, check_exchange, class_rank, declared_paths, schema_findings,
+                               security_findings, with_security)
 from conformance.client import REDACTED, Credential, Exchange, Target
 from conformance.contract import Contract
 from conformance.errors import ConformanceError, ConnectionFailed
@@ -281,10 +282,11 @@ class DiscoveryItem(SpecItem):
             found = prober.exists(discovery.fill(path, run.context))
             if found is not None:
                 last = found
+                curl = run.client.redactor.curl(found.request)
+                findings += security_findings(self.endpoint, found, curl, own=_own_credentials(found))
                 findings.append(Finding("undocumented-endpoint", self.endpoint.id, path, "no route or a spec",
                                         f"HTTP {found.response.status_code}",
-                                        f"GET {path} exists on the server; no spec describes it",
-                                        run.client.redactor.curl(found.request)))
+                                        f"GET {path} exists on the server; no spec describes it", curl))
         return findings, False, last
 
 
@@ -437,7 +439,33 @@ def _execute(item: SpecItem, run: UmamiRun, record: dict[str, Any]) -> tuple[lis
             findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.json(),
                                         run.client.redactor.curl(exchange.request), run.client.redactor)
             checked = True
-    return findings, checked, exchange
+    return with_security(_security(ep, exchange, run), findings), checked, exchange
+
+
+def _security(ep: Endpoint, exchange: Exchange, run: UmamiRun) -> list[Finding]:
+    """Secrets in a success answer, whatever its shape: credentials are allowed only where one of the
+    endpoint's response schemas for this status names them, or as the caller's own."""
+    status = exchange.response.status_code
+    if not exchange.response.is_success:
+        return []
+    declared = run.credential_paths.get((ep.id, status))
+    if declared is None:
+        declared = set()
+        for spec in ep.responses:
+            if spec.status == status and spec.schema is not None:
+                declared |= declared_paths(spec.schema, run.specs.registry.resolver(base_uri=spec.schema_uri))
+        run.credential_paths[(ep.id, status)] = declared
+    return security_findings(ep, exchange, run.client.redactor.curl(exchange.request), declared,
+                             _own_credentials(exchange))
+
+
+def _own_credentials(exchange: Exchange) -> set[str]:
+    """The credentials the request itself sent (a bearer token, a share token, an API key)."""
+    headers = exchange.request.headers
+    values = {headers.get("x-umami-share-token"), headers.get("x-umami-api-key")}
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    values.add(token if scheme.lower() == "bearer" else None)
+    return {v for v in values if v}
 
 
 def _check_versions(ep: Endpoint, expected: int, exchange: Exchange, run: UmamiRun,
@@ -509,19 +537,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     outcomes = Counter(r["outcome"] for r in run.records)
     tr.line("items: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))))
     for cls in CLASSES:
-        group = [(r, f) for r, f in findings if f["class"] == cls and not f["known"]]
+        # Security comes first, known ones included (marked as known): a reviewed leak is still a leak.
+        group = [(r, f) for r, f in findings if f["class"] == cls and (cls == "security" or not f["known"])]
         if group:
-            tr.line(f"{cls} ({len(group)}): {CLASSES[cls]}", red=True, bold=True)
+            opened = sum(1 for _, f in group if not f["known"])
+            tr.line(f"{cls} ({opened}{f', known {len(group) - opened}' if opened < len(group) else ''}): "
+                    f"{CLASSES[cls]}", red=bool(opened), yellow=not opened, bold=True)
             for r, f in group:
                 verdict = f" ({f['contract']})" if f.get("contract") else ""
                 times = f" ({f['count']} items)" if f.get("count", 1) > 1 else ""
+                known = " [known]" if f["known"] else ""
                 tr.line(f"  {r['id']} {f['json_path']}{times}: expected {f['expected']!r}, actual {f['actual']!r}"
-                        f"{verdict}")
+                        f"{verdict}{known}")
     known = Counter((r["endpoint"], f["class"], f["known"]) for r, f in findings if f["known"])
     if known:
         tr.line(f"known differences ({sum(known.values())} findings), accepted in "
                 "specs/known-differences.yaml:", yellow=True)
-        for (endpoint, cls, reason), n in sorted(known.items()):
+        for (endpoint, cls, reason), n in sorted(known.items(), key=lambda kv: (class_rank(kv[0][1]), kv[0])):
             tr.line(f"  {endpoint} [{cls}] x{n}: {reason}")
     for entry in stale(run.known, run.records, run.read_only, run.server_versions):
         tr.line(f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", yellow=True)

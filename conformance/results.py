@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 
-from conformance.checks import json_type
+from conformance.checks import class_rank, json_type
 from conformance.client import Exchange, Redactor
 from conformance.known import stale as stale_entries
 
@@ -58,10 +58,12 @@ def _trim(value: Any) -> Any:
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     findings = [f for r in records for f in r["findings"]]
+    open_classes = Counter(f["class"] for f in findings if not f["known"])
     return {"items": len(records),
             "outcomes": dict(sorted(Counter(str(r["outcome"]) for r in records).items())),
-            "findings": dict(sorted(Counter(f["class"] for f in findings if not f["known"]).items())),
-            "known": sum(1 for f in findings if f["known"])}
+            "findings": {cls: open_classes[cls] for cls in sorted(open_classes, key=class_rank)},
+            "known": sum(1 for f in findings if f["known"]),
+            "security": sum(1 for f in findings if f["class"] == "security")}
 
 
 def write_results(run: UmamiRun, interrupted: bool = False) -> Path:

@@ -56,6 +56,7 @@ class UmamiRun:
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     prober: Any = None  # discovery.Prober, made at the first discovery item
+    credential_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (endpoint, status) -> paths
     contract: Any = None  # contract.Contract; False when none is at hand
 
     def __post_init__(self) -> None:

@@ -15,12 +15,14 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 
+from conformance.checks import class_rank
 from conformance.loader import Endpoint, SpecSet, load_specs
 from conformance.results import load_results
 from docgen.history import endpoint_histories, load_history
 
 # Worst first: an endpoint/role cell shows the worst outcome of its cases.
 LEGEND = [
+    ("🔓", "security", "security: a success answer exposes a password, a password hash or another principal's secret"),
     ("🛑", "removed", "endpoint missing: 404/405 where the spec expects success"),
     ("🚨", "structure", "structure mismatch: a field added, removed or retyped, or auth looser than the spec"),
     ("⚠️", "status", "status mismatch: another status code than the spec says"),
@@ -47,6 +49,8 @@ def item_symbol_key(item: dict[str, Any]) -> str:
         return outcome
     if outcome == "failed":
         classes = {f["class"] for f in item["findings"] if not f["known"]}
+        if "security" in classes:
+            return "security"
         if "endpoint-missing" in classes:
             return "removed"
         return "status" if classes <= STATUS_CLASSES else "structure"
@@ -140,12 +144,15 @@ def build_model(results: dict[str, Any], specs: SpecSet | None = None,
             ep["roles"] = {role: SYMBOL[worst(keys)] for role, keys in by_role.items()}
             ep["status"] = SYMBOL[worst([k for keys in by_role.values() for k in keys])]
             ep["items"].sort(key=lambda i: (ROLE_ORDER.index(i["role"]), i["case"]))
-            ep["findings"] = [(i, f) for i in ep["items"] for f in i["findings"]]
+            ep["findings"] = sorted(((i, f) for i in ep["items"] for f in i["findings"]),
+                                    key=lambda pair: class_rank(pair[1]["class"]))
         area["endpoints"] = dict(sorted(area["endpoints"].items()))
     versions = sorted({r["version"] for r in history or []})
     grid = {ep_id: {v: SYMBOL[worst(h.by_version[v])] for v in versions if v in h.by_version}
             for ep_id, h in sorted(histories.items())}
-    return {"results": results, "areas": dict(sorted(areas.items())),
+    security = sorted(((item, f) for item in results["items"] for f in item["findings"] if f["class"] == "security"),
+                      key=lambda pair: (pair[0]["endpoint"], pair[0]["role"], pair[0]["case"], pair[1]["json_path"]))
+    return {"results": results, "areas": dict(sorted(areas.items())), "security": security,
             "roles": [r for r in ROLE_ORDER if r in roles], "legend": LEGEND, "symbol": SYMBOL,
             "item_symbol_key": item_symbol_key, "versions": versions, "grid": grid,
             "date": results["started"][:10]}

@@ -1,5 +1,5 @@
 """What the shared recordings of real servers show about the sandbox (skipped with a message when ../shared is
-absent): which seeded websites could not be deleted."""
+absent): which seeded websites could not be deleted, and the 2.20.2 password-hash leak as a security finding."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from conformance.sandbox import seed_plan
+
+from conftest import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -68,3 +70,21 @@ def test_on_3_1_0_websites_seeded_with_revenue_are_deleted() -> None:
     assert set(seen["created"]) <= seen["deleted"]
     assert seed_plan(["3.1.0"]).revenue is True
 
+
+def test_recheck_of_2_20_2_reports_the_admin_users_hash_leak_as_security(tmp_path: Path) -> None:
+    recording = SHARED / "umami-2.20.2-run.har.gz"
+    if not recording.exists():
+        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recordings to recheck")
+    proc = run_cli("recheck", str(recording), "--out", str(tmp_path), "-q", "--no-docs", "-m", "admin")
+    assert "Traceback" not in proc.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    leaks = [(i["id"], f) for i in results["items"] for f in i["findings"] if f["class"] == "security"]
+    assert {i for i, _ in leaks} >= {"admin/users[admin-first-page]", "admin/users[admin-search]"}
+    assert all(f["json_path"] == "$.data[*].password" and f["known"] for _, f in leaks)
+    for item in results["items"]:  # security first in every item
+        classes = [f["class"] for f in item["findings"]]
+        assert "security" not in classes or classes[0] == "security"
+    assert results["summary"]["security"] == len(leaks)
+    assert "seeded without revenue" in proc.stdout and "security (0, known" in proc.stdout
+    assert results["seeded"]["revenue"] == 0 and "undeletable" in results["seeded"]["skipped"]["revenue"]
+    assert not re.search(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", (tmp_path / "results.json").read_text())

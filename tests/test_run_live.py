@@ -88,6 +88,47 @@ def test_failures_show_path_expected_actual_and_curl(umami: server.ServerInfo, t
         "admin", "user", "view-only"}  # the share token gets `null` from 2.10.0's /me (a known difference)
 
 
+def test_admin_users_hash_leak_is_a_known_security_finding(full_run) -> None:
+    """2.10.0's /admin/users answers every user's bcrypt hash: reported as security (known), first, without it."""
+    out, proc = full_run
+    results = json.loads((out / "results.json").read_text())
+    leaks = {i["id"]: i["findings"] for i in results["items"]
+             if any(f["class"] == "security" for f in i["findings"])}
+    assert set(leaks) == {"admin/users[admin-first-page]", "admin/users[admin-search]"}  # nowhere else
+    for findings in leaks.values():
+        assert (findings[0]["class"], findings[0]["json_path"]) == ("security", "$.data[*].password")
+        assert findings[0]["known"] and "field-added" not in {f["class"] for f in findings}
+    assert results["summary"]["security"] == 2
+    summary = proc.stdout[proc.stdout.index("Umami conformance"):]
+    assert summary.index("security (0, known 2)") < summary.index("known differences (")
+    for path in [p for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".md", ".xml", ".html")]:
+        text = path.read_text(errors="replace")
+        assert not re.search(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", text), f"a hash in {path}"
+
+
+def test_an_unknown_leak_fails_the_run_as_security_first(umami: server.ServerInfo, tmp_path: Path) -> None:
+    def leak(method: str, path: str, status: int, body: bytes):
+        if method == "GET" and path == "/api/me/websites" and status == 200:
+            data = json.loads(body)
+            for row in data["data"]:
+                row["owner"] = {"id": "x", "password": "$2b$10$" + "q" * 53, "apiKey": "someone-elses-key"}
+                row["createdAt"] = None  # and a schema finding besides
+            return status, json.dumps(data).encode()
+        return None
+
+    with RecordingProxy(umami.url, mutate=leak) as proxy:
+        proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "-k", "me/websites", env=user_env(umami))
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["summary"]["findings"])[0] == "security"
+    item = next(i for i in results["items"] if i["id"] == "me/websites[user-default]")  # the user owns the site
+    assert [(f["class"], f["json_path"]) for f in item["findings"][:2]] == [
+        ("security", "$.data[*].owner.password"), ("security", "$.data[*].owner.apiKey")]
+    summary = proc.stdout[proc.stdout.index("Umami conformance"):]
+    assert summary.index("security (") < summary.index("type-changed (")
+    assert "q" * 53 not in proc.stdout and "someone-elses-key" not in (tmp_path / "results.json").read_text()
+
+
 def test_no_secret_in_any_report(umami: server.ServerInfo, tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {**user_env(umami), "UMAMI_PASSWORD": umami.admin2_password}

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from conformance.client import Credential
-from conformance.loader import load_specs
+from conformance.loader import Case, load_specs
 from conformance.plugin import _execute
 from conformance.run import Options, UmamiRun
 from conformance.sandbox import Created, Sandbox, find_leftovers, remove, seed_plan
@@ -177,3 +177,13 @@ def test_a_case_schema_that_needs_revenue_is_not_applied_without_it(tmp_path: Pa
     else:
         assert findings == [] and record["reason"] == "case schema not applied: no revenue seeded (a reason)"
 
+
+def test_security_runs_on_a_body_no_shape_of_the_version_holds(tmp_path: Path) -> None:
+    fake = FakeUmami()
+    run = _run_with(tmp_path, fake, "2.20.2", False)
+    fake.add_user("someone")["password"] = "$2b$10$" + "x" * 53
+    endpoint = next(e for e in run.specs.endpoints if e.id == "admin/users")
+    item = SimpleNamespace(endpoint=endpoint, case=Case(name="plain", line=1), role="admin")
+    findings, _, _ = _execute(item, run, {"reason": None})
+    assert findings[0].cls == "security" and findings[0].json_path == "$.data[*].password"
+    assert "$2b$" not in json.dumps([f.as_dict() for f in findings])
