@@ -17,8 +17,8 @@ from referencing.jsonschema import DRAFT202012
 
 from conformance.checks import Finding
 from conformance.client import Exchange
-from conformance.discovery import template_key
 from conformance.errors import UsageError
+from conformance.versions import template_key
 
 URI = "urn:umami-conformance:contract"
 STATUS_CLASSES = {"auth-looser", "endpoint-missing", "auth-stricter", "status-changed"}

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.discovery import template_key
 from conformance.loader import SpecSet, load_yaml, meta_validator, validate_part
-from conformance.versions import INVENTORY
+from conformance.versions import INVENTORY, template_key
 
 
 @dataclass

@@ -10,10 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from conformance.checks import Finding, path_pattern
-from conformance.versions import Versions
 from conformance.loader import load_yaml, meta_validator, parse_versions, validate_part
+from conformance.versions import Versions
 
 FILE = "known-differences.yaml"
 

@@ -309,7 +309,9 @@ class Replay(httpx.BaseTransport):
         self._index()
 
     def _strip(self, who: str) -> str:
-        return " ".join(part for part in who.split(" ") if not part.startswith(self._ignored or ("\0",)))
+        if not self._ignored:
+            return who
+        return " ".join(part for part in who.split(" ") if not part.startswith(self._ignored))
 
     @property
     def prefix(self) -> str | None:

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 INVENTORY = "references/umami-routes.json"
 CONTRACT = "references/v3.yaml"
@@ -50,13 +50,6 @@ class Versions:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Versions) and self.parts == other.parts
-
-
-def parse_version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
 
 
 def path_regex(template: str) -> re.Pattern[str]:
