@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from conformance.errors import ConformanceError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "conformance.cli"]
+SHARED_RECORDINGS = ROOT.parent / "shared" / "recordings"
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +55,19 @@ def copy_specs(tmp_path: Path) -> Path:
     target = tmp_path / "specs"
     shutil.copytree(ROOT / "specs", target)
     return target
+
+
+def shared_recording(name: str) -> Path:
+    """A recording of ../shared/recordings; the test is skipped, saying so, when ../shared is absent."""
+    path = SHARED_RECORDINGS / name
+    if not path.exists():
+        pytest.skip(f"../shared is absent ({path} not found): no reference recording")
+    return path
+
+
+def recheck(out: Path, *recordings: Path, args: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, dict]:
+    """`umami-conformance recheck` of `recordings` into `out` (no docs), as a user runs it: the process and
+    its results.json. It never ends in a traceback."""
+    proc = run_cli("recheck", *map(str, recordings), "--out", str(out), "-q", "--no-docs", *args)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc, json.loads((out / "results.json").read_text())

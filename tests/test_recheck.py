@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from conformance import server
 from conformance.client import NOT_RECORDED_HEADER, REPLAYED_HEADER, Redactor
@@ -19,10 +18,9 @@ from conformance.loader import load_specs
 from conformance.replay import Recording, Replay, Templates, body_key, identities_of, query_key
 from conformance.versions import template_key
 
-from conftest import copy_specs, run_cli, user_env
+from conftest import copy_specs, recheck, run_cli, shared_recording, user_env
 from proxy import RecordingProxy
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 PREFIX = "ucf-20261125t234625-4431-"
 SITE = "e46d4189-ebdf-4687-bfb8-d77ec38eadd4"
 OTHER_SITE = "3b86176a-0a2d-4660-9dcf-deb30a538691"
@@ -268,13 +266,9 @@ def _items(results: dict[str, Any]) -> dict[str, tuple]:
 
 
 def test_recheck_of_the_shared_3_1_0_recordings(tmp_path: Path) -> None:
-    run_file, explore = SHARED / "umami-3.1.0-run.har.gz", SHARED / "umami-3.1.0-explore.har.gz"
-    if not (run_file.exists() and explore.exists()):
-        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recordings to recheck")
-    proc = run_cli("recheck", str(run_file), str(explore), "--out", str(tmp_path), "-q", "--no-docs")
+    run_file, explore = shared_recording("umami-3.1.0-run.har.gz"), shared_recording("umami-3.1.0-explore.har.gz")
+    proc, results = recheck(tmp_path, run_file, explore)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]  # every finding a reviewed defect
-    assert "Traceback" not in proc.stderr
-    results = json.loads((tmp_path / "results.json").read_text())
     assert results["server"]["version_range"] == ">=3.1.0,<3.2", results["server"]
     assert results["server"]["url"] == f"recording: {run_file.name} + {explore.name}"
     assert results["prefix"] == PREFIX and results["residue"] == []
@@ -297,14 +291,10 @@ def test_recheck_of_the_shared_3_1_0_recordings(tmp_path: Path) -> None:
 
 def test_recheck_of_the_shared_2_20_2_recording(tmp_path: Path) -> None:
     """The 2.11-2.20 specs hold on a real 2.20.2: every finding of its recorded run is a reviewed defect."""
-    recording = SHARED / "umami-2.20.2-run.har.gz"
-    if not recording.exists():
-        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recording to recheck")
-    for extra in ([], ["--umami-version", "2.20.2"]):
-        out = tmp_path / (extra[-1] if extra else "detected")
-        proc = run_cli("recheck", str(recording), "--out", str(out), "-q", "--no-docs", *extra)
+    recording = shared_recording("umami-2.20.2-run.har.gz")
+    for extra in ((), ("--umami-version", "2.20.2")):
+        proc, results = recheck(tmp_path / (extra[-1] if extra else "detected"), recording, args=extra)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        results = json.loads((out / "results.json").read_text())
         if not extra:
             assert results["server"]["version_range"] == ">=2.18.0,<3.0.0", results["server"]
         assert results["summary"]["findings"] == {} and results["summary"]["known"] > 0
@@ -344,10 +334,6 @@ def test_record_then_recheck_gives_the_same_results(umami: server.ServerInfo, tm
 
 
 def test_recheck_tells_2_20_2_from_its_recording_alone(tmp_path: Path) -> None:
-    recording = SHARED / "umami-2.20.2-run.har.gz"
-    if not recording.exists():
-        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recordings to recheck")
-    proc = run_cli("recheck", str(recording), "--out", str(tmp_path), "-q", "--no-docs", "-m", "me")
-    assert "Traceback" not in proc.stderr
-    server_info = json.loads((tmp_path / "results.json").read_text())["server"]
+    _, results = recheck(tmp_path, shared_recording("umami-2.20.2-run.har.gz"), args=("-m", "me"))
+    server_info = results["server"]
     assert server_info["version_range"] == ">=2.18.0,<3.0.0", server_info

@@ -9,22 +9,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from conformance.sandbox import seed_plan
 
-from conftest import run_cli
+from conftest import recheck, shared_recording
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "recordings"
 ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 RANGE_2_20 = ["2.20.2", "2.20.1", "2.20.0", "2.19.0", "2.18.1", "2.18.0"]  # what the recording alone tells
 
 
 def _recording(name: str) -> list[dict[str, Any]]:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"../shared is absent ({path} not found): no reference recording")
-    return json.loads(gzip.decompress(path.read_bytes()))["log"]["entries"]
+    return json.loads(gzip.decompress(shared_recording(name).read_bytes()))["log"]["entries"]
 
 
 def _deletions(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,12 +67,7 @@ def test_on_3_1_0_websites_seeded_with_revenue_are_deleted() -> None:
 
 
 def test_recheck_of_2_20_2_reports_the_admin_users_hash_leak_as_security(tmp_path: Path) -> None:
-    recording = SHARED / "umami-2.20.2-run.har.gz"
-    if not recording.exists():
-        pytest.skip(f"../shared is absent ({SHARED} not found): no reference recordings to recheck")
-    proc = run_cli("recheck", str(recording), "--out", str(tmp_path), "-q", "--no-docs", "-m", "admin")
-    assert "Traceback" not in proc.stderr
-    results = json.loads((tmp_path / "results.json").read_text())
+    proc, results = recheck(tmp_path, shared_recording("umami-2.20.2-run.har.gz"), args=("-m", "admin"))
     leaks = [(i["id"], f) for i in results["items"] for f in i["findings"] if f["class"] == "security"]
     assert {i for i, _ in leaks} >= {"admin/users[admin-first-page]", "admin/users[admin-search]"}
     assert all(f["json_path"] == "$.data[*].password" and f["known"] for _, f in leaks)
