@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from conformance.errors import AuthFailed, ConnectionFailed
+from conformance.errors import AuthFailed, ConnectionFailed, ServerGone, Unavailable
 
 SECRET_HEADERS = {"authorization", "x-umami-api-key", "x-umami-share-token", "cookie", "set-cookie"}
 NOT_RECORDED_HEADER = "x-ucf-not-recorded"  # marks a replay answer the recordings did not have (see replay.py)
@@ -37,6 +37,10 @@ def redact_hash(value: str) -> str:
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/124.0 Safari/537.36")
 MAX_RETRY_AFTER = 30.0
+MAX_BACKOFF = 8.0
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+GONE_AFTER = 8  # requests in a row that stay transient after their retries: the server is down
 MIN_TEXT_SECRET = 8
 
 
@@ -142,6 +146,7 @@ class Exchange:
     request: httpx.Request
     response: httpx.Response
     seconds: float
+    attempts: int = 1
 
     def json(self) -> Any:
         try:
@@ -153,6 +158,18 @@ class Exchange:
     def not_recorded(self) -> bool:
         """A replay (`recheck`) had no recorded answer for this request."""
         return NOT_RECORDED_HEADER in self.response.headers
+
+    @property
+    def transient(self) -> bool:
+        """A gateway's answer (502/503/504) that stayed so after the retries: the server was not asked."""
+        return self.response.status_code in TRANSIENT_STATUSES
+
+    def settled(self) -> Exchange:
+        """This exchange, or Unavailable when it is transient: for callers that judge the answer."""
+        if self.transient:
+            raise Unavailable(f"{self.request.method} {self.request.url.path} answered HTTP "
+                              f"{self.response.status_code} {_tries(self.attempts)}", self.attempts)
+        return self
 
     @property
     def other_objects(self) -> bool:
@@ -171,6 +188,8 @@ class Target:
     api_key: str | None = None
     timeout: float = 15.0
     read_only: bool = False
+    retries: int = 3  # further attempts after a transient failure
+    retry_wait: float = 0.25  # seconds before the first retry; doubles each time, at most MAX_BACKOFF
 
     @property
     def api_base(self) -> str:
@@ -181,11 +200,13 @@ class Target:
 
 @dataclass
 class UmamiClient:
-    """Wraps one `httpx.Client`; counts requests and the time spent waiting on the server.
+    """Wraps one `httpx.Client`; counts requests, retries and the time spent waiting on the server.
 
     `transport` replaces the network (a replay answers from recordings, see replay.py); `recorder`
     is told every exchange (har.HarRecorder, for `run --record`); `not_recorded` counts the answers
-    a replay did not have.
+    a replay did not have; `retries` the attempts sent again after a transient failure, `unavailable`
+    the requests still failing transiently after them, `unsure_writes` the writes of which nobody can
+    tell whether they reached the server.
     """
 
     target: Target
@@ -195,6 +216,10 @@ class UmamiClient:
     transport: httpx.BaseTransport | None = None
     recorder: Any = None
     not_recorded: int = 0
+    retries: int = 0
+    unavailable: int = 0
+    unsure_writes: int = 0
+    _failing: int = 0  # requests in a row that stayed transient
 
     def __post_init__(self) -> None:
         self.redactor.add(self.target.password)
@@ -213,26 +238,36 @@ class UmamiClient:
 
     def request(self, method: str, path: str, *, auth: Credential | None = None,
                 params: dict[str, Any] | None = None, json_body: Any = None,
-                headers: dict[str, str] | None = None) -> Exchange:
-        """Send one request; raises ConnectionFailed when the server cannot be reached or hangs."""
+                headers: dict[str, str] | None = None, repeatable: bool | None = None) -> Exchange:
+        """Send one request, retrying transient failures up to `target.retries` times with backoff.
+
+        A request safe to send twice (GET, or `repeatable`: a login, seeding, a checked DELETE) is retried after
+        any transient failure: 502/503/504, 429, a dropped connection, a timeout. Any other only when it
+        provably did not reach the server: a refused connection, 429, or 503 with Retry-After. A 502/503/504
+        that remains is returned (`Exchange.transient`); a connection failure that remains raises Unavailable.
+        """
         hdrs = dict(headers or {})
         if auth:
             hdrs.update(auth.headers())
         kwargs: dict[str, Any] = {"params": params, "headers": hdrs}
         if json_body is not None:
             kwargs["json"] = json_body
-        for attempt in range(3):
+        safe = method.upper() in SAFE_METHODS if repeatable is None else repeatable
+        attempt = 1
+        while True:
             request = self.http.build_request(method, path, **kwargs)
             start = time.perf_counter()
             try:
                 response = self.http.send(request)
                 response.read()
-            except httpx.TimeoutException:
-                raise ConnectionFailed(f"{self.target.url}: no answer within {self.target.timeout:.0f}s "
-                                       f"({method} {path}); raise --timeout or check the server") from None
             except httpx.TransportError as exc:
-                raise ConnectionFailed(f"{self.target.url}: cannot connect ({exc.__class__.__name__}: "
-                                       f"{self.redactor.text(str(exc)) or 'no detail'})") from None
+                unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+                if attempt <= self.target.retries and (safe or unsent):
+                    self._wait(attempt, None)
+                    attempt += 1
+                    continue
+                self._settle(transient=True, unsure=not safe and not unsent)
+                raise Unavailable(self._failure(method, path, exc) + f" {_tries(attempt)}", attempt) from None
             elapsed = time.perf_counter() - start
             if self.recorder is not None:
                 self.recorder.add(request, response, elapsed)
@@ -240,11 +275,45 @@ class UmamiClient:
                 self.server_seconds += elapsed
                 self.requests.append((method, path))
                 self.not_recorded += NOT_RECORDED_HEADER in response.headers
-            if response.status_code == 429 and attempt < 2:
-                time.sleep(_retry_after(response))
+            status = response.status_code
+            told_later = status == 429 or (status == 503 and "retry-after" in response.headers)
+            if attempt <= self.target.retries and (told_later or (safe and status in TRANSIENT_STATUSES)):
+                self._wait(attempt, response)
+                attempt += 1
                 continue
-            return Exchange(request, response, elapsed)
-        return Exchange(request, response, elapsed)
+            exchange = Exchange(request, response, elapsed, attempt)
+            self._settle(transient=exchange.transient, unsure=exchange.transient and not safe and not told_later)
+            return exchange
+
+    def _wait(self, attempt: int, response: httpx.Response | None) -> None:
+        """Sleep before attempt `attempt + 1`: the server's Retry-After, else exponential backoff."""
+        with self._lock:
+            self.retries += 1
+        if response is not None and "retry-after" in response.headers:
+            time.sleep(_retry_after(response))
+        else:
+            time.sleep(min(self.target.retry_wait * 2 ** (attempt - 1), MAX_BACKOFF))
+
+    def _settle(self, transient: bool, unsure: bool) -> None:
+        """Count how a request ended; raise ServerGone when GONE_AFTER in a row stayed transient."""
+        with self._lock:
+            self.unavailable += transient
+            self.unsure_writes += unsure
+            self._failing = self._failing + 1 if transient else 0
+            gone = self._failing >= GONE_AFTER
+            if gone:
+                self._failing = 0  # cleanup afterwards gets its own attempts
+        if gone:
+            raise ServerGone(f"{self.target.url} stopped answering: {GONE_AFTER} requests in a row still failed "
+                             f"after {self.target.retries} retries each (502/503/504 or no connection)")
+
+    def _failure(self, method: str, path: str, exc: httpx.TransportError) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            return (f"{self.target.url}: no answer within {self.target.timeout:.0f}s ({method} {path}); "
+                    "raise --timeout or check the server")
+        what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "connection dropped"
+        return (f"{self.target.url}: {what} ({method} {path}: {exc.__class__.__name__}: "
+                f"{self.redactor.text(str(exc)) or 'no detail'})")
 
     def login(self, username: str, password: str) -> Credential:
         """Self-hosted login; returns the bearer credential and registers the token as a secret."""
@@ -253,7 +322,8 @@ class UmamiClient:
     def login_user(self, username: str, password: str) -> tuple[Credential, dict[str, Any]]:
         """Login, returning the credential and the user the server answered with."""
         self.redactor.add(password)
-        ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password})
+        ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password},
+                          repeatable=True).settled()
         body = ex.json()
         if ex.response.status_code == 200 and isinstance(body, dict) and body.get("token"):
             self.redactor.add(body["token"], stand_in=True)
@@ -265,7 +335,7 @@ class UmamiClient:
 
     def check_api_key(self, key: Credential) -> None:
         """Umami Cloud: an API key that `/me` refuses stops the run with a clear message."""
-        ex = self.request("GET", "/me", auth=key)
+        ex = self.request("GET", "/me", auth=key).settled()
         if ex.response.status_code in (401, 403):
             raise AuthFailed(f"the API key was refused by {self.target.url} (HTTP "
                              f"{ex.response.status_code} on /me): check --api-key / UMAMI_API_KEY")
@@ -273,17 +343,17 @@ class UmamiClient:
     def probe(self) -> str | None:
         """Check that this is an Umami server; return its version when it tells it (2.7.0-2.17.0).
         `/heartbeat` answers from 1.38.0 on; older servers are known by their login route."""
-        ex = self.request("GET", "/heartbeat")
+        ex = self.request("GET", "/heartbeat").settled()
         if ex.response.status_code >= 500:
             raise ConnectionFailed(f"{self.target.url}: server error HTTP {ex.response.status_code} "
                                    "on /heartbeat; is Umami healthy?")
         version = None
-        vex = self.request("GET", "/version")
+        vex = self.request("GET", "/version").settled()
         body = vex.json()
         if vex.response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("version"), str):
             version = body["version"]
         if ex.response.status_code != 200 and not version and not self.target.api_key:
-            login = self.request("GET", "/auth/login")
+            login = self.request("GET", "/auth/login").settled()
             if login.response.status_code not in (400, 405):  # 1.x: 400 (no body), later 405
                 raise ConnectionFailed(_not_umami(self.target.url, ex))
         return version
@@ -294,6 +364,10 @@ def _retry_after(response: httpx.Response) -> float:
         return min(float(response.headers.get("Retry-After", "1")), MAX_RETRY_AFTER)
     except ValueError:
         return 1.0
+
+
+def _tries(attempts: int) -> str:
+    return f"(tried {attempts} time{'s' if attempts > 1 else ''})"
 
 
 def _not_umami(url: str, ex: Exchange) -> str:

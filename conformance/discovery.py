@@ -44,11 +44,11 @@ class Prober:
     def __init__(self, client: UmamiClient, auth: Credential | None) -> None:
         self.client, self.auth = client, auth
         missing = f"/ucf-no-such-route-{secrets.token_hex(4)}"
-        self.baseline = {signature(client.request("GET", missing, auth=auth)),
-                         signature(client.request("GET", f"/websites/{uuid.uuid4()}{missing}", auth=auth))}
+        self.baseline = {signature(client.request("GET", missing, auth=auth).settled()),
+                         signature(client.request("GET", f"/websites/{uuid.uuid4()}{missing}", auth=auth).settled())}
 
     def exists(self, path: str) -> Exchange | None:
-        ex = self.client.request("GET", path, auth=self.auth)
+        ex = self.client.request("GET", path, auth=self.auth).settled()  # a gateway error is no route
         return None if signature(ex) in self.baseline else ex
 
     def published_contract(self) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     SERVER = 3
     SERVER_SETUP = 4
+    UNAVAILABLE = 5
 
 
 class ConformanceError(Exception):
@@ -37,6 +38,19 @@ class ConnectionFailed(ConformanceError):
     """The server cannot be reached, hangs, answers 5xx, or is not an Umami server."""
 
     exit_code = ExitCode.SERVER
+
+
+class Unavailable(ConnectionFailed):
+    """A request still failed transiently after its retries (502/503/504, a dropped or refused connection,
+    a timeout): the server could not be asked, which is never drift. An item reports it as `unavailable`."""
+
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class ServerGone(ConnectionFailed):
+    """So many requests in a row failed transiently that the server is taken to be down: the run ends."""
 
 
 class AuthFailed(ConformanceError):

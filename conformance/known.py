@@ -53,7 +53,7 @@ class KnownDifference:
     def could_match(self, record: dict) -> bool:
         """Whether `record` (a checked spec item) is one this entry is about: only then can the
         entry be stale."""
-        return (record["endpoint"] == self.endpoint and record["outcome"] not in ("skipped", None)
+        return (record["endpoint"] == self.endpoint and record["outcome"] not in ("skipped", "unavailable", None)
                 and record["case"] != "negative"
                 and (not self.roles or record["role"] in self.roles)
                 and (not self.cases or record["case"] in self.cases))

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +19,7 @@ from conformance.checks import (CLASSES, Finding, check_exchange, class_rank, de
                                security_findings, with_security)
 from conformance.client import REDACTED, Credential, Exchange, Target
 from conformance.contract import Contract
-from conformance.errors import ConformanceError, ConnectionFailed
+from conformance.errors import ConformanceError, ConnectionFailed, ServerGone, Unavailable
 from conformance.har import exchange_item
 from conformance.known import apply_known, load_known, stale
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
@@ -75,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="OpenAPI document for the three-way check (default: the one the server publishes)")
     group.addoption("--umami-timeout", type=float, default=15.0,
                     help="seconds to wait for one answer (default 15)")
+    group.addoption("--umami-retries", type=int, default=3, metavar="N",
+                    help="send a request again up to N times after a transient failure (502/503/504, 429, a "
+                         "dropped connection, a timeout; writes only when they provably did not arrive); default 3")
+    group.addoption("--umami-retry-wait", type=float, default=0.25, metavar="S",
+                    help="seconds before the first retry, doubling each time (at most 8); Retry-After wins "
+                         "(default 0.25)")
     group.addoption("--umami-record", default=None, metavar="FILE.har",
                     help="write every exchange of the run as HAR 1.2, secrets redacted (gzip when FILE ends in .gz)")
     group.addoption("--umami-replay", action="append", default=[], metavar="FILE.har",
@@ -193,19 +199,26 @@ class SpecItem(pytest.Item):
             record.update(outcome="skipped", reason=reason)
             pytest.skip(reason)
         start = time.perf_counter()
-        not_recorded = run.client.not_recorded
+        not_recorded, retries = run.client.not_recorded, run.client.retries
         try:
             findings, schema_checked, exchange = self.execute(run, record)
         except MissingValue as exc:
             reason = f"needs ${{{exc.args[0]}}}, which this run does not have"
             record.update(outcome="skipped", reason=reason)
             pytest.skip(reason)
+        except ServerGone as exc:
+            _stop(self.config, exc, run)
+        except Unavailable as exc:  # transient after the retries: not checked, and never drift
+            record.update(outcome="unavailable", reason=run.client.redactor.text(str(exc)))
+            pytest.skip(f"unavailable: {record['reason']}")
         except ConformanceError:
             if run.client.not_recorded == not_recorded:
                 raise
             findings, schema_checked, exchange = [], False, None  # a target or login the replay lacks
         finally:
             record["duration"] = round(time.perf_counter() - start, 4)
+            if run.client.retries > retries:
+                record["retries"] = run.client.retries - retries
         if run.client.not_recorded != not_recorded:
             record.update(outcome="skipped", reason=NOT_RECORDED)
             pytest.skip(NOT_RECORDED)
@@ -328,7 +341,8 @@ def _run(config: pytest.Config) -> UmamiRun:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
     target = Target(url=url, username=config.getoption("--umami-username"),
                     password=config.getoption("--umami-password"), api_key=config.getoption("--umami-api-key"),
-                    timeout=config.getoption("--umami-timeout"), read_only=config.getoption("--umami-read-only"))
+                    timeout=config.getoption("--umami-timeout"), read_only=config.getoption("--umami-read-only"),
+                    retries=config.getoption("--umami-retries"), retry_wait=config.getoption("--umami-retry-wait"))
     existing = _existing_users(config)
     if replay:  # the recorded run's borrowed users; their logins are answered from the recording
         existing = {**{label: (name, REDACTED) for label, name in replay.users.items()}, **existing}
@@ -346,11 +360,17 @@ def _run(config: pytest.Config) -> UmamiRun:
         with exchange_item("setup"):
             run.start()
     except ConformanceError as exc:
-        message = run.client.redactor.text(str(exc))
-        config.stash[ERROR_KEY] = message
-        STOPPED.append(type(exc)(message))
-        pytest.exit(message, returncode=int(exc.exit_code))
+        _stop(config, exc, run)
     return run
+
+
+def _stop(config: pytest.Config, exc: ConformanceError, run: UmamiRun) -> NoReturn:
+    """End the session: the server cannot be used (set-up failed, or it stopped answering). Cleanup still runs
+    (pytest_sessionfinish) and adds to the message what it removed and what remains."""
+    message = run.client.redactor.text(str(exc))
+    config.stash[ERROR_KEY] = message
+    STOPPED.append(type(exc)(message))
+    pytest.exit(message, returncode=int(exc.exit_code))
 
 
 def _replay(config: pytest.Config, specs: SpecSet) -> Replay | None:
@@ -423,6 +443,7 @@ def _execute(item: SpecItem, run: UmamiRun, record: dict[str, Any]) -> tuple[lis
                                   json_body=render(case.body, context))
     if exchange.not_recorded:
         return [], False, exchange  # skipped by runtest: there is no answer to check
+    exchange.settled()  # a gateway error that outlived the retries: the item is unavailable
     if case.creates and run.sandbox is not None and exchange.response.is_success:
         run.sandbox.adopt(case.creates, exchange.json())
     expected = case.status or ep.auth[item.role]
@@ -508,6 +529,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             run.finish()
     except ConformanceError as exc:
         run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
+    if STOPPED:  # the message that ends the run says what its cleanup did
+        STOPPED[-1] = type(STOPPED[-1])(f"{STOPPED[-1]}; {run.cleanup_summary()}")
     write_results(run, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if nothing_tested(run.records) and exitstatus != pytest.ExitCode.INTERRUPTED:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
@@ -536,6 +559,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.line(f"seeded without {part}: {why}", yellow=True)
     outcomes = Counter(r["outcome"] for r in run.records)
     tr.line("items: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items(), key=lambda kv: str(kv[0]))))
+    unavailable = [r for r in run.records if r["outcome"] == "unavailable"]
+    if run.client.retries or unavailable:
+        tr.line(f"transient failures (502/503/504, dropped connections, timeouts; not drift): "
+                f"{run.client.retries} request(s) retried, {len(unavailable)} item(s) unavailable after "
+                f"{run.options.target.retries} retries", yellow=True)
+        for r in unavailable:
+            tr.line(f"  {r['id']}: {r['reason']}")
     for cls in CLASSES:
         # Security comes first, known ones included (marked as known): a reviewed leak is still a leak.
         group = [(r, f) for r, f in findings if f["class"] == cls and (cls == "security" or not f["known"])]

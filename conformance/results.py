@@ -74,7 +74,8 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "interrupted": interrupted, "summary": summarize(records), "residue": run.residue,
            "timing": {"requests": len(run.client.requests),
-                      "server_seconds": round(run.client.server_seconds, 3)},
+                      "server_seconds": round(run.client.server_seconds, 3),
+                      "retries": run.client.retries, "unavailable": run.client.unavailable},
            "stale_known_differences": stale, "items": records}
     doc = json.loads(run.client.redactor.text(json.dumps(doc)))
     Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)

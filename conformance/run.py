@@ -14,7 +14,7 @@ from packaging.version import Version
 from conformance import __version__
 from conformance.client import Credential, Target, UmamiClient
 from conformance.discovery import signature
-from conformance.errors import ConnectionFailed, UsageError
+from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
@@ -52,6 +52,7 @@ class UmamiRun:
     credentials: dict[str, Credential] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     residue: list[dict[str, str]] = field(default_factory=list)
+    removed: int = 0  # objects the cleanup removed
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
@@ -132,13 +133,16 @@ class UmamiRun:
         """Whether a GET (unauthenticated) reaches a route: anything but the answer to a path that surely does
         not exist; None when the server cannot tell (a gateway error, a rate limit, a catch-all 2xx, an
         answer a replay does not have)."""
-        missing = self.client.request("GET", f"/ucf-no-such-route-{new_prefix()[-5:-1]}")
+        missing = self.client.request("GET", f"/ucf-no-such-route-{new_prefix()[-5:-1]}").settled()
         baseline = signature(missing)
         if baseline[0] < 400 or missing.not_recorded:
             return lambda path: None
 
         def answer(path: str) -> bool | None:
-            ex = self.client.request("GET", path)
+            try:
+                ex = self.client.request("GET", path)
+            except Unavailable:
+                return None
             if ex.response.status_code in (429, 502, 503, 504) or ex.not_recorded:
                 return None
             return signature(ex) != baseline
@@ -149,14 +153,27 @@ class UmamiRun:
         """Remove everything the sandbox created (also after failures and Ctrl-C)."""
         try:
             if self.sandbox is not None:
+                if self.client.unsure_writes and self.options.replay is None:
+                    self.sandbox.adopt_leftovers()  # writes that may have landed unseen, found by the prefix
+                created = len({o.id for o in self.sandbox.created})
                 self.residue = _with_signals_deferred(self.sandbox.cleanup)
                 if self.options.replay is not None:
                     self.residue = []  # a replay leaves nothing on any server
                 self.sandbox.keep_in_ledger({r["id"] for r in self.residue})
+                self.removed = created - len(self.residue)
         finally:
             self.client.close()
             if self.client.recorder is not None:
                 self.client.recorder.write(self.client.redactor)
+
+    def cleanup_summary(self) -> str:
+        """What the cleanup did, in one line (for a run that had to stop)."""
+        if self.sandbox is None:
+            return "nothing had been created on the server"
+        if not self.residue:
+            return f"cleanup removed the {self.removed} object(s) the run had created; nothing remains"
+        left = ", ".join(f"{r['kind']} {r['name']} ({r['reason']})" for r in self.residue)
+        return f"cleanup removed {self.removed} object(s); {len(self.residue)} remain: {left}"
 
     def header(self) -> dict[str, Any]:
         return {"tool": "umami-conformance", "tool_version": __version__,

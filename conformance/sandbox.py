@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 
 from conformance.client import Credential, Exchange, UmamiClient
-from conformance.errors import ConnectionFailed
+from conformance.errors import ConnectionFailed, Unavailable
 from conformance.versions import Versions
 
 # Removal order: a team's websites go before the team (Umami's deleteTeam leaves them behind with no user and
@@ -103,20 +104,51 @@ class Sandbox:
     def _write_ledger(self) -> None:
         write_ledger(self.ledger, self.prefix, self.client.target.url, self.created)
 
-    def _ok(self, method: str, path: str, auth: Credential | None, body: Any = None) -> Any:
-        ex = self.client.request(method, path, auth=auth, json_body=body)
+    def _ok(self, method: str, path: str, auth: Credential | None, body: Any = None,
+            find: Callable[[], Any] | None = None) -> Any:
+        """The answer to a set-up request that must succeed; a create gives `find` (see _create)."""
+        if find is not None:
+            ex, found = self._create(path, auth, body, find)
+            if found is not None:
+                return found
+        else:
+            ex = self.client.request(method, path, auth=auth, json_body=body).settled()
         if ex.response.status_code != 200:
             raise SetupFailed(f"{method} {path} answered HTTP {ex.response.status_code}: "
                               f"{self.client.redactor.text(ex.response.text[:120])}")
         return ex.json()
+
+    def _create(self, path: str, auth: Credential | None, body: Any,
+                find: Callable[[], Any]) -> tuple[Exchange | None, Any]:
+        """POST a create so that it takes effect at most once: after an answer that leaves open whether it landed
+        (a gateway error or a dropped connection, after the client's retries), `find` looks the object up by its
+        unique name before it is sent again. Returns (the answer, None) or (None, the object found)."""
+        tries = self.client.target.retries + 1
+        for _ in range(tries):
+            try:
+                ex = self.client.request("POST", path, auth=auth, json_body=body)
+                if not ex.transient:
+                    return ex, None
+                failure = f"answered HTTP {ex.response.status_code}"
+            except Unavailable as exc:
+                failure = str(exc).rsplit(" (tried", 1)[0]
+            found = find()
+            if found is not None:
+                return None, found
+        raise Unavailable(f"POST {path}: {failure} (tried {tries} times, looking for the object before each new "
+                          "try)", tries)
+
+    def _named(self, path: str, auth: Credential | None, name: str, key: str = "name") -> Callable[[], Any]:
+        """Finds the object named `name` in the list at `path` (None when it is not there)."""
+        return lambda: next((r for r in _rows(self.client, auth, path) or [] if r.get(key) == name), None)
 
     def create_user(self, label: str) -> tuple[dict[str, Any], Credential]:
         """A regular user named `<prefix><label>`; returns (user, credential)."""
         password = secrets.token_urlsafe(18)
         self.client.redactor.add(password)
         name = f"{self.prefix}{label}"
-        user = self._ok("POST", "/users", self.admin,
-                        {"username": name, "password": password, "role": "user"})
+        user = self._ok("POST", "/users", self.admin, {"username": name, "password": password, "role": "user"},
+                        find=self._named("/admin/users", self.admin, name, "username"))
         self._record(Created("user", user["id"], name))
         self.passwords[label] = password
         return user, self.client.login(name, password)
@@ -130,7 +162,8 @@ class Sandbox:
         name = f"{self.prefix}{label}"
         body = {"name": name, "domain": f"{name}.example.com", **({"shareId": share_id} if share_id else {}),
                 **({"teamId": team_id} if team_id else {})}
-        site = self._ok("POST", "/websites", owner, body)
+        listed = f"/teams/{team_id}/websites" if team_id else "/websites"
+        site = self._ok("POST", "/websites", owner, body, find=self._named(listed, owner, name))
         self._record(Created("website", site["id"], name, owner=owner_id))
         return site
 
@@ -199,7 +232,8 @@ class Sandbox:
     def team(self, existing_viewer: tuple[str, str] | None) -> None:
         """A team owned by the user, a view-only member, and a team website with traffic."""
         owner_id, owner = self.owner
-        body = self._ok("POST", "/teams", owner, {"name": f"{self.prefix}team"})
+        body = self._ok("POST", "/teams", owner, {"name": f"{self.prefix}team"},
+                        find=self._named("/teams", owner, f"{self.prefix}team"))
         team = body[0] if isinstance(body, list) else body  # 2.10.0 answers [team, teamUser]
         self._record(Created("team", team["id"], f"{self.prefix}team"))
         self.client.redactor.add(team.get("accessCode"), stand_in=True)
@@ -207,9 +241,10 @@ class Sandbox:
         if viewer and viewer_cred:
             refused = []
             for role in VIEW_ONLY_TEAM_ROLES:
-                ex = self.client.request("POST", f"/teams/{team['id']}/users", auth=self.admin,
-                                         json_body={"userId": viewer["id"], "role": role})
-                if ex.response.is_success:
+                members = f"/teams/{team['id']}/users"
+                ex, found = self._create(members, self.admin, {"userId": viewer["id"], "role": role},
+                                         self._named(members, self.admin, viewer["id"], "userId"))
+                if found is not None or ex.response.is_success:
                     self.credentials["view-only"] = viewer_cred
                     break
                 refused.append(f"{role}: HTTP {ex.response.status_code}")
@@ -270,13 +305,26 @@ class Sandbox:
             self.seeded["skipped"] = {"revenue": plan.reason}
 
     def _send(self, body: dict[str, Any], headers: dict[str, str]) -> None:
-        ex = self.client.request("POST", "/send", json_body=body, headers=headers)
+        # Safe to repeat: a seeded event sent twice only raises counts that case schemas bound from below.
+        ex = self.client.request("POST", "/send", json_body=body, headers=headers, repeatable=True).settled()
         if ex.response.status_code != 200:
             raise ConnectionFailed(f"seeding traffic failed: POST /send answered HTTP {ex.response.status_code}")
 
     def cleanup(self) -> list[dict[str, str]]:
         """Remove everything created, newest first; return what could not be removed."""
         return remove(self.client, self.admin, self.created)
+
+    def adopt_leftovers(self) -> None:
+        """Adopt objects with this run's prefix that no answer told of: a create whose answer was lost may have
+        landed. Best effort: a server that cannot list them leaves them to `cleanup`."""
+        try:
+            found = find_leftovers(self.client, self.admin, self.prefix)
+        except Unavailable:
+            return
+        known = {o.id for o in self.created}
+        for obj in found:
+            if obj.id not in known:
+                self._record(obj)
 
     def keep_in_ledger(self, ids: set[str]) -> None:
         """After cleanup: the ledger lists only what remains (and is gone when nothing does)."""
@@ -303,7 +351,7 @@ def remove(client: UmamiClient, admin: Credential, objects: list[Created]) -> li
     for kind in KINDS:
         for obj in reversed([o for o in unique if o.kind == kind]):
             path = f"/{kind}s/{obj.id}"
-            ex = client.request("DELETE", path, auth=admin)
+            ex = client.request("DELETE", path, auth=admin, repeatable=True)  # presence is checked after
             if ex.not_recorded:
                 continue
             answered[obj.id] = (path, ex.response.status_code)

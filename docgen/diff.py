@@ -21,7 +21,8 @@ class Change:
 
 
 def _ran(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {i["id"]: i for i in items if i["outcome"] not in ("skipped", None) and i.get("actual_status")}
+    return {i["id"]: i for i in items
+            if i["outcome"] not in ("skipped", "unavailable", None) and i.get("actual_status")}
 
 
 def _present(items: dict[str, dict[str, Any]]) -> set[str]:

@@ -26,6 +26,8 @@ LEGEND = [
     ("🛑", "removed", "endpoint missing: 404/405 where the spec expects success"),
     ("🚨", "structure", "structure mismatch: a field added, removed or retyped, or auth looser than the spec"),
     ("⚠️", "status", "status mismatch: another status code than the spec says"),
+    ("🔌", "unavailable", "unavailable: a transient failure (502/503/504, a dropped connection) after every retry; "
+                          "not checked, not drift"),
     ("📝", "known", "known difference: a reviewed deviation listed in specs/known-differences.yaml"),
     ("✅", "passed", "passed with schema check"),
     ("✔️", "passed-no-schema", "passed, no schema for this status (e.g. a plain-text error)"),
@@ -45,7 +47,7 @@ TABLE_MARKER = re.compile(r"(<!--table:(?P<area>[a-z0-9-]+)-->\n)(?P<body>.*?)(<
 def item_symbol_key(item: dict[str, Any]) -> str:
     """The legend key of one item."""
     outcome = item["outcome"]
-    if outcome in ("passed", "passed-no-schema", "known"):
+    if outcome in ("passed", "passed-no-schema", "known", "unavailable"):
         return outcome
     if outcome == "failed":
         classes = {f["class"] for f in item["findings"] if not f["known"]}

@@ -1,13 +1,16 @@
-"""A recording (and optionally mutating) reverse proxy in front of the real local Umami.
+"""A recording (and optionally mutating or faulty) reverse proxy in front of the real local Umami.
 
 Used to count every request the suite sends and to see every response (e.g. login tokens).
-Mutations exist only to test the drift detector itself.
+Mutations exist only to test the drift detector itself; faults (a flaky gateway) to test that transient
+failures are retried and never called drift.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
@@ -29,10 +32,44 @@ class Seen:
     at: float
 
 
+BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+@dataclass
+class Faults:
+    """A flaky gateway, reproducible: a share of requests answered 502 (HTML, like nginx) without reaching the
+    server, and a share whose connection is dropped after the server answered. Whether the n-th sending of one
+    request (method, path, body) fails is a hash of `seed`, the request and n, not of the order of arrival."""
+
+    bad_gateway: float = 0.0
+    dropped: float = 0.0
+    seed: int = 0
+    only: Callable[[str, str], bool] | None = None  # (method, path) -> whether faults apply
+    injected: Counter = field(default_factory=Counter)
+    _sent: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def draw(self, method: str, path: str, body: bytes) -> str | None:
+        if self.only is not None and not self.only(method, path):
+            return None
+        key = f"{method} {path} {hashlib.sha256(body).hexdigest()}"
+        with self._lock:
+            n = self._sent[key]
+            self._sent[key] += 1
+        digest = hashlib.sha256(f"{self.seed}|{key}|{n}".encode()).digest()
+        x = int.from_bytes(digest[:8], "big") / 2 ** 64
+        fault = "502" if x < self.bad_gateway else "dropped" if x < self.bad_gateway + self.dropped else None
+        if fault:
+            with self._lock:
+                self.injected[fault] += 1
+        return fault
+
+
 @dataclass
 class RecordingProxy:
     upstream: str
     mutate: Mutation | None = None
+    faults: Faults | None = None
     seen: list[Seen] = field(default_factory=list)
 
     def __enter__(self) -> RecordingProxy:
@@ -44,7 +81,19 @@ class RecordingProxy:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+                fault = proxy.faults.draw(self.command, self.path, body) if proxy.faults else None
+                if fault == "502":
+                    proxy.seen.append(Seen(self.command, self.path, body, 502, BAD_GATEWAY, time.monotonic()))
+                    self.send_response(502)
+                    self.send_header("content-type", "text/html")
+                    self.send_header("content-length", str(len(BAD_GATEWAY)))
+                    self.end_headers()
+                    self.wfile.write(BAD_GATEWAY)
+                    return
                 r = client.request(self.command, self.path, content=body, headers=headers)
+                if fault == "dropped":  # the server did the work; its answer is lost on the way
+                    self.close_connection = True
+                    return
                 status, content = r.status_code, r.content
                 out_headers = {k: v for k, v in r.headers.items() if k.lower() not in HOP_HEADERS}
                 if proxy.mutate:

@@ -1,4 +1,4 @@
-"""Client layer: redaction, retries on 429, clear errors (httpx.MockTransport, no real server)."""
+"""Client layer: redaction, retries of transient failures, clear errors (httpx.MockTransport, no real server)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from conformance.client import Redactor, Target, UmamiClient
-from conformance.errors import AuthFailed, ConnectionFailed
+from conformance.client import GONE_AFTER, Redactor, Target, UmamiClient
+from conformance.errors import AuthFailed, ConnectionFailed, ServerGone, Unavailable
 
 
 def _client(handler) -> UmamiClient:
@@ -73,3 +73,90 @@ def test_not_umami_and_unreachable() -> None:
 
     with pytest.raises(ConnectionFailed, match="cannot connect"):
         _client(refuse).probe()
+
+
+def _flaky(plan: list[object], calls: list[httpx.Request]):
+    """A handler answering from `plan` in turn: a status code, or an exception to raise."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        step = plan[min(len(calls), len(plan)) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return httpx.Response(step, json={} if step == 200 else None,
+                              text=None if step == 200 else "<html>bad gateway</html>")
+    return handler
+
+
+def _quick(handler, retries: int = 3) -> UmamiClient:
+    client = _client(handler)
+    client.target.retries, client.target.retry_wait = retries, 0.0
+    return client
+
+
+@pytest.mark.parametrize("failure", [502, 503, 504, httpx.RemoteProtocolError("dropped"),
+                                     httpx.ReadTimeout("slow"), httpx.ConnectError("refused")])
+def test_a_read_is_retried_after_any_transient_failure(failure: object) -> None:
+    calls: list[httpx.Request] = []
+    client = _quick(_flaky([failure, failure, 200], calls))
+    ex = client.request("GET", "/websites")
+    assert ex.response.status_code == 200 and ex.attempts == 3 and len(calls) == 3
+    assert client.retries == 2 and client.unavailable == 0
+
+
+def test_a_transient_answer_that_outlives_the_retries_is_unavailable_not_an_answer() -> None:
+    calls: list[httpx.Request] = []
+    client = _quick(_flaky([502], calls), retries=2)
+    ex = client.request("GET", "/websites")
+    assert ex.transient and ex.attempts == 3 and len(calls) == 3 and client.unavailable == 1
+    with pytest.raises(Unavailable, match=r"GET /api/websites answered HTTP 502 \(tried 3 times\)"):
+        ex.settled()
+    with pytest.raises(Unavailable, match=r"connection dropped .*\(tried 3 times\)"):
+        _quick(_flaky([httpx.RemoteProtocolError("dropped")], []), retries=2).request("GET", "/me")
+
+
+def test_a_write_is_retried_only_when_it_provably_did_not_arrive() -> None:
+    # A gateway error or a dropped connection may hide a write that landed: sent once, counted as unsure.
+    for failure in (502, httpx.RemoteProtocolError("dropped")):
+        calls: list[httpx.Request] = []
+        client = _quick(_flaky([failure, 200], calls))
+        if isinstance(failure, int):
+            assert client.request("POST", "/websites", json_body={}).transient
+        else:
+            with pytest.raises(Unavailable):
+                client.request("POST", "/websites", json_body={})
+        assert len(calls) == 1 and client.unsure_writes == 1
+    # Refused connections, 429 and 503 with Retry-After never reached the handler: sent again.
+    for failure in (httpx.ConnectError("refused"), 429):
+        calls = []
+        client = _quick(_flaky([failure, 200], calls))
+        assert client.request("POST", "/websites", json_body={}).response.status_code == 200
+        assert len(calls) == 2 and client.unsure_writes == 0
+    calls = []
+    client = _quick(_flaky([200], calls))
+    client.request("POST", "/send", json_body={}, repeatable=True)
+    assert len(calls) == 1
+
+
+def test_retry_after_on_503_is_honoured_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("conformance.client.time.sleep", waits.append)
+    answers = iter([httpx.Response(503, headers={"Retry-After": "2"}),
+                    httpx.Response(503, headers={"Retry-After": "3600"}), httpx.Response(502),
+                    httpx.Response(200, json={})])
+    client = _client(lambda request: next(answers))
+    assert client.request("POST", "/websites", json_body={}).response.status_code != 200  # 502: not provable
+    answers = iter([httpx.Response(503, headers={"Retry-After": "2"}),
+                    httpx.Response(503, headers={"Retry-After": "3600"}), httpx.Response(502),
+                    httpx.Response(200, json={})])
+    client = _client(lambda request: next(answers))
+    assert client.request("GET", "/websites").response.status_code == 200
+    assert waits[-3:] == [2.0, 30.0, 1.0]  # Retry-After, capped; then backoff 0.25 * 2**2
+
+
+def test_a_server_that_stays_down_ends_the_run() -> None:
+    client = _quick(_flaky([502], []), retries=1)
+    for _ in range(GONE_AFTER - 1):
+        assert client.request("GET", "/websites").transient
+    with pytest.raises(ServerGone, match="stopped answering: 8 requests in a row"):
+        client.request("GET", "/websites")
+    assert client.request("GET", "/websites").transient  # cleanup afterwards still gets its attempts

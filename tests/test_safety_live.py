@@ -168,7 +168,8 @@ def test_read_only_sends_only_get_and_login(umami: server.ServerInfo, admin_toke
 def test_server_answering_5xx(umami: server.ServerInfo, tmp_path: Path) -> None:
     with RecordingProxy(umami.url, mutate=lambda *a: (502, b"Bad Gateway")) as proxy:
         proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path))
-    assert proc.returncode == 3 and "server error HTTP 502" in proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    assert "GET /api/heartbeat answered HTTP 502 (tried 4 times); nothing had been created" in proc.stderr
 
 
 def test_hanging_server_times_out(tmp_path: Path) -> None:
