@@ -20,6 +20,14 @@ CLI = [sys.executable, "-m", "conformance.cli"]
 SHARED_RECORDINGS = ROOT.parent / "shared" / "recordings"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the real server (the `umami` fixture, also through another fixture) is `live`:
+    `-m "not live"` is the unit tier."""
+    for item in items:
+        if "umami" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+
+
 @pytest.fixture(scope="session")
 def umami() -> server.ServerInfo:
     """A running real Umami with PostgreSQL: a fresh database per test session.
