@@ -446,6 +446,9 @@ def _execute(item: SpecItem, run: UmamiRun, record: dict[str, Any]) -> tuple[lis
     exchange.settled()  # a gateway error that outlived the retries: the item is unavailable
     if case.creates and run.sandbox is not None and exchange.response.is_success:
         run.sandbox.adopt(case.creates, exchange.json())
+    if case.target and ep.method == "DELETE" and exchange.response.is_success \
+            and path == f"/{case.target}s/{context['target']['id']}":
+        run.sandbox.deleted(context["target"]["id"])
     expected = case.status or ep.auth[item.role]
     findings, checked = _check_versions(ep, expected, exchange, run, item.role)
     # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)

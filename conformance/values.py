@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 PLACEHOLDER = re.compile(r"\$\{([a-z_-]+(?:\.[a-zA-Z_]+)?|now(?:[-+]\d+[smhdw])?)\}")
 # Roots a spec may use; the sandbox provides them (see specs/README.md).
-KNOWN_ROOTS = {"website", "user", "prefix", "credentials", "target", "now", "share", "team", "team_website"}
+KNOWN_ROOTS = {"website", "user", "prefix", "credentials", "target", "now", "share", "team", "team_website",
+               "viewer"}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

@@ -125,3 +125,18 @@ def test_stale_known_differences_only_for_the_servers_versions() -> None:
 def test_an_unexpected_server_error_is_one_finding() -> None:
     findings, _ = _check("me/get", 200, _exchange(500, None, ctype="text/plain"), version="3.1.0")
     assert [f.cls for f in findings] == ["status-changed"]
+
+
+@pytest.mark.parametrize("text, classes", [
+    ("/* telemetry disabled */", []),
+    ("(()=>{const i=document.createElement('img');i.setAttribute('src','https://i.umami.is/a.png?v=2.10.0');"
+     "document.body.appendChild(i);})();", []),
+    ("<html>not a script</html>", ["type-changed"]),
+])
+def test_a_text_answer_is_checked_as_one_string(text: str, classes: list[str]) -> None:
+    """A schema of a text/* response describes the body text itself (GET /scripts/telemetry)."""
+    ep = next(e for e in SPECS.endpoints if e.id == "server/telemetry-script")
+    request = httpx.Request("GET", "http://umami.test/api/scripts/telemetry")
+    ex = Exchange(request, httpx.Response(200, text=text, headers={"content-type": "text/javascript"}), 0.01)
+    findings, checked = check_exchange(ep, 200, ex, ep.responses_for(200, "2.10.0"), SPECS.validator_for, Redactor())
+    assert [f.cls for f in findings] == classes and checked

@@ -108,6 +108,20 @@ def test_a_failed_delete_is_reported_with_its_status_and_a_gone_object_is_not_re
                    "HTTP 500, so it may remain")]
 
 
+def test_an_object_a_test_item_deleted_is_not_residue_unless_it_is_still_there(tmp_path: Path) -> None:
+    fake = FakeUmami()
+    sandbox = _sandbox(fake, tmp_path, ["2.10.0"])
+    gone = Created("report", "6f1d0c8e-0000-4000-8000-000000000002", "ucf-20260101t000000-abcd-report-1")
+    fake.reports["6f1d0c8e-0000-4000-8000-000000000003"] = {"id": "6f1d0c8e-0000-4000-8000-000000000003"}
+    kept = Created("report", "6f1d0c8e-0000-4000-8000-000000000003", "ucf-20260101t000000-abcd-report-2")
+    sandbox.created += [gone, kept]
+    sandbox.deleted(gone.id)  # its item's DELETE succeeded: 2.10.0 answers 500 to DELETE and GET of it now
+    sandbox.deleted(kept.id)  # a server that answered success but kept it
+    assert sandbox.cleanup() == []
+    assert ("DELETE", f"/api/reports/{gone.id}", 500) not in fake.log
+    assert ("DELETE", f"/api/reports/{kept.id}", 200) in fake.log and not fake.reports
+
+
 def test_websites_go_before_their_team_and_an_orphan_is_named(tmp_path: Path) -> None:
     fake = FakeUmami(deletes_websites=False)
     client = fake.client()
