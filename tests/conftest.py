@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -18,6 +21,8 @@ from conformance.errors import ConformanceError
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "conformance.cli"]
 SHARED_RECORDINGS = ROOT.parent / "shared" / "recordings"
+LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
+_held: list[IO[str]] = []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,12 +37,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def umami() -> server.ServerInfo:
     """A running real Umami with PostgreSQL: a fresh database per test session.
 
-    Fails (never skips) with the reason when the machine cannot install or start it.
+    Fails (never skips) with the reason when the machine cannot install or start it. One test session at a
+    time uses it: the session waits for LIVE_LOCK (a fresh start would pull the server from under another).
     """
+    _hold_live_lock()
     try:
         return server.start(fresh=True)
     except ConformanceError as exc:
         pytest.fail(f"the real local Umami could not be started: {exc}", pytrace=False)
+
+
+def _hold_live_lock() -> None:
+    """Hold LIVE_LOCK until the session ends, unless a parent holds it (`flock /tmp/umami-live.lock pytest ...`)."""
+    fds = Path("/proc/self/fd")
+    if fds.is_dir() and any(os.path.realpath(fd) == str(LIVE_LOCK) for fd in fds.iterdir()):
+        return
+    handle = LIVE_LOCK.open("a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    _held.append(handle)
 
 
 @pytest.fixture(scope="session")
