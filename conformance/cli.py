@@ -253,24 +253,24 @@ def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], ou
     complete = not _deadline.expired and code != pytest.ExitCode.INTERRUPTED
     if published:
         _publish(args, specs_dir, out, staging, docs=complete and not outcome.empty)
-    else:
+    result, message = PYTEST_TO_EXIT.get(int(code), int(code)), ""
+    if _deadline.expired:
+        result, message = ExitCode.TIMED_OUT, (f"error: the run exceeded --max-time {args.max_time:g}s and was "
+                                               f"stopped{cleanup}")
+    elif outcome.stopped is not None:
+        result, message = outcome.stopped.exit_code, f"error: {cli_flags(str(outcome.stopped))}"
+    elif code == pytest.ExitCode.INTERRUPTED:
+        result, message = INTERRUPTED, f"interrupted{cleanup}"
+    elif outcome.empty:
+        result, message = ExitCode.USAGE, f"error: {cli_flags(outcome.empty)}"
+    elif code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        message = "error: no spec items selected (check -k/-m)"
+    if message:
+        print(f"umami-conformance: {message}", file=sys.stderr)
+    if not published:
         print(f"umami-conformance: the reports in {out} are left as they were: this run produced no results",
               file=sys.stderr)
-    if _deadline.expired:
-        print(f"umami-conformance: error: the run exceeded --max-time {args.max_time:g}s and was stopped"
-              f"{cleanup}", file=sys.stderr)
-        return ExitCode.TIMED_OUT
-    if outcome.stopped is not None:
-        raise type(outcome.stopped)(cli_flags(str(outcome.stopped)))
-    if code == pytest.ExitCode.INTERRUPTED:
-        print(f"umami-conformance: interrupted{cleanup}", file=sys.stderr)
-        return INTERRUPTED
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print("umami-conformance: error: no spec items selected (check -k/-m)", file=sys.stderr)
-    if outcome.empty:
-        print(f"umami-conformance: error: {cli_flags(outcome.empty)}", file=sys.stderr)
-        return ExitCode.USAGE
-    return PYTEST_TO_EXIT.get(int(code), int(code))
+    return result
 
 
 def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path, docs: bool) -> None:
