@@ -29,7 +29,7 @@ def example_body(exchange: Exchange, redactor: Redactor) -> Any:
     body = exchange.json()
     if body is None:
         text = exchange.response.text
-        return redactor.text(text[:200]) if text and "<html" not in text[:200].lower() else None
+        return redactor.text(text)[:200] if text and "<html" not in text[:200].lower() else None
     body = _trim(redactor.data(body))
     if len(json.dumps(body)) > EXAMPLE_CHARS:
         return {"truncated": True}

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from conformance import server
-from conformance.client import REDACTED, Exchange, Target, send_cache
+from conformance.client import REDACTED, Exchange, Redactor, Target, send_cache
 from conformance.errors import cli_flags
 from conformance.loader import load_specs
-from conformance.results import load_results, write_results
+from conformance.results import example_body, load_results, write_results
 from conformance.run import Options, UmamiRun
 from docgen.report import render_report
 
@@ -164,9 +164,14 @@ def _exchange(body: bytes, ctype: str) -> Exchange:
 
 
 def test_send_cache_token_is_a_secret() -> None:
-    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzZXNzaW9uSWQiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
+    jwt = "eyJhbGciOiJIUzI1NiJ9." + "eyJzZXNzaW9uSWQiOiJ4In0" * 12 + ".c2lnbmF0dXJlLXZhbHVl"  # > 200 characters
     assert send_cache(_exchange(jwt.encode(), "text/plain")) == jwt  # 2.10
     assert send_cache(_exchange(json.dumps({"cache": jwt, "sessionId": "s"}).encode(), "application/json")) == jwt
+    # The example written to results.json: the whole token redacted before the text is cut.
+    redactor = Redactor()
+    assert example_body(_exchange(jwt.encode(), "text/plain"), redactor) == REDACTED
+    assert example_body(_exchange(json.dumps({"cache": jwt}).encode(), "application/json"), redactor) == \
+        {"cache": REDACTED}
 
 
 SECRETS = ["pässwörd-long-1", 'quote"secret-22', "back\\slash-secret-3", "eyJhbGciOiJIUzI1NiJ9.cache.token-4"]
