@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from conformance import __version__, server
-from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
+from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError, cli_flags
 
 PYTEST_TO_EXIT = {0: ExitCode.OK, 1: ExitCode.DRIFT, 2: ExitCode.USAGE, 3: ExitCode.USAGE,
                   4: ExitCode.USAGE, 5: ExitCode.USAGE}
@@ -216,13 +218,24 @@ def cmd_recheck(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace, specs_dir: Path, source: list[str]) -> int:
-    """Run the suite through pytest (`source`: where answers come from), then archive and render docs."""
-    import pytest
+    """Run the suite through pytest (`source`: where answers come from) into a staging directory; only a run
+    that produced results replaces the reports in `--out` (and the docs, and the history)."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    pytest_args = [str(specs_dir), f"--umami-specs={specs_dir}", *source, f"--umami-results={out / 'results.json'}",
-                   f"--junitxml={out / 'junit.xml'}",
-                   f"--html={out / 'report.html'}", "--self-contained-html",
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        return _run_pytest(args, specs_dir, source, out, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], out: Path, staging: Path) -> int:
+    import pytest
+
+    from conformance import plugin
+    pytest_args = [str(specs_dir), f"--umami-specs={specs_dir}", *source,
+                   f"--umami-results={staging / 'results.json'}", f"--umami-ledger-dir={out}", "--umami-cli",
+                   f"--junitxml={staging / 'junit.xml'}",
                    "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
                    "-o", "console_output_style=count", "-rN",
                    f"--rootdir={specs_dir}", "-c", os.devnull]
@@ -234,42 +247,82 @@ def _suite(args: argparse.Namespace, specs_dir: Path, source: list[str]) -> int:
         pytest_args += ["-m", args.marker]
     if args.quiet:
         pytest_args.append("-q")
-    from conformance import plugin
-    plugin.STOPPED.clear()
+    if getattr(args, "read_only", False) and not args.website_id:
+        print("note: --read-only without --website-id: write endpoints are not checked (no writes are sent), "
+              "and items that read one website are skipped (there is no sandbox website to read); pass "
+              "--website-id ID of an existing website to check those", file=sys.stderr)
     with _deadline(args.max_time):
         code = pytest.main(pytest_args)
+    outcome = plugin.LAST
+    cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
+    published = outcome.not_written is None and (staging / "results.json").exists()
+    complete = not _deadline.expired and code != pytest.ExitCode.INTERRUPTED and outcome.stopped is None
+    if published:
+        _publish(args, specs_dir, out, staging, docs=complete and not outcome.empty)
+    result, message = PYTEST_TO_EXIT.get(int(code), int(code)), ""
     if _deadline.expired:
-        print(f"umami-conformance: error: the run exceeded --max-time {args.max_time:g}s; "
-              "it was stopped and its sandbox cleaned up", file=sys.stderr)
-        return ExitCode.SERVER
-    if plugin.STOPPED:
-        raise plugin.STOPPED[0]
-    if code == pytest.ExitCode.INTERRUPTED:
-        return INTERRUPTED
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print("umami-conformance: error: no spec items selected (check -k/-m)", file=sys.stderr)
-    if code == pytest.ExitCode.USAGE_ERROR and (out / "results.json").exists():
-        from conformance.results import load_results
-        empty = plugin.nothing_tested(load_results(out / "results.json")["items"])
-        if empty:
-            print(f"umami-conformance: error: {empty}", file=sys.stderr)
-            return ExitCode.USAGE
-    result = PYTEST_TO_EXIT.get(int(code), int(code))
-    if result == ExitCode.OK and (out / "results.json").exists():
-        from conformance.results import load_results
-        if load_results(out / "results.json")["summary"]["outcomes"].get("unavailable"):
-            result = ExitCode.UNAVAILABLE  # no drift, but transient failures left items unchecked
-    if result in (ExitCode.OK, ExitCode.DRIFT, ExitCode.UNAVAILABLE) and (out / "results.json").exists():
-        from conformance.results import load_results
-        from docgen.history import archive
-        from docgen.render import item_symbol_key, render_docs
-        history = args.history or out / "history"
-        archive(load_results(out / "results.json"), history, item_symbol_key)
-        if not args.no_docs:
-            docs_dir = args.docs or out / "docs"
-            render_docs(out / "results.json", docs_dir, specs_dir, history)
-            print(f"docs: {docs_dir}/index.md", file=sys.stderr)
+        result, message = ExitCode.TIMED_OUT, (f"error: the run exceeded --max-time {args.max_time:g}s and was "
+                                               f"stopped{cleanup}")
+    elif outcome.stopped is not None:
+        result, message = outcome.stopped.exit_code, f"error: {cli_flags(str(outcome.stopped))}{cleanup}"
+    elif code == pytest.ExitCode.INTERRUPTED:
+        result, message = INTERRUPTED, f"interrupted{cleanup}"
+    elif outcome.empty:
+        result, message = ExitCode.USAGE, f"error: {cli_flags(outcome.empty)}"
+    elif code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        message = "error: no spec items selected (check -k/-m)"
+    elif result == ExitCode.OK and published and _unavailable(out / "results.json"):
+        result = ExitCode.UNAVAILABLE  # no drift, but transient failures left items unchecked
+    if message:
+        print(f"umami-conformance: {message}", file=sys.stderr)
+    if not published:
+        print(f"umami-conformance: the reports in {out} are left as they were: this run produced no results",
+              file=sys.stderr)
     return result
+
+
+def _unavailable(results_path: Path) -> int:
+    """How many items of a results file are `unavailable` (transient failures after the retries)."""
+    from conformance.results import load_results
+    return load_results(results_path)["summary"]["outcomes"].get("unavailable", 0)
+
+
+def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path, docs: bool) -> None:
+    """Move the staged reports into `out`; for a complete run also archive it and render the docs. The docs
+    are rendered beside their directory first, then moved in, so a failure leaves the old ones whole."""
+    from conformance.results import load_results
+    from docgen.history import archive
+    from docgen.render import item_symbol_key, render_docs
+    from docgen.report import render_report
+    results = load_results(staging / "results.json")
+    render_report(results, staging / "report.html")
+    rendered: list[tuple[Path, Path]] = []
+    docs_dir = args.docs or out / "docs"
+    history = args.history or out / "history"
+    docs_tmp = None
+    if docs:
+        archive(results, history, item_symbol_key)
+    if docs and not args.no_docs:
+        docs_dir.parent.mkdir(parents=True, exist_ok=True)
+        docs_tmp = Path(tempfile.mkdtemp(prefix=f".{docs_dir.name}-", dir=docs_dir.parent))
+    try:
+        if docs_tmp is not None:
+            rendered = [(path, docs_dir / path.relative_to(docs_tmp))
+                        for path in render_docs(staging / "results.json", docs_tmp, specs_dir, history)]
+        for name in ("results.json", "junit.xml", "report.html"):
+            if (staging / name).exists():
+                os.replace(staging / name, out / name)
+        for new, target in rendered:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(new, target)
+    finally:
+        if docs_tmp is not None:
+            shutil.rmtree(docs_tmp, ignore_errors=True)
+    print(f"reports: {out}/results.json, junit.xml, report.html", file=sys.stderr)
+    if rendered:
+        print(f"docs: {docs_dir}/index.md", file=sys.stderr)
+    elif not docs and not args.no_docs:
+        print(f"docs: {docs_dir} not updated (the run did not finish)", file=sys.stderr)
 
 
 class RunTimeout(KeyboardInterrupt):

@@ -17,10 +17,11 @@ import httpx
 
 from conformance.errors import AuthFailed, ConnectionFailed, ServerGone, Unavailable
 
-SECRET_HEADERS = {"authorization", "x-umami-api-key", "x-umami-share-token", "cookie", "set-cookie"}
+SECRET_HEADERS = {"authorization", "x-umami-api-key", "x-umami-share-token", "x-umami-cache", "cookie", "set-cookie"}
 NOT_RECORDED_HEADER = "x-ucf-not-recorded"  # marks a replay answer the recordings did not have (see replay.py)
 REPLAYED_HEADER = "x-ucf-replayed"  # how a replay found its answer: item, exact, template, no-route
 SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
+CACHE_FIELD = "cache"  # /send's session cache token (a JWT that stands for the visitor's session)
 REDACTED = "***"
 # A password hash, by its value (bcrypt, argon2, scrypt, pbkdf2, sha-crypt): never written anywhere, whatever
 # the field is called; the security check (checks.py) reports it.
@@ -86,9 +87,10 @@ class Redactor:
         return value
 
     def data(self, value: Any) -> Any:
-        """Redact a JSON-like value: secret-named fields and known secret strings."""
+        """Redact a JSON-like value, string by string (keys too): secret-named fields, /send's cache token,
+        password hashes and known secret strings."""
         if isinstance(value, dict):
-            return {k: REDACTED if k.lower() in SECRET_FIELDS and v not in (None, "")
+            return {self.text(k): REDACTED if k.lower() in SECRET_FIELDS | {CACHE_FIELD} and v not in (None, "")
                     else self.data(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.data(v) for v in value]
@@ -112,6 +114,18 @@ class Redactor:
                 parts += ["--data", self.text(body.decode("utf-8", "replace"))]
         parts.append(self.text(str(request.url)))
         return " ".join(shlex.quote(p) for p in parts)
+
+
+def send_cache(exchange: Exchange) -> str | None:
+    """The session cache token a successful `/send` answered: the `cache` field (3.x), or the whole
+    text/plain body (2.10)."""
+    response = exchange.response
+    if not (response.is_success and exchange.request.url.path.rstrip("/").endswith("/send") and response.content):
+        return None
+    body = exchange.json()
+    if isinstance(body, dict):
+        return body.get(CACHE_FIELD) if isinstance(body.get(CACHE_FIELD), str) else None
+    return None if body is not None else response.text.strip() or None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 import signal
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 from collections.abc import Iterator
@@ -19,7 +19,7 @@ from conformance.checks import (CLASSES, Finding, check_exchange, class_rank, de
                                security_findings, with_security)
 from conformance.client import REDACTED, Credential, Exchange, Target
 from conformance.contract import Contract
-from conformance.errors import ConformanceError, ConnectionFailed, ServerGone, Unavailable
+from conformance.errors import ConformanceError, ConnectionFailed, ServerGone, Unavailable, cli_flags
 from conformance.har import exchange_item
 from conformance.known import apply_known, load_known, stale
 from conformance.loader import DEFAULT_SPECS, Case, Endpoint, SpecSet, load_specs
@@ -29,11 +29,22 @@ from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
 from conformance.versions import Versions
 
-# Errors that stopped a session (pytest.exit), for the CLI to map onto its exit codes.
-STOPPED: list[ConformanceError] = []
+
+@dataclass
+class SessionOutcome:
+    """What the last session tells the CLI, which runs pytest in the same process."""
+
+    stopped: ConformanceError | None = None  # a set-up error that stopped the session (pytest.exit)
+    not_written: str | None = None  # why results.json was not written (the run produced no results)
+    empty: str | None = None  # why the run tested nothing (every selected item skipped)
+    cleanup: str = ""  # what the cleanup removed and what remains
+
+
+LAST = SessionOutcome()
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
 ERROR_KEY = pytest.StashKey[str]()
+READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
 NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
 REPLAY_URL = "http://umami"  # a replay sends nowhere; the recordings answer
 
@@ -85,6 +96,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write every exchange of the run as HAR 1.2, secrets redacted (gzip when FILE ends in .gz)")
     group.addoption("--umami-replay", action="append", default=[], metavar="FILE.har",
                     help="answer from these recordings instead of a server (repeatable; see `recheck`)")
+    group.addoption("--umami-ledger-dir", default=None,
+                    help="where the sandbox ledger is kept (default: beside results.json)")
+    group.addoption("--umami-cli", action="store_true", default=False,
+                    help="set by `umami-conformance`, which reports set-up errors itself")
 
 
 def _specs_dir(config: pytest.Config) -> Path:
@@ -92,6 +107,8 @@ def _specs_dir(config: pytest.Config) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global LAST
+    LAST = SessionOutcome()
     config.stash[RUN_KEY] = None
     specs_dir = _specs_dir(config)
     if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
@@ -203,7 +220,7 @@ class SpecItem(pytest.Item):
         try:
             findings, schema_checked, exchange = self.execute(run, record)
         except MissingValue as exc:
-            reason = f"needs ${{{exc.args[0]}}}, which this run does not have"
+            reason = _missing_reason(exc.args[0], run)
             record.update(outcome="skipped", reason=reason)
             pytest.skip(reason)
         except ServerGone as exc:
@@ -241,6 +258,10 @@ class SpecItem(pytest.Item):
             record["outcome"] = "failed"
             raise SpecFailure(open_findings)
         record["outcome"] = "known" if findings else ("passed" if schema_checked else "passed-no-schema")
+        if findings:  # JUnit shows a pass; its properties say it is a known difference, and which
+            self.user_properties.append(("outcome", "known"))
+            self.user_properties += [(name, value) for f in findings for name, value in
+                                     (("finding_class", f.cls), ("json_path", f.json_path), ("known_reason", f.known))]
 
     def execute(self, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Exchange | None]:
         return _execute(self, run, record)
@@ -337,7 +358,7 @@ def _run(config: pytest.Config) -> UmamiRun:
     url = REPLAY_URL if replay else config.getoption("--umami-url")
     if not url:
         config.stash[ERROR_KEY] = "no Umami server given: pass --umami-url (or set UMAMI_URL)"
-        STOPPED.append(ConnectionFailed(config.stash[ERROR_KEY]))
+        LAST.stopped = ConnectionFailed(config.stash[ERROR_KEY])
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
     target = Target(url=url, username=config.getoption("--umami-username"),
                     password=config.getoption("--umami-password"), api_key=config.getoption("--umami-api-key"),
@@ -349,6 +370,7 @@ def _run(config: pytest.Config) -> UmamiRun:
     record = config.getoption("--umami-record")
     options = Options(target=target, specs_dir=_specs_dir(config),
                       results_path=Path(config.getoption("--umami-results")),
+                      ledger_dir=Path(ledger) if (ledger := config.getoption("--umami-ledger-dir")) else None,
                       version=config.getoption("--umami-version"),
                       website_id=config.getoption("--umami-website-id"),
                       existing_users=existing, contract=config.getoption("--umami-contract"),
@@ -366,10 +388,10 @@ def _run(config: pytest.Config) -> UmamiRun:
 
 def _stop(config: pytest.Config, exc: ConformanceError, run: UmamiRun) -> NoReturn:
     """End the session: the server cannot be used (set-up failed, or it stopped answering). Cleanup still runs
-    (pytest_sessionfinish) and adds to the message what it removed and what remains."""
+    (pytest_sessionfinish), and the CLI adds what it removed and what remains."""
     message = run.client.redactor.text(str(exc))
     config.stash[ERROR_KEY] = message
-    STOPPED.append(type(exc)(message))
+    LAST.stopped = type(exc)(message)
     pytest.exit(message, returncode=int(exc.exit_code))
 
 
@@ -426,6 +448,15 @@ def _skip_reason(item: SpecItem, run: UmamiRun) -> str | None:
     if item.role != "anonymous" and item.role not in run.credentials:
         return f"role {item.role!r} has no credentials in this run"
     return None
+
+
+def _missing_reason(name: str, run: UmamiRun) -> str:
+    """Why an item that needs `${name}` is skipped."""
+    if run.read_only and name.split(".")[0] == "website" and not run.options.website_id:
+        return f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read"
+    if run.read_only:
+        return f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has"
+    return f"needs ${{{name}}}, which this run does not have"
 
 
 def _execute(item: SpecItem, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Any]:
@@ -524,6 +555,11 @@ def _fresh_login(role: str, run: UmamiRun) -> Credential | None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if LAST.stopped is not None and session.config.getoption("--umami-cli"):
+        # The CLI says it once, as `umami-conformance: error: ...`; pytest would add an Exit banner.
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if hasattr(reporter, "_keyboardinterrupt_memo"):
+            reporter._keyboardinterrupt_memo = None
     run = session.config.stash.get(RUN_KEY, None)
     if run is None:
         return
@@ -532,11 +568,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             run.finish()
     except ConformanceError as exc:
         run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
-    if STOPPED:  # the message that ends the run says what its cleanup did
-        STOPPED[-1] = type(STOPPED[-1])(f"{STOPPED[-1]}; {run.cleanup_summary()}")
-    write_results(run, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-    if nothing_tested(run.records) and exitstatus != pytest.ExitCode.INTERRUPTED:
+    LAST.cleanup = run.cleanup_summary()
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    LAST.empty = None if interrupted else nothing_tested(run.records)
+    LAST.not_written = _no_results(session.config, run)
+    if LAST.not_written is None:  # a failed run leaves the last good results.json as it was
+        write_results(run, interrupted=interrupted)
+    if LAST.empty:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+def _no_results(config: pytest.Config, run: UmamiRun) -> str | None:
+    """Why this run produced no results worth writing (None when it did): a set-up error, or no item ran."""
+    ran = any(r["outcome"] not in ("skipped", None) for r in run.records)
+    if ERROR_KEY in config.stash and not ran:
+        return f"the run stopped before any item ran: {config.stash[ERROR_KEY]}"
+    if not ran:
+        return nothing_tested(run.records) or "no item ran"
+    return None
+
+
+def _skip_group(reason: str) -> str:
+    """A skip reason without its details (versions, roles), to count skips by kind."""
+    return reason.split(":")[0] if reason.startswith(("not on this server", "role ", READ_ONLY_NO_WEBSITE)) \
+        else reason
 
 
 def nothing_tested(records: list[dict[str, Any]]) -> str | None:
@@ -569,6 +624,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 f"{run.options.target.retries} retries", yellow=True)
         for r in unavailable:
             tr.line(f"  {r['id']}: {r['reason']}")
+    say = cli_flags if config.getoption("--umami-cli") else str
+    skipped = Counter(_skip_group(r["reason"] or "") for r in run.records if r["outcome"] == "skipped")
+    for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+        tr.line(f"  skipped {n}: {say(reason)}")
+    if run.read_only and not run.options.website_id and skipped.get(READ_ONLY_NO_WEBSITE):
+        tr.line(say(f"{READ_ONLY_NO_WEBSITE}: {skipped[READ_ONLY_NO_WEBSITE]} items that read one website were "
+                    "skipped; pass --umami-website-id with the id of an existing website to check them"), yellow=True)
     for cls in CLASSES:
         # Security comes first, known ones included (marked as known): a reviewed leak is still a leak.
         group = [(r, f) for r, f in findings if f["class"] == cls and (cls == "security" or not f["known"])]
@@ -594,7 +656,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.line(f"could not remove {len(run.residue)} object(s) the run created:", red=True)
         for r in run.residue:
             tr.line(f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}")
-    tr.line(f"results: {run.options.results_path}")
-    empty = nothing_tested(run.records)
-    if empty:
-        tr.line(f"error: {empty}", red=True, bold=True)
+    if LAST.cleanup:
+        tr.line(LAST.cleanup, yellow=bool(run.residue))
+    path = run.options.results_path
+    if config.getoption("--umami-cli"):
+        pass  # the CLI says where the reports went, or that the last ones were kept
+    elif LAST.not_written:
+        kept = f"{path} of an earlier run is left as it was" if path.exists() else f"{path} was not written"
+        tr.line(f"no results: {kept} ({LAST.not_written})", yellow=True)
+    else:
+        tr.line(f"results: {path}")
+    if LAST.empty and not config.getoption("--umami-cli"):
+        tr.line(f"error: {LAST.empty}", red=True, bold=True)

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 
 from conformance.checks import class_rank, json_type
-from conformance.client import Exchange, Redactor
+from conformance.client import Exchange, Redactor, send_cache
+from conformance.errors import UsageError
 from conformance.known import stale as stale_entries
 
 if TYPE_CHECKING:
@@ -24,10 +25,11 @@ EXAMPLE_CHARS = 4000
 
 def example_body(exchange: Exchange, redactor: Redactor) -> Any:
     """A short, redacted example of the response body (lists cut to a few items)."""
+    redactor.add(send_cache(exchange), stand_in=True)  # a session credential, wherever it shows up later
     body = exchange.json()
     if body is None:
         text = exchange.response.text
-        return redactor.text(text[:200]) if text and "<html" not in text[:200].lower() else None
+        return redactor.text(text)[:200] if text and "<html" not in text[:200].lower() else None
     body = _trim(redactor.data(body))
     if len(json.dumps(body)) > EXAMPLE_CHARS:
         return {"truncated": True}
@@ -67,7 +69,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
-    """Write results.json (secrets redacted once more as a whole, then schema-checked)."""
+    """Write results.json (every string redacted once more, then schema-checked), atomically."""
     records = sorted(run.records, key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
     stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line}
              for e in stale_entries(run.known, records, run.read_only, run.server_versions)]
@@ -77,13 +79,25 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
                       "server_seconds": round(run.client.server_seconds, 3),
                       "retries": run.client.retries, "unavailable": run.client.unavailable},
            "stale_known_differences": stale, "items": records}
-    doc = json.loads(run.client.redactor.text(json.dumps(doc)))
+    # String by string: a pass over the serialised text would miss secrets that JSON escapes (non-ASCII, ", \).
+    doc = run.client.redactor.data(doc)
     Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
     path = run.options.results_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    partial.replace(path)
     return path
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """A results.json of umami-conformance; anything else is a UsageError naming the file."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a results file of umami-conformance ({type(exc).__name__}: "
+                         f"{str(exc)[:120]})") from None
+    if not (isinstance(doc, dict) and doc.get("tool") == "umami-conformance" and isinstance(doc.get("items"), list)
+            and isinstance(doc.get("server"), dict)):
+        raise UsageError(f"{path}: not a results file of umami-conformance (no tool, server and items)")
+    return doc

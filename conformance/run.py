@@ -30,6 +30,7 @@ class Options:
     target: Target
     specs_dir: Path
     results_path: Path
+    ledger_dir: Path | None = None  # where the sandbox ledger goes (default: beside results.json)
     version: str | None = None
     website_id: str | None = None
     existing_users: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (username, password)
@@ -52,13 +53,13 @@ class UmamiRun:
     credentials: dict[str, Credential] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     residue: list[dict[str, str]] = field(default_factory=list)
-    removed: int = 0  # objects the cleanup removed
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     prober: Any = None  # discovery.Prober, made at the first discovery item
     credential_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (endpoint, status) -> paths
     contract: Any = None  # contract.Contract; False when none is at hand
+    created: int = 0  # objects the sandbox created (counted before cleanup)
 
     def __post_init__(self) -> None:
         recorder = HarRecorder(self.options.record, self.options.target.api_base) if self.options.record else None
@@ -107,7 +108,8 @@ class UmamiRun:
         prefix = self.options.prefix or new_prefix()
         # The seed depends on the releases the server may be (no revenue where it makes websites undeletable).
         self.sandbox = Sandbox(self.client, admin, prefix,
-                               ledger=self.options.results_path.parent / f"sandbox-ledger-{prefix.rstrip('-')}.json",
+                               ledger=(self.options.ledger_dir or self.options.results_path.parent)
+                               / f"sandbox-ledger-{prefix.rstrip('-')}.json",
                                versions=self.server_versions)
         existing = self.options.existing_users
         _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
@@ -155,25 +157,26 @@ class UmamiRun:
             if self.sandbox is not None:
                 if self.client.unsure_writes and self.options.replay is None:
                     self.sandbox.adopt_leftovers()  # writes that may have landed unseen, found by the prefix
-                created = len({o.id for o in self.sandbox.created})
+                self.created = len({o.id for o in self.sandbox.created})
                 self.residue = _with_signals_deferred(self.sandbox.cleanup)
                 if self.options.replay is not None:
                     self.residue = []  # a replay leaves nothing on any server
                 self.sandbox.keep_in_ledger({r["id"] for r in self.residue})
-                self.removed = created - len(self.residue)
         finally:
             self.client.close()
             if self.client.recorder is not None:
                 self.client.recorder.write(self.client.redactor)
 
     def cleanup_summary(self) -> str:
-        """What the cleanup did, in one line (for a run that had to stop)."""
-        if self.sandbox is None:
-            return "nothing had been created on the server"
+        """What the cleanup removed and what remains, in one line ("" when the run created nothing)."""
+        if self.sandbox is None or self.options.replay is not None or not self.created:
+            return ""
+        removed = self.created - len(self.residue)
+        line = f"cleanup: removed {removed} of the {self.created} object(s) the run created"
         if not self.residue:
-            return f"cleanup removed the {self.removed} object(s) the run had created; nothing remains"
-        left = ", ".join(f"{r['kind']} {r['name']} ({r['reason']})" for r in self.residue)
-        return f"cleanup removed {self.removed} object(s); {len(self.residue)} remain: {left}"
+            return line + "; nothing remains"
+        return (line + f"; {len(self.residue)} remain, listed in {self.sandbox.ledger} "
+                "(`umami-conformance cleanup` tries again)")
 
     def header(self) -> dict[str, Any]:
         return {"tool": "umami-conformance", "tool_version": __version__,

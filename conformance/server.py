@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -75,11 +75,11 @@ class ServerInfo:
     version: str
     log: str
     user_username: str = ""
-    user_password: str = ""
+    user_password: str = field(default="", repr=False)  # never in a repr: test output shows it
     admin2_username: str = ""
-    admin2_password: str = ""
+    admin2_password: str = field(default="", repr=False)
     viewer_username: str = ""
-    viewer_password: str = ""
+    viewer_password: str = field(default="", repr=False)
 
     @property
     def database_url(self) -> str:

@@ -94,4 +94,4 @@ def test_set_up_that_keeps_failing_says_what_how_often_and_what_was_cleaned(
     message = proc.stderr.strip().splitlines()[-1]
     assert "POST /teams: answered HTTP 502 (tried 4 times" in message, message
     assert faults.injected["502"] == 4
-    assert "cleanup removed" in message, message
+    assert "cleanup: removed" in message and "the run created" in message, message

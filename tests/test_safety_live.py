@@ -33,6 +33,22 @@ def _assert_only_residue(umami: server.ServerInfo, before: dict, out: Path) -> d
     return results
 
 
+def _residue_of_a_stopped_run(umami: server.ServerInfo, before: dict, out: Path, stderr: str) -> set[str]:
+    """What a stopped run left: only reported residue, from results.json when items had run (the run is marked
+    interrupted), else from the ledger (no results: the last reports are kept, and the run says so)."""
+    if (out / "results.json").exists():
+        results = _assert_only_residue(umami, before, out)
+        assert results["interrupted"] is True
+        return {r["id"] for r in results["residue"]}
+    assert "are left as they were: this run produced no results" in stderr
+    ledgers = list(out.glob("sandbox-ledger-*.json"))
+    ledger = json.loads(ledgers[0].read_text()) if ledgers else {"created": [], "prefix": None}
+    residue = {o["id"] for o in ledger["created"]}
+    assert compare(before, snapshot(umami), residue, ledger["prefix"]) == []
+    assert all(o["kind"] == "website" for o in ledger["created"])  # 2.10.0 cannot delete websites
+    return residue
+
+
 def test_passing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_path: Path) -> None:
     before = snapshot(umami)
     proc = run_cli("run", "--url", umami.url, "--out", str(tmp_path), "--no-docs", env=user_env(umami))
@@ -121,9 +137,10 @@ def test_interrupt_still_cleans_up(umami: server.ServerInfo, tmp_path: Path, sig
         proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
-    results = _assert_only_residue(umami, before, tmp_path)
-    assert results["interrupted"] is True
     assert "Traceback" not in stderr
+    residue = _residue_of_a_stopped_run(umami, before, tmp_path, stderr)
+    assert "umami-conformance: interrupted; cleanup: removed " in stderr, stderr[-1500:]
+    assert (f"{len(residue)} remain, listed in" if residue else "nothing remains") in stderr
 
 
 def test_sigkill_then_cleanup_command(umami: server.ServerInfo, tmp_path: Path) -> None:
@@ -165,11 +182,22 @@ def test_read_only_sends_only_get_and_login(umami: server.ServerInfo, admin_toke
     assert compare(before, snapshot(umami), set(), None) == []
 
 
+def test_read_only_without_website_id_says_what_it_skipped(umami: server.ServerInfo, tmp_path: Path) -> None:
+    proc = run_cli("run", "--url", umami.url, "--out", str(tmp_path), "--read-only", "-m", "websites or me")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    no_site = [i for i in results["items"] if (i["reason"] or "").startswith("read-only run without")]
+    assert {i["endpoint"] for i in no_site} >= {"websites/get"}
+    assert f"{len(no_site)} items that read one website were skipped; pass --website-id" in proc.stdout
+    assert "skipped" in proc.stdout and "read-only run: write endpoint not checked" in proc.stdout
+    assert "--umami-website-id" not in proc.stdout + proc.stderr
+
+
 def test_server_answering_5xx(umami: server.ServerInfo, tmp_path: Path) -> None:
     with RecordingProxy(umami.url, mutate=lambda *a: (502, b"Bad Gateway")) as proxy:
         proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path))
     assert proc.returncode == 3, proc.stderr
-    assert "GET /api/heartbeat answered HTTP 502 (tried 4 times); nothing had been created" in proc.stderr
+    assert "GET /api/heartbeat answered HTTP 502 (tried 4 times)" in proc.stderr
 
 
 def test_hanging_server_times_out(tmp_path: Path) -> None:
@@ -217,5 +245,7 @@ def test_max_time_stops_and_cleans_up(umami: server.ServerInfo, tmp_path: Path) 
     before = snapshot(umami)
     with RecordingProxy(umami.url, mutate=slow) as proxy:
         proc = run_cli("run", "--url", proxy.url, "--out", str(tmp_path), "--max-time", "2", env=user_env(umami))
-    assert proc.returncode == 3 and "exceeded --max-time 2s" in proc.stderr, proc.stderr[-1500:]
-    _assert_only_residue(umami, before, tmp_path)
+    assert proc.returncode == 5 and "exceeded --max-time 2s and was stopped; cleanup: removed" in proc.stderr, \
+        proc.stderr[-1500:]
+    residue = _residue_of_a_stopped_run(umami, before, tmp_path, proc.stderr)
+    assert (f"{len(residue)} remain, listed in" if residue else "nothing remains") in proc.stderr

@@ -1,0 +1,60 @@
+"""report.html from results.json: a summary first (server, version, counts by outcome and finding class), then
+open findings, items unavailable (transient failures) and known differences (security first), with passed and
+skipped items collapsed."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from conformance.checks import CLASSES, class_rank
+
+OUTCOMES = ["failed", "unavailable", "known", "passed", "passed-no-schema", "skipped"]
+
+
+def report_model(results: dict[str, Any]) -> dict[str, Any]:
+    """What report.html shows, every list sorted (the same results give the same page)."""
+    items = results["items"]
+    outcomes = Counter(str(i["outcome"]) for i in items)
+    findings = [(i, f) for i in items for f in i["findings"]]
+    classes = [{"name": cls, "description": CLASSES.get(cls, ""),
+                "open": sum(1 for _, f in findings if f["class"] == cls and not f["known"]),
+                "known": sum(1 for _, f in findings if f["class"] == cls and f["known"])}
+               for cls in sorted({f["class"] for _, f in findings}, key=lambda c: (class_rank(c), c))]
+    failed = sorted((i for i in items if i["outcome"] == "failed"),
+                    key=lambda i: (min(class_rank(f["class"]) for f in i["findings"] if not f["known"]), i["id"]))
+    known: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for item, f in findings:
+        if f["known"]:
+            known[(f["class"], item["endpoint"], f["known"])].append(f"{item['id']} {f['json_path']}")
+    skipped: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        if item["outcome"] == "skipped":
+            skipped[item["reason"] or ""].append(item["id"])
+    return {
+        "results": results,
+        "outcomes": [(name, outcomes[name]) for name in OUTCOMES if outcomes[name]]
+        + sorted((k, v) for k, v in outcomes.items() if k not in OUTCOMES),
+        "classes": classes,
+        "failed": [{"item": i, "findings": sorted((f for f in i["findings"] if not f["known"]),
+                                                  key=lambda f: (class_rank(f["class"]), f["json_path"]))}
+                   for i in failed],
+        "known": [{"class": cls, "endpoint": ep, "reason": reason, "where": sorted(where)}
+                  for (cls, ep, reason), where in sorted(known.items(),
+                                                         key=lambda kv: (class_rank(kv[0][0]), kv[0]))],
+        "unavailable": sorted((i for i in items if i["outcome"] == "unavailable"), key=lambda i: i["id"]),
+        "passed": sorted((i for i in items if i["outcome"] in ("passed", "passed-no-schema")),
+                         key=lambda i: i["id"]),
+        "skipped": sorted((reason, sorted(ids)) for reason, ids in skipped.items()),
+    }
+
+
+def render_report(results: dict[str, Any], path: Path) -> Path:
+    """Write report.html for `results` (a loaded results.json)."""
+    env = Environment(loader=PackageLoader("docgen"), undefined=StrictUndefined, autoescape=True,
+                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    path.write_text(env.get_template("report.html.j2").render(**report_model(results)), encoding="utf-8")
+    return path
