@@ -91,7 +91,7 @@ def test_set_up_that_keeps_failing_says_what_how_often_and_what_was_cleaned(
                        "--retry-wait", "0.01", env=user_env(umami))
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    message = proc.stderr.strip().splitlines()[-1]
+    message = next(line for line in proc.stderr.splitlines() if "error:" in line)
     assert "POST /teams: answered HTTP 502 (tried 4 times" in message, message
     assert faults.injected["502"] == 4
     assert "cleanup: removed" in message and "the run created" in message, message
