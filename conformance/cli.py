@@ -388,7 +388,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from conformance.client import Target, UmamiClient
-    from conformance.sandbox import Created, find_leftovers, remove, write_ledger
+    from conformance.sandbox import Created, find_leftovers, remove, remove_kept, write_ledger
     local = None if args.url else server.status()
     url = args.url or (local.url if local else None)
     if not url:
@@ -406,9 +406,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             if data.get("url") == url and (not args.prefix or data.get("prefix") == args.prefix):
                 ledgers[ledger] = data
         # The ledgers' objects are asked by id: an orphaned website (no user, no team) is in no list.
-        objects = find_leftovers(client, admin, args.prefix,
-                                 [Created(**o) for data in ledgers.values() for o in data["created"]])
+        found = find_leftovers(client, admin, args.prefix,
+                               [Created(**o) for data in ledgers.values() for o in data["created"]])
+        objects = [o for o in found if not o.kept]
         residue = remove(client, admin, objects)
+        unkept, kept = remove_kept(client, admin, [o for o in found if o.kept])
         remaining = {r["id"] for r in residue}
         for ledger, data in ledgers.items():  # a ledger lists only what remains
             kept = [Created(**o) for o in data["created"] if o["id"] in remaining]
@@ -419,6 +421,13 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     finally:
         client.close()
     print(f"found {len(objects)} object(s) with a run prefix; removed {len(objects) - len(residue)}")
+    if unkept:
+        print(f"removed {len(unkept)} object(s) of the kept set (ucf-keep-*): the server can delete them now")
+    if kept:
+        print(f"kept {len(kept)} object(s) of the kept set (ucf-keep-*), which this server cannot delete; "
+              "every run reuses them:")
+    for r in kept:
+        print(f"  kept {r['kind']} {r['name']} ({r['id']}): {r['reason']}")
     for r in residue:
         print(f"  could not remove {r['kind']} {r['name']} ({r['id']}): {r['reason']}")
     return ExitCode.DRIFT if residue else ExitCode.OK

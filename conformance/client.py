@@ -193,6 +193,20 @@ class Exchange:
 
 
 @dataclass
+class Drift:
+    """An answer to a request the run itself needs (login, set-up) that deviates from what it expects, yet
+    lets the run go on: reported as a finding of the endpoint (plugin: a `setup` record)."""
+
+    exchange: Exchange
+    expected_status: int
+    cls: str  # a checks.CLASSES key
+    json_path: str
+    expected: Any
+    actual: Any
+    message: str  # what deviated and what the run did about it
+
+
+@dataclass
 class Target:
     """Where and how to talk to Umami."""
 
@@ -234,6 +248,7 @@ class UmamiClient:
     unavailable: int = 0
     unsure_writes: int = 0
     _failing: int = 0  # requests in a row that stayed transient
+    drift: list[Drift] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.redactor.add(self.target.password)
@@ -339,13 +354,28 @@ class UmamiClient:
         ex = self.request("POST", "/auth/login", json_body={"username": username, "password": password},
                           repeatable=True).settled()
         body = ex.json()
-        if ex.response.status_code == 200 and isinstance(body, dict) and body.get("token"):
-            self.redactor.add(body["token"], stand_in=True)
-            return Credential.bearer(body["token"]), body.get("user") or {}
-        if ex.response.status_code in (401, 403):
+        status = ex.response.status_code
+        if status in (401, 403):
             raise AuthFailed(f"login as {username!r} at {self.target.url} was refused "
-                             f"(HTTP {ex.response.status_code}): check --umami-username/--umami-password")
-        raise ConnectionFailed(_not_umami(self.target.url, ex))
+                             f"(HTTP {status}): check --umami-username/--umami-password")
+        if not ex.response.is_success:
+            raise ConnectionFailed(_not_umami(self.target.url, ex))
+        path, token = _find_token(body)
+        if token is None:
+            keys = ", ".join(sorted(body)) if isinstance(body, dict) and body else "none"
+            raise ConnectionFailed(
+                f"login as {username!r} at {self.target.url} answered HTTP {status} without a token (fields: "
+                f"{keys}; content type {ex.response.headers.get('content-type', 'none')}): the run cannot "
+                "authenticate, so it stops. The login has changed; Umami answers {token, user}")
+        self.redactor.add(token, stand_in=True)
+        if status != 200:
+            self.drift.append(Drift(ex, 200, "status-changed", "$", 200, status,
+                                    f"login answered HTTP {status} instead of 200; the run used its token"))
+        if path != "$.token":
+            self.drift.append(Drift(ex, 200, "field-removed", "$.token", "string", "missing",
+                                    f"the login's token is not at $.token; the run used the credential at {path}"))
+        user = body.get("user") if isinstance(body, dict) else None
+        return Credential.bearer(token), user if isinstance(user, dict) else {}
 
     def check_api_key(self, key: Credential) -> None:
         """Umami Cloud: an API key that `/me` refuses stops the run with a clear message."""
@@ -371,6 +401,28 @@ class UmamiClient:
             if login.response.status_code not in (400, 405):  # 1.x: 400 (no body), later 405
                 raise ConnectionFailed(_not_umami(self.target.url, ex))
         return version
+
+
+TOKEN_NAME = re.compile(r"token$", re.I)
+JWT = re.compile(r"^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$")
+
+
+def _find_token(body: Any, path: str = "$") -> tuple[str | None, str | None]:
+    """Where a login answer holds its bearer token: `$.token`, else the first string under a name ending in
+    `token` or that looks like a JWT, searched depth-first; (None, None) when there is none."""
+    if isinstance(body, str) and JWT.match(body):
+        return path, body
+    if isinstance(body, dict):
+        if isinstance(body.get("token"), str) and body["token"]:
+            return f"{path}.token", body["token"]
+        for key, value in body.items():
+            if isinstance(value, str) and value and (TOKEN_NAME.search(key) or JWT.match(value)):
+                return f"{path}.{key}", value
+        for key, value in body.items():
+            found = _find_token(value, f"{path}.{key}")
+            if found[1]:
+                return found
+    return None, None
 
 
 def _retry_after(response: httpx.Response) -> float:

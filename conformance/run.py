@@ -188,7 +188,8 @@ class UmamiRun:
                            "profile": "cloud" if self.options.target.api_key else "self-hosted"},
                 "read_only": self.read_only, "started": self.started,
                 "prefix": self.sandbox.prefix if self.sandbox else None,
-                "seeded": self.sandbox.seeded if self.sandbox else {}}
+                "seeded": self.sandbox.seeded if self.sandbox else {},
+                "kept": list(self.sandbox.kept.values()) if self.sandbox else []}
 
 
 def _with_signals_deferred(func: Any) -> Any:

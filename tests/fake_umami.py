@@ -21,7 +21,9 @@ class FakeUmami:
     `revenue` > 0 and a `currency` saves a revenue row (2.19+). `revenue_blocks`: a website with revenue rows
     cannot be deleted, nor its owner (2.19.0-3.0.1). `lists_websites_per_user`: /admin/websites needs userId
     (2.16-2.20). Unknown ids: GET /websites|/users answer 200 null, GET /teams 404, GET /reports 500, and every
-    DELETE of an unknown id 500 (as 2.10.0 does)."""
+    DELETE of an unknown id 500 (as 2.10.0 does). Lists as the caller sees them (the caller is not told apart:
+    `/websites` are the websites of user "owner"), team creation and members, stats counting every pageview
+    sent (all of them recent), a website's reports."""
 
     deletes_websites: bool = True
     revenue_table: bool = False
@@ -30,6 +32,7 @@ class FakeUmami:
     websites: dict[str, dict[str, Any]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, list[str]] = field(default_factory=dict)  # team id -> user ids
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     revenue: list[str] = field(default_factory=list)  # website id per revenue row
     sent: list[dict[str, Any]] = field(default_factory=list)  # /send bodies
@@ -81,6 +84,31 @@ class FakeUmami:
                 return 400, {"error": "userId: Required"}
             rows = [w for w in self.websites.values() if "userId" not in query or w["userId"] == query["userId"]]
             return 200, {"data": rows, "count": len(rows)}
+        if (method, path) == ("GET", "/websites"):
+            rows = [w for w in self.websites.values() if w["userId"] == "owner"]
+            return 200, {"data": rows, "count": len(rows)}
+        if (method, path) == ("POST", "/teams"):
+            team = self.add_team(data["name"])
+            return 200, [team, {"teamId": team["id"], "role": "team-owner"}]  # as 2.10.0 answers
+        if (method, path) == ("GET", "/me/teams"):
+            return 200, {"data": list(self.teams.values()), "count": len(self.teams)}
+        if method == "GET" and path == "/reports" and "websiteId" in query:
+            rows = [r for r in self.reports.values() if r["websiteId"] == query["websiteId"]]
+            return 200, {"data": rows, "count": len(rows)}
+        team_part = re.fullmatch(r"/teams/([^/]+)/(websites|users)", path)
+        if team_part and team_part.group(1) in self.teams:
+            team_id, part = team_part.groups()
+            if part == "websites":
+                return 200, {"data": [w for w in self.websites.values() if w["teamId"] == team_id]}
+            if method == "POST":
+                self.members.setdefault(team_id, []).append(data["userId"])
+                return 200, {"teamId": team_id, "userId": data["userId"], "role": data["role"]}
+            return 200, {"data": [{"userId": u} for u in self.members.get(team_id, [])]}
+        stats = re.fullmatch(r"/websites/([^/]+)/stats", path)
+        if stats and method == "GET":
+            views = sum(1 for b in self.sent
+                        if b["payload"]["website"] == stats.group(1) and "name" not in b["payload"])
+            return 200, {"pageviews": {"value": views, "prev": 0}}
         if method == "GET" and path in ("/teams", "/admin/teams"):
             return (404, ...) if path == "/admin/teams" else (200, {"data": list(self.teams.values())})
         match = re.fullmatch(r"/(websites|users|teams|reports)/([^/]+)", path)

@@ -6,6 +6,7 @@ import json
 import subprocess
 
 from conformance import server
+from conformance.sandbox import KEEP_MARK
 
 TABLES = {"user": "user_id", "team": "team_id", "team_user": "team_user_id", "website": "website_id",
           "report": "report_id"}
@@ -22,8 +23,10 @@ def snapshot(info: server.ServerInfo) -> dict[str, dict[str, dict]]:
     return result
 
 
-def compare(before: dict, after: dict, residue_ids: set[str], prefix: str | None) -> list[str]:
-    """Problems: a pre-existing row changed or vanished, or a new row that is not reported residue."""
+def compare(before: dict, after: dict, residue_ids: set[str], prefix: str | None,
+            kept_ids: set[str] = frozenset()) -> list[str]:
+    """Problems: a pre-existing row changed or vanished, or a new row that is neither reported residue (with the
+    run prefix) nor of the kept set (`ucf-keep-*`, with the kept team's members)."""
     problems = []
     for table, rows in before.items():
         for key, row in rows.items():
@@ -34,7 +37,10 @@ def compare(before: dict, after: dict, residue_ids: set[str], prefix: str | None
             if key in before[table]:
                 continue
             name = row.get("name") or row.get("username") or ""
-            if key not in residue_ids:
+            if key in kept_ids or (table == "team_user" and row.get("team_id") in kept_ids):
+                if table != "team_user" and not name.startswith(KEEP_MARK):
+                    problems.append(f"kept {table} {key} ({name}) lacks the mark {KEEP_MARK}")
+            elif key not in residue_ids:
                 problems.append(f"new {table} {key} ({name}) is not reported as residue")
             elif not prefix or not name.startswith(prefix):
                 problems.append(f"residue {table} {key} ({name}) lacks the run prefix {prefix}")

@@ -160,3 +160,30 @@ def test_a_server_that_stays_down_ends_the_run() -> None:
     with pytest.raises(ServerGone, match="stopped answering: 8 requests in a row"):
         client.request("GET", "/websites")
     assert client.request("GET", "/websites").transient  # cleanup afterwards still gets its attempts
+
+
+JWT_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VySWQiOiIxMjM0In0.c2lnbmF0dXJlLXBhcnQ"
+
+
+@pytest.mark.parametrize("status, body, drift", [
+    (200, {"token": JWT_TOKEN, "user": {"id": "u1"}}, []),
+    (202, {"token": JWT_TOKEN, "user": {"id": "u1"}}, [("status-changed", "$", 200, 202)]),
+    (200, {"accessToken": JWT_TOKEN, "user": {"id": "u1"}}, [("field-removed", "$.token", "string", "missing")]),
+    (201, {"data": {"session": JWT_TOKEN}}, [("status-changed", "$", 200, 201),
+                                             ("field-removed", "$.token", "string", "missing")]),
+])
+def test_a_login_that_drifted_but_still_gives_a_token_is_a_finding_not_an_abort(status, body, drift) -> None:
+    client = _client(lambda request: httpx.Response(status, json=body))
+    credential, user = client.login_user("admin", "pa55word-long")
+    assert credential.value == f"Bearer {JWT_TOKEN}"
+    assert [(d.cls, d.json_path, d.expected, d.actual) for d in client.drift] == drift
+    assert all(d.exchange.response.status_code == status for d in client.drift)
+    assert JWT_TOKEN not in client.redactor.text(JWT_TOKEN), "the token found elsewhere is still a secret"
+
+
+def test_a_login_without_any_token_stops_the_run_naming_what_changed() -> None:
+    client = _client(lambda request: httpx.Response(200, json={"user": {"id": "u1", "username": "admin"}}))
+    with pytest.raises(ConnectionFailed) as exc:
+        client.login_user("admin", "pa55word-long")
+    assert "answered HTTP 200 without a token (fields: user;" in str(exc.value)
+    assert "does not look like an Umami server" not in str(exc.value)

@@ -37,6 +37,10 @@ def test_full_run_passes_every_applicable_item(full_run) -> None:
     items = results["items"]
     assert {i["endpoint"] for i in items} == {e.id for e in load_specs().endpoints}
     applicable = [i for i in items if not (i["outcome"] == "skipped" and i["reason"].startswith("not on this server"))]
+    # 2.10.0 cannot delete websites: creating one is not checked (it would stay for good), and only that.
+    kept_back = [i for i in applicable if i["outcome"] == "skipped" and "cannot delete websites" in i["reason"]]
+    assert {(i["endpoint"], i["case"]) for i in kept_back} == {("websites/create", "minimal")}
+    applicable = [i for i in applicable if i not in kept_back]
     on_server = {e.id for e in load_specs().endpoints if e.versions.contains(server.UMAMI_VERSION)}
     assert {i["endpoint"] for i in applicable} == on_server, "every endpoint of this version ran"
     assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in applicable), [

@@ -13,7 +13,8 @@ from conformance.client import Credential
 from conformance.loader import Case, load_specs
 from conformance.plugin import _execute
 from conformance.run import Options, UmamiRun
-from conformance.sandbox import Created, Sandbox, find_leftovers, remove, seed_plan
+from conformance.sandbox import (Created, Sandbox, find_leftovers, presence, remove, remove_kept, seed_plan,
+                                 seed_requests)
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
@@ -201,3 +202,92 @@ def test_security_runs_on_a_body_no_shape_of_the_version_holds(tmp_path: Path) -
     findings, _, _ = _execute(item, run, {"reason": None})
     assert findings[0].cls == "security" and findings[0].json_path == "$.data[*].password"
     assert "$2b$" not in json.dumps([f.as_dict() for f in findings])
+
+
+def _sandbox_run(fake: FakeUmami, tmp_path: Path, versions: list[str], n: int) -> Sandbox:
+    """What one run does with websites and teams: sandbox website with a share link and seed, team with its
+    website and seed, three target items; then its cleanup (which must leave no residue)."""
+    sandbox = Sandbox(fake.client(), ADMIN, f"ucf-20260101t00000{n}-abcd-", tmp_path / f"ledger-{n}.json",
+                      versions=versions)
+    sandbox.owner = ("owner", Credential.bearer("owner-token-0123456789"))
+    site = sandbox.create_website("site", *sandbox.owner, share_id="0123456789abcdef")
+    sandbox.seed(site)
+    sandbox.team(None)  # seeds the team website; the fake cannot create users: no view-only member
+    for _ in range(3):
+        sandbox.target("website")
+    assert sandbox.cleanup() == []
+    return sandbox
+
+
+def test_where_websites_cannot_be_deleted_runs_reuse_one_kept_set(tmp_path: Path) -> None:
+    """2.10.x: three runs leave the same three websites and one team as the first, seeded once."""
+    fake = FakeUmami(deletes_websites=False)
+    sets, sent = [], []
+    for n in range(3):
+        sandbox = _sandbox_run(fake, tmp_path, ["2.10.0"], n)
+        sets.append({(w["id"], w["name"]) for w in fake.websites.values()} | set(fake.teams))
+        sent.append(len(fake.sent))
+        assert {k["name"] for k in sandbox.kept.values()} == {
+            "ucf-keep-site", "ucf-keep-team", "ucf-keep-team-site", "ucf-keep-target"}
+        assert all(k["reused"] is (n > 0) for k in sandbox.kept.values())
+        traffic = {k["name"]: k.get("traffic") for k in sandbox.kept.values() if k["kind"] == "website"}
+        assert traffic == {"ucf-keep-site": "reused" if n else "seeded", "ucf-keep-team-site": "reused" if n else
+                           "seeded", "ucf-keep-target": None}
+        assert sandbox.seeded["pageviews"] > 0 and sandbox.seeded.get("reused", 0) == (2 if n else 0)
+        assert not sandbox.ledger.exists()
+    assert len(sets[0]) == 4 and sets[0] == sets[1] == sets[2]
+    assert sent[0] > 0 and sent[0] == sent[1] == sent[2], "the kept websites were seeded once"
+    # Seeded visitors carry the kept mark, not a run prefix, so sessions are the same in every run.
+    assert {b["payload"]["id"].split("visitor")[0] for b in fake.sent} == {"ucf-keep-"}
+
+
+def test_where_websites_can_be_deleted_nothing_is_kept(tmp_path: Path) -> None:
+    fake = FakeUmami()
+    for n in range(2):
+        sandbox = _sandbox_run(fake, tmp_path, ["3.1.0"], n)
+        assert sandbox.kept == {} and fake.websites == {} and fake.teams == {}
+    assert len(fake.sent) == 2 * 2 * len(seed_requests({"id": "x", "domain": "d"}, "", seed_plan(["3.1.0"])))
+
+
+def test_kept_objects_are_known_by_their_domain_and_owner(tmp_path: Path) -> None:
+    """A renamed kept target is still the kept target; another user's website of the same name is not."""
+    fake = FakeUmami(deletes_websites=False)
+    mine = fake.add_website("renamed-by-an-item", user_id="owner")
+    mine["domain"] = "ucf-keep-target.example.com"
+    theirs = fake.add_website("ucf-keep-site", user_id="someone-else")
+    theirs["domain"] = "ucf-keep-site.example.com"
+    sandbox = _sandbox(fake, tmp_path, ["2.10.0"])
+    sandbox.owner = ("owner", ADMIN)
+    assert sandbox.target("website")["id"] == mine["id"]
+    assert sandbox.create_website("site", *sandbox.owner)["id"] not in (mine["id"], theirs["id"])
+
+
+def test_a_gone_report_is_not_residue_although_its_get_and_delete_answer_500(tmp_path: Path) -> None:
+    """2.10.0 answers 500 to GET and DELETE of an unknown report: it is looked for among its website's reports."""
+    fake = FakeUmami()
+    client = fake.client()
+    site = fake.add_website("ucf-20260101t000000-abcd-site", user_id="owner")
+    there = {"id": "6f1d0c8e-0000-4000-8000-00000000000a", "websiteId": site["id"], "name": "r"}
+    fake.reports[there["id"]] = there
+    gone = Created("report", "6f1d0c8e-0000-4000-8000-00000000000b", "ucf-20260101t000000-abcd-report",
+                   website=site["id"])
+    gone_with_site = Created("report", "6f1d0c8e-0000-4000-8000-00000000000c", "r", website="no-such-site")
+    assert presence(client, ADMIN, gone)[0] is False and presence(client, ADMIN, gone_with_site)[0] is False
+    assert presence(client, ADMIN, Created("report", there["id"], "r", website=site["id"]))[0] is True
+    assert remove(client, ADMIN, [gone, gone_with_site]) == []
+
+
+def test_cleanup_keeps_the_kept_set_where_it_cannot_go_and_removes_it_where_it_can(tmp_path: Path) -> None:
+    for deletes in (False, True):
+        fake = FakeUmami(deletes_websites=deletes)
+        _sandbox_run(fake, tmp_path, ["2.10.0"], 0)
+        other = fake.add_website("production-site", user_id="owner")
+        found = find_leftovers(fake.client(), ADMIN, None)
+        assert {o.name for o in found} == {"ucf-keep-site", "ucf-keep-team", "ucf-keep-team-site", "ucf-keep-target"}
+        assert all(o.kept for o in found)
+        removed, kept = remove_kept(fake.client(), ADMIN, found)
+        if deletes:  # e.g. after an upgrade: the whole set goes, the team after its website
+            assert kept == [] and len(removed) == 4 and set(fake.websites) == {other["id"]} and fake.teams == {}
+        else:  # nothing is deleted, and the team is not tried while its website remains
+            assert removed == [] and len(kept) == 4 and len(fake.websites) == 4 and len(fake.teams) == 1
+            assert not any(m == "DELETE" and "/teams/" in p for m, p, _ in fake.log)
