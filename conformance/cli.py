@@ -413,9 +413,9 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         unkept, kept = remove_kept(client, admin, [o for o in found if o.kept])
         remaining = {r["id"] for r in residue}
         for ledger, data in ledgers.items():  # a ledger lists only what remains
-            kept = [Created(**o) for o in data["created"] if o["id"] in remaining]
-            if kept:
-                write_ledger(ledger, data["prefix"], url, kept)
+            remains = [Created(**o) for o in data["created"] if o["id"] in remaining]
+            if remains:
+                write_ledger(ledger, data["prefix"], url, remains)
             else:
                 ledger.unlink()
     finally:

@@ -168,9 +168,11 @@ class UmamiRun:
                 self.client.recorder.write(self.client.redactor)
 
     def cleanup_summary(self) -> str:
-        """What the cleanup removed and what remains, in one line ("" when the run created nothing)."""
-        if self.sandbox is None or self.options.replay is not None or not self.created:
+        """What the cleanup removed and what remains, in one line ("" for a replay, which sends nothing)."""
+        if self.options.replay is not None:
             return ""
+        if self.sandbox is None or not self.created:
+            return "cleanup: the run had created nothing; nothing remains"
         removed = self.created - len(self.residue)
         line = f"cleanup: removed {removed} of the {self.created} object(s) the run created"
         if not self.residue:

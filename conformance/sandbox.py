@@ -31,7 +31,9 @@ KEEP_MARK = "ucf-keep-"  # the fixed set a run reuses where the server cannot de
 # Releases whose DELETE /websites/{id} answers 500 and leaves the website (update and reset change nothing
 # either; specs/known-differences.yaml): a run reuses its kept set there instead of creating websites.
 WEBSITES_UNDELETABLE = Versions(">=2.10,<2.11")
-SEED_FRESH_SECONDS = 15 * 60  # kept traffic seeded this recently is reused instead of sent again
+# Kept traffic seeded this recently is reused instead of sent again: less than the 5 minutes in which Umami
+# counts a visitor as active, which website-stats/get-active's case expects of the seed.
+SEED_FRESH_SECONDS = 4 * 60
 SEED_IPS = ["8.8.8.8", "81.2.69.142", "85.214.132.117", "195.154.122.113", "1.1.1.1"]
 SEED_PAGES = [("/", "Home"), ("/pricing", "Pricing"), ("/docs/start", "Getting started"),
               ("/blog/hello", "Hello world")]
@@ -454,9 +456,14 @@ class Sandbox:
 
     def adopt_leftovers(self) -> None:
         """Adopt objects with this run's prefix that no answer told of: a create whose answer was lost may have
-        landed. Best effort: a server that cannot list them leaves them to `cleanup`."""
+        landed. Users, websites and teams from the admin lists, reports from the run's websites' lists. Best
+        effort: a server that cannot list them leaves them to `cleanup`."""
         try:
             found = find_leftovers(self.client, self.admin, self.prefix)
+            for site in {self.context[k]["id"] for k in ("website", "team_website") if k in self.context}:
+                found += [Created("report", r["id"], r["name"], website=site)
+                          for r in _rows(self.client, self.admin, "/reports", {"websiteId": site}) or []
+                          if str(r.get("name", "")).startswith(self.prefix) and isinstance(r.get("id"), str)]
         except Unavailable:
             return
         known = {o.id for o in self.created}

@@ -63,6 +63,8 @@ NO_SUCCESS_ON_2_10 = {
                                      "create"),
     "users/delete": ("users/create", "a success needs a throwaway user (target: user), which 2.10.0 cannot "
                                      "create"),
+    "websites/create": (None, "a success would leave a website for good (2.10.0 cannot delete one), so the "
+                              "run reuses its kept set and does not check it; the item says why"),
 }
 
 
@@ -122,7 +124,8 @@ def test_seeded_traffic_is_visible_in_stats(full_run) -> None:
     results = json.loads((out / "results.json").read_text())
     seeded = results["seeded"]
     item = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-last-7-days]")
-    assert item["example"]["pageviews"]["value"] == seeded["pageviews"]
+    # The kept website's traffic: this run's seed, or an earlier run's (re-seeded after SEED_FRESH_SECONDS).
+    assert item["example"]["pageviews"]["value"] >= seeded["pageviews"]
     assert item["example"]["uniques"]["value"] == seeded["sessions"]
     by_url = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-filter-url]")
     assert 0 < by_url["example"]["pageviews"]["value"] < item["example"]["pageviews"]["value"]
