@@ -456,14 +456,9 @@ class Sandbox:
 
     def adopt_leftovers(self) -> None:
         """Adopt objects with this run's prefix that no answer told of: a create whose answer was lost may have
-        landed. Users, websites and teams from the admin lists, reports from the run's websites' lists. Best
-        effort: a server that cannot list them leaves them to `cleanup`."""
+        landed (find_leftovers). Best effort: a server that cannot list them leaves them to `cleanup`."""
         try:
             found = find_leftovers(self.client, self.admin, self.prefix)
-            for site in {self.context[k]["id"] for k in ("website", "team_website") if k in self.context}:
-                found += [Created("report", r["id"], r["name"], website=site)
-                          for r in _rows(self.client, self.admin, "/reports", {"websiteId": site}) or []
-                          if str(r.get("name", "")).startswith(self.prefix) and isinstance(r.get("id"), str)]
         except Unavailable:
             return
         known = {o.id for o in self.created}
@@ -619,8 +614,9 @@ def find_leftovers(client: UmamiClient, admin: Credential, prefix: str | None,
                    ledger_objects: list[Created] = ()) -> list[Created]:
     """Objects on the server whose name carries `prefix` (or, when None, any run prefix, and the kept set
     `ucf-keep-*`, known by name or website domain): from the admin lists (websites per user where the server
-    lists them only so), a kept team website's team, and the ledgers' objects, asked by id, that are still
-    there (the only way to find an orphaned website on 2.16-2.20, which list websites per user)."""
+    lists them only so), the reports of the runs' websites, a kept team website's team, and the ledgers'
+    objects, asked by id, that are still there (the only way to find an orphaned website on 2.16-2.20, which
+    list websites per user)."""
     def matches(row: dict[str, Any], name_key: str) -> bool:
         names = [n for n in (row.get(name_key), row.get("domain")) if isinstance(n, str)]
         if prefix:
@@ -643,6 +639,12 @@ def find_leftovers(client: UmamiClient, admin: Credential, prefix: str | None,
                 "name")
     add("website", websites, "name")
     add("team", _rows(client, admin, "/admin/teams") or _rows(client, admin, "/teams"), "name")
+    # Reports hang off websites: those of the runs' websites (named with a run prefix, or kept) are listed there.
+    sites = {r["id"] for r in websites or [] if isinstance(r.get("id"), str) and (is_kept(r) or matches(r, "name"))}
+    for site in sorted(sites | {o.id for o in found.values() if o.kind == "website"}):
+        for row in _rows(client, admin, "/reports", {"websiteId": site}) or []:
+            if matches(row, "name") and isinstance(row.get("id"), str):
+                found.setdefault(row["id"], Created("report", row["id"], str(row["name"]), website=site))
     if not prefix:  # a kept team is found through its kept website where the server lists no teams (2.10.0)
         for team_id in {r.get("teamId") for r in websites or [] if is_kept(r) and r.get("teamId")} - set(found):
             ex = client.request("GET", f"/teams/{team_id}", auth=admin)
