@@ -10,17 +10,10 @@ exit code, wall time, faults injected, retries, items unavailable and open drift
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from conformance import server
+from runs import ROOT, local_server, timed_run
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from proxy import Faults, RecordingProxy  # noqa: E402  (the test suite's proxy)
@@ -32,19 +25,13 @@ def main() -> int:
     parser.add_argument("--dropped-ratio", type=float, default=0.4, help="part of the faults that drop the connection")
     parser.add_argument("--seed", type=int, default=18)
     args = parser.parse_args()
-    info = server.start()
-    env = {**os.environ, "UMAMI_USER_USERNAME": info.user_username, "UMAMI_USER_PASSWORD": info.user_password,
-           "UMAMI_VIEWER_USERNAME": info.viewer_username, "UMAMI_VIEWER_PASSWORD": info.viewer_password}
+    url, env = local_server()
     print("share  exit  wall(s)  requests  502s  dropped  retries  unavailable-items  open-findings  residue")
     for share in args.shares:
         rate = share / 100
         faults = Faults(bad_gateway=rate * (1 - args.dropped_ratio), dropped=rate * args.dropped_ratio, seed=args.seed)
-        with tempfile.TemporaryDirectory() as out, RecordingProxy(info.url, faults=faults) as proxy:
-            start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--url", proxy.url, "--out", out,
-                                   "-q", "--no-docs"], cwd=ROOT, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            results = json.loads((Path(out) / "results.json").read_text())
+        with RecordingProxy(url, faults=faults) as proxy:
+            proc, wall, results = timed_run(proxy.url, env, "--no-docs")
         items = results["items"]
         unavailable = sum(1 for i in items if i["outcome"] == "unavailable")
         findings = sum(1 for i in items for f in i["findings"] if not f["known"])

@@ -10,18 +10,11 @@ whole `umami-conformance run` minus the time spent waiting on the server's answe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from conformance import server
-
-ROOT = Path(__file__).resolve().parent.parent
+from runs import local_server, timed_run
 
 
 def main() -> int:
@@ -29,21 +22,10 @@ def main() -> int:
     parser.add_argument("--url", default=None)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    env = dict(os.environ)
-    url = args.url
-    if not url:
-        info = server.start()
-        url = info.url
-        env.update(UMAMI_USER_USERNAME=info.user_username, UMAMI_USER_PASSWORD=info.user_password,
-                   UMAMI_VIEWER_USERNAME=info.viewer_username, UMAMI_VIEWER_PASSWORD=info.viewer_password)
+    url, env = (args.url, dict(os.environ)) if args.url else local_server()
     rows = []
     for n in range(args.runs):
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--url", url, "--out", out,
-                                   "-q"], cwd=ROOT, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            results = json.loads((Path(out) / "results.json").read_text())
+        proc, wall, results = timed_run(url, env)
         timing = results["timing"]
         rows.append((wall, timing["server_seconds"], timing["requests"], results["summary"]["items"]))
         print(f"run {n + 1}: exit {proc.returncode}, {results['summary']['items']} items, "

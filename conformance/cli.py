@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from conformance import __version__, server
 from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError, cli_flags
@@ -257,8 +258,7 @@ def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], ou
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
     complete = not _deadline.expired and code != pytest.ExitCode.INTERRUPTED and outcome.stopped is None
-    if published:
-        _publish(args, specs_dir, out, staging, docs=complete and not outcome.empty)
+    results = _publish(args, specs_dir, out, staging, docs=complete and not outcome.empty) if published else None
     result, message = PYTEST_TO_EXIT.get(int(code), int(code)), ""
     if _deadline.expired:
         result, message = ExitCode.TIMED_OUT, (f"error: the run exceeded --max-time {args.max_time:g}s and was "
@@ -271,7 +271,7 @@ def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], ou
         result, message = ExitCode.USAGE, f"error: {cli_flags(outcome.empty)}"
     elif code == pytest.ExitCode.NO_TESTS_COLLECTED:
         message = "error: no spec items selected (check -k/-m)"
-    elif result == ExitCode.OK and published and _unavailable(out / "results.json"):
+    elif result == ExitCode.OK and results and results["summary"]["outcomes"].get("unavailable"):
         result = ExitCode.UNAVAILABLE  # no drift, but transient failures left items unchecked
     if message:
         print(f"umami-conformance: {message}", file=sys.stderr)
@@ -281,15 +281,10 @@ def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], ou
     return result
 
 
-def _unavailable(results_path: Path) -> int:
-    """How many items of a results file are `unavailable` (transient failures after the retries)."""
-    from conformance.results import load_results
-    return load_results(results_path)["summary"]["outcomes"].get("unavailable", 0)
-
-
-def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path, docs: bool) -> None:
+def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path, docs: bool) -> dict[str, Any]:
     """Move the staged reports into `out`; for a complete run also archive it and render the docs. The docs
-    are rendered beside their directory first, then moved in, so a failure leaves the old ones whole."""
+    are rendered beside their directory first, then moved in, so a failure leaves the old ones whole.
+    Returns the results published."""
     from conformance.results import load_results
     from docgen.history import archive
     from docgen.render import item_symbol_key, render_docs
@@ -323,6 +318,7 @@ def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path
         print(f"docs: {docs_dir}/index.md", file=sys.stderr)
     elif not docs and not args.no_docs:
         print(f"docs: {docs_dir} not updated (the run did not finish)", file=sys.stderr)
+    return results
 
 
 class RunTimeout(KeyboardInterrupt):

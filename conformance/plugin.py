@@ -29,7 +29,7 @@ from conformance.replay import Replay
 from conformance.results import example_body, shape, write_results
 from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
-from conformance.versions import Versions
+from conformance.versions import Versions, path_regex
 
 
 @dataclass
@@ -432,10 +432,7 @@ def setup_records(run: UmamiRun) -> list[dict[str, Any]]:
 
 def _endpoint_of(run: UmamiRun, method: str, path: str) -> Endpoint | None:
     """The spec endpoint a request goes to (on this server's versions), the one with fewest parameters."""
-    def pattern(template: str) -> str:
-        return "/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in template.split("/"))
-
-    found = [ep for ep in run.specs.endpoints if ep.method == method and re.fullmatch(pattern(ep.path), path)
+    found = [ep for ep in run.specs.endpoints if ep.method == method and path_regex(ep.path).fullmatch(path)
              and (run.detected is None or run.detected.applies(ep.versions))]
     return min(found, key=lambda ep: ep.path.count("{"), default=None)
 

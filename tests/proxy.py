@@ -82,25 +82,20 @@ class RecordingProxy:
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 fault = proxy.faults.draw(self.command, self.path, body) if proxy.faults else None
-                if fault == "502":
-                    proxy.seen.append(Seen(self.command, self.path, body, 502, BAD_GATEWAY, time.monotonic()))
-                    self.send_response(502)
-                    self.send_header("content-type", "text/html")
-                    self.send_header("content-length", str(len(BAD_GATEWAY)))
-                    self.end_headers()
-                    self.wfile.write(BAD_GATEWAY)
-                    return
-                r = client.request(self.command, self.path, content=body, headers=headers)
-                if fault == "dropped":  # the server did the work; its answer is lost on the way
-                    self.close_connection = True
-                    return
-                status, content = r.status_code, r.content
-                out_headers = {k: v for k, v in r.headers.items() if k.lower() not in HOP_HEADERS}
-                if proxy.mutate:
-                    changed = proxy.mutate(self.command, self.path, status, content)
-                    if changed:
-                        status, content = changed[0], changed[1]
-                        out_headers.update(changed[2] if len(changed) > 2 else {})
+                if fault == "502":  # the gateway cannot reach the server
+                    status, content, out_headers = 502, BAD_GATEWAY, {"content-type": "text/html"}
+                else:
+                    r = client.request(self.command, self.path, content=body, headers=headers)
+                    if fault == "dropped":  # the server did the work; its answer is lost on the way
+                        self.close_connection = True
+                        return
+                    status, content = r.status_code, r.content
+                    out_headers = {k: v for k, v in r.headers.items() if k.lower() not in HOP_HEADERS}
+                    if proxy.mutate:
+                        changed = proxy.mutate(self.command, self.path, status, content)
+                        if changed:
+                            status, content = changed[0], changed[1]
+                            out_headers.update(changed[2] if len(changed) > 2 else {})
                 proxy.seen.append(Seen(self.command, self.path, body, status, content, time.monotonic()))
                 self.send_response(status)
                 for k, v in out_headers.items():
