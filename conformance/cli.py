@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", type=Path)
     diff.add_argument("new", type=Path)
     diff.add_argument("--out", type=Path, default=None, help="write the Markdown here too")
+    diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
 
     cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
     _connection_args(cleanup, "Umami URL (default: the local server)")
@@ -372,14 +373,16 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from conformance.results import load_results
-    from docgen.diff import diff_results, render_diff
+    from docgen.diff import diff_json, diff_results, render_diff
     old, new = load_results(_results_file(args.old)), load_results(_results_file(args.new))
-    changes = diff_results(old, new)
-    text = render_diff(old, new, changes)
+    diff = diff_results(old, new)
+    text = render_diff(old, new, diff)
     print(text, end="")
     if args.out:
         args.out.write_text(text, encoding="utf-8")
-    return ExitCode.DRIFT if any(c.breaking for c in changes) else ExitCode.OK
+    if args.json:
+        args.json.write_text(diff_json(old, new, diff), encoding="utf-8")
+    return ExitCode.DRIFT if diff.breaking else ExitCode.OK
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:

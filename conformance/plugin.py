@@ -253,8 +253,7 @@ class SpecItem(pytest.Item):
                 url=run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
                 curl=run.client.redactor.curl(exchange.request),
                 example=example_body(exchange, run.client.redactor),
-                shape=shape(exchange.json()) if exchange.response.is_success and exchange.json() is not None
-                else None)
+                shape=shape(exchange.json()) if exchange.json() is not None else None)
         open_findings = [f for f in findings if not f.known]
         if open_findings:
             record["outcome"] = "failed"

@@ -1,42 +1,208 @@
-"""The upgrade diff on hand-made results (unit tests; the live test injects a change into a real run)."""
+"""The upgrade diff's rules, pinned on small hand-made pairs of results (the live test diffs two real runs)."""
 
 from __future__ import annotations
 
-from docgen.diff import diff_results
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from docgen.diff import RULES, diff_json, diff_results, render_diff
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _results(*items: dict) -> dict:
-    return {"server": {"version": "x"}, "started": "2026-01-01T00:00:00+00:00", "items": list(items)}
+def _results(*items: dict, routes: list[dict] | None = None, version: str = "x") -> dict:
+    doc = {"server": {"version": version, "url": "http://umami"}, "started": "2026-01-01T00:00:00+00:00",
+           "items": list(items)}
+    if routes is not None:
+        doc["routes"] = routes
+    return doc
 
 
-def _item(item_id: str, status: int, shape: dict | None = None, endpoint: str = "me/get") -> dict:
-    return {"id": item_id, "endpoint": endpoint, "outcome": "passed", "actual_status": status, "shape": shape}
+def _item(item_id: str, status: int | None, shape: dict | None = None, *, expected: int | None = None,
+          media: str | None = "application/json", outcome: str = "passed", reason: str | None = None,
+          method: str = "GET", path: str | None = None, example: object = "body") -> dict:
+    endpoint = item_id.split("[")[0]
+    return {"id": item_id, "endpoint": endpoint, "area": endpoint.split("/")[0], "method": method,
+            "path": path or f"/{endpoint}", "role": item_id.split("[")[1].split("-")[0], "case": "c",
+            "outcome": outcome, "reason": reason, "actual_status": status, "content_type": media,
+            "expected_status": expected if expected is not None else (status or 200), "shape": shape,
+            "example": example}
 
 
-def test_changes_and_breaking() -> None:
-    old = _results(_item("me/get[admin-d]", 200, {"$": "object", "$.a": "string", "$.b": "integer", "$.c": "string"}),
-                   _item("me/get[anonymous-d]", 401), _item("x/gone[admin-d]", 200, endpoint="x/gone"))
-    new = _results(_item("me/get[admin-d]", 200, {"$": "object", "$.a": "integer", "$.c": "null|string",
-                                                   "$.d": "object", "$.d.e": "string"}),
-                   _item("me/get[anonymous-d]", 200), _item("y/new[admin-d]", 200, endpoint="y/new"))
-    changes = {(c.endpoint, c.kind, c.where, c.breaking) for c in diff_results(old, new)}
-    assert changes == {
+def _kinds(old: dict, new: dict) -> set[tuple[str, str, str, bool]]:
+    return {(c.endpoint, c.kind, c.where, c.breaking) for c in diff_results(old, new).changes}
+
+
+def _one(old_item: dict, new_item: dict) -> tuple[str, str, str]:
+    changes = diff_results(_results(old_item), _results(new_item)).changes
+    assert len(changes) == 1, changes
+    return changes[0].kind, changes[0].old, changes[0].new
+
+
+@pytest.mark.parametrize(("old", "new", "kind"), [
+    (200, 401, "auth-stricter"), (200, 403, "auth-stricter"),
+    (200, 400, "now-rejected"), (200, 404, "now-rejected"),
+    (400, 500, "server-error"), (200, 500, "server-error"), (401, 502, "server-error"),
+    (500, 400, "server-error-fixed"), (500, 200, "server-error-fixed"),
+    (401, 200, "auth-looser"), (403, 200, "auth-looser"),
+    (400, 200, "now-accepted"),
+    (403, 401, "error-status-changed"), (400, 401, "error-status-changed"),
+    (200, 201, "success-status-changed"),
+])
+def test_status_rules(old: int, new: int, kind: str) -> None:
+    """Each status pair gets its kind; success → error and 4xx → 5xx are breaking."""
+    found = _one(_item("w/get[admin-a]", old, media="text/plain"), _item("w/get[admin-a]", new, media="text/plain"))
+    assert found == (kind, str(old), str(new))
+    breaking = next(r.breaking for r in RULES if r.kind == kind)
+    assert breaking == (kind in ("auth-stricter", "now-rejected", "server-error"))
+
+
+def test_body_rules() -> None:
+    old = _item("me/get[admin-d]", 200, {"$": "object", "$.a": "string", "$.b": "integer", "$.c": "string",
+                                         "$.n": "integer", "$.u": "null", "$.o": "object", "$.o.x": "string"})
+    new = _item("me/get[admin-d]", 200, {"$": "object", "$.a": "integer", "$.c": "null|string", "$.n": "number",
+                                         "$.u": "string", "$.o": "array", "$.o[*]": "string",
+                                         "$.d": "object", "$.d.e": "string"})
+    assert _kinds(_results(old), _results(new)) == {
         ("me/get", "field-retyped", "$.a", True),
         ("me/get", "field-removed", "$.b", True),
+        ("me/get", "field-retyped", "$.o", True),  # its children are not listed again
+        ("me/get", "field-nullability", "$.u", False),  # null then a string: the data, not the API
         ("me/get", "field-added", "$.d", False),  # its children are not listed again
-        ("me/get", "auth-looser", "me/get[anonymous-d]", False),
-        ("x/gone", "endpoint-removed", "x/gone", True),
-        ("y/new", "endpoint-added", "y/new", False),
+    }  # $.c only gained null and $.n integer → number: samples, no change
+
+
+def test_a_success_in_another_media_type_breaks() -> None:
+    found = diff_results(_results(_item("send/event[anonymous-p]", 200, media="text/plain")),
+                         _results(_item("send/event[anonymous-p]", 200, media="application/json"))).changes
+    assert [(c.kind, c.old, c.new, c.breaking) for c in found] == [
+        ("content-type-changed", "text/plain", "application/json", True)]
+
+
+def test_error_format_is_one_entry_per_endpoint_and_summarised_once() -> None:
+    error = {"$": "object", "$.error": "object", "$.error.code": "string", "$.error.message": "string",
+             "$.error.status": "integer", "$.error.issues": "array", "$.error.issues[*]": "object"}
+    old = _results(*[_item(f"{ep}[{role}-x]", 401, media=None, expected=401)
+                     for ep in ("w/get", "w/list") for role in ("anonymous", "share")])
+    new = _results(*[_item(f"{ep}[{role}-x]", 401, error, expected=401)
+                     for ep in ("w/get", "w/list") for role in ("anonymous", "share")])
+    diff = diff_results(old, new)
+    assert [(c.endpoint, c.kind, c.old, c.new, c.breaking) for c in diff.changes] == [
+        (ep, "error-format-changed", "text without a content type",
+         "application/json {error:{code,issues,message,status}}", False) for ep in ("w/get", "w/list")]
+    text = render_diff(old, new, diff)
+    assert text.count("## Error format") == 1
+    assert "Error bodies changed on 2 endpoint(s); on 2 of them `text without a content type` → " in text
+
+
+def test_skipped_items_are_not_compared_never_removed() -> None:
+    """A skip on either side (out of range, not recorded, unavailable, missing) is no change."""
+    old = _results(_item("a/get[admin-x]", 200, {"$": "object"}), _item("b/get[admin-x]", 200),
+                   _item("c/get[admin-x]", 200), _item("d/get[admin-x]", 200))
+    new = _results(_item("a/get[admin-x]", None, outcome="skipped", reason="not on this server: applies to <3"),
+                   _item("b/get[admin-x]", None, outcome="skipped", reason="not in the recording"),
+                   _item("c/get[admin-x]", None, outcome="unavailable", reason="HTTP 502"))
+    diff = diff_results(old, new)
+    assert diff.changes == [] and diff.compared == 0
+    assert dict(diff.not_compared) == {"out of range in the new run": 1, "not recorded in the new run": 1,
+                                       "unavailable in the new run": 1, "not in the new run": 1}
+    assert "## Not compared" in render_diff(old, new, diff)
+
+
+def test_removed_and_added_only_on_evidence() -> None:
+    """The no-route answer (405, a 404 page) against a success or a documented error; the pair is shown."""
+    old = _results(_item("r/list[admin-x]", 200, {"$": "array"}), _item("r/list[anonymous-x]", 401, media=None),
+                   _item("n/get[admin-x]", 404, media="text/html", expected=200),
+                   _item("e/get[admin-x]", 404, media="text/html", expected=200),
+                   _item("m/post[admin-x]", 200, method="POST"))
+    new = _results(_item("r/list[admin-x]", 404, media="text/html"), _item("r/list[anonymous-x]", 404, media="text/html"),
+                   _item("n/get[admin-x]", 200, {"$": "object"}),
+                   _item("e/get[admin-x]", 500, media="text/plain", expected=200),  # a 500 is no "added"
+                   _item("m/post[admin-x]", 405, media=None, method="POST"))
+    assert _kinds(old, new) == {
+        ("r/list", "endpoint-removed", "GET /r/list", True),
+        ("n/get", "endpoint-added", "GET /n/get", False),
+        ("e/get", "server-error", "e/get[admin-x]", True),
+        ("m/post", "endpoint-removed", "POST /m/post", True),
     }
+    removed = next(c for c in diff_results(old, new).changes if c.endpoint == "r/list")
+    assert (removed.old, removed.new) == ("200", "404")
 
 
-def test_same_results_no_change() -> None:
-    r = _results(_item("me/get[admin-d]", 200, {"$": "object"}))
-    assert diff_results(r, r) == []
+def test_a_documented_404_is_presence_not_removal() -> None:
+    """A JSON or plain-text 404 that the spec expects (an object not found) shows the route exists."""
+    old = _results(_item("w/get[admin-x]", 200), _item("w/get[admin-gone]", 404, media=None, expected=404))
+    new = _results(_item("w/get[admin-x]", 404, media="application/json", expected=200),
+                   _item("w/get[admin-gone]", 404, media="application/json", expected=404))
+    assert _kinds(old, new) == {("w/get", "now-rejected", "w/get[admin-x]", True),
+                                ("w/get", "error-format-changed", "errors", False)}
+
+
+def test_route_evidence_without_a_spec_and_for_out_of_range_endpoints() -> None:
+    """Discovery probes and recorded GETs: a route without a spec, and a spec's endpoint the old server
+    did not run (out of range) but answered a probe for."""
+    old = _results(_item("b/list[admin-x]", None, outcome="skipped", reason="not on this server: >=3",
+                         path="/boards"),
+                   routes=[{"method": "GET", "path": "/version", "status": 200, "content_type": "application/json",
+                            "presence": "present", "source": "probe"},
+                           {"method": "GET", "path": "/boards", "status": 404, "content_type": "text/html",
+                            "presence": "absent", "source": "probe"},
+                           {"method": "GET", "path": "/heartbeat", "status": 200, "content_type": "application/json",
+                            "presence": "present", "source": "probe"}])
+    new = _results(_item("b/list[admin-x]", 200, path="/boards"),
+                   routes=[{"method": "GET", "path": "/version", "status": 404, "content_type": "text/html",
+                            "presence": "absent", "source": "recording"},
+                           {"method": "GET", "path": "/heartbeat", "status": 200, "content_type": "application/json",
+                            "presence": "present", "source": "recording"}])
+    assert _kinds(old, new) == {("GET /version", "endpoint-removed", "/version", True),
+                                ("b/list", "endpoint-added", "GET /boards", False)}
+
+
+def test_discovery_and_generated_items_are_not_paired() -> None:
+    old = _results({**_item("discovery/undocumented[admin-x]", 200), "area": "discovery"},
+                   {**_item("w/get[admin-negative]", 400), "case": "negative"})
+    new = _results({**_item("discovery/undocumented[admin-x]", 404), "area": "discovery"},
+                   {**_item("w/get[admin-negative]", 500), "case": "negative"})
+    assert diff_results(old, new).changes == []
 
 
 def test_items_of_an_array_empty_in_one_run_are_no_change() -> None:
     old = _results(_item("me/websites[admin-d]", 200, {"$": "object", "$.data": "array"}))
     new = _results(_item("me/websites[admin-d]", 200, {"$": "object", "$.data": "array", "$.data[*]": "object",
                                                       "$.data[*].id": "string"}))
-    assert diff_results(old, new) == [] and diff_results(new, old) == []
+    assert diff_results(old, new).changes == [] and diff_results(new, old).changes == []
+
+
+def test_report_reads_summary_first_and_is_byte_identical() -> None:
+    old = _results(_item("w/get[admin-x]", 200, {"$": "object", "$.a": "string"}), _item("x/get[admin-x]", 400),
+                   version="2.10.0")
+    new = _results(_item("w/get[admin-x]", 200, {"$": "object", "$.b": "string"}), _item("x/get[admin-x]", 200),
+                   version="3.1.0")
+    diff = diff_results(old, new)
+    text = render_diff(old, new, diff)
+    assert text.startswith("# Upgrade check: Umami 2.10.0 → Umami 3.1.0\n\n**3 change(s) on 2 endpoint(s), "
+                           "1 breaking.** 2 item(s) compared, 0 not compared")
+    assert text.index("| field-removed | 💥 yes | 1 |") < text.index("| now-accepted | no | 1 |")
+    assert text.index("## Act on these") < text.index("## Changes by area") < text.index("### w")
+    assert "- **w/get**: field-removed `$.a` string → absent" in text
+    again = diff_results(json.loads(json.dumps(old)), json.loads(json.dumps(new)))
+    assert render_diff(old, new, again) == text and diff_json(old, new, again) == diff_json(old, new, diff)
+    machine = json.loads(diff_json(old, new, diff))
+    assert machine["summary"]["breaking"] == 1 and machine["summary"]["by_kind"] == {
+        "field-removed": 1, "now-accepted": 1, "field-added": 1}
+
+
+def test_same_results_no_change() -> None:
+    r = _results(_item("me/get[admin-d]", 200, {"$": "object"}), _item("me/get[anonymous-d]", 401, media=None))
+    assert diff_results(r, r).changes == []
+
+
+def test_readme_states_every_rule() -> None:
+    """The rules table in README.md is the one the code applies."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Upgrade check rules"):]
+    rows = re.findall(r"^\| `([a-z-]+)` \| (💥 yes|no) \|", section, re.M)
+    assert rows == [(r.kind, "💥 yes" if r.breaking else "no") for r in RULES]

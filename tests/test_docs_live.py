@@ -112,13 +112,13 @@ def test_marker_blocks_are_replaced_in_place(two_runs, tmp_path: Path) -> None:
 def test_diff_reports_exactly_the_injected_change(two_runs, tmp_path: Path) -> None:
     a, b, _ = two_runs
     same = run_cli("diff", str(a / "results.json"), str(a / "results.json"))
-    assert same.returncode == 0 and "0 change(s), 0 breaking." in same.stdout
+    assert same.returncode == 0 and "**0 change(s) on 0 endpoint(s), 0 breaking.**" in same.stdout
     out = tmp_path / "upgrade.md"
     proc = run_cli("diff", str(a / "results.json"), str(b / "results.json"), "--out", str(out))
     assert proc.returncode == 1, proc.stdout
     rows = [line for line in out.read_text().splitlines() if line.startswith("| 💥") or line.startswith("| no")]
     assert rows == ["| 💥 yes | me/get | field-removed | `$.isAdmin` | boolean | absent |"], out.read_text()
-    assert "1 change(s), 1 breaking." in proc.stdout
+    assert "**1 change(s) on 1 endpoint(s), 1 breaking.**" in proc.stdout
 
 
 def test_history_and_version_grid(two_runs) -> None:

@@ -58,3 +58,14 @@ def test_actionlint_catches_a_broken_workflow(actionlint: Path, tmp_path: Path) 
                    "      - run: echo ${{ github.nope }}\n")
     errors = _lint(actionlint, [bad])
     assert errors and errors[0]["line"] == 6
+
+
+def test_upgrade_check_crosses_major_versions_without_flags() -> None:
+    """2.x in use, the newest 3.x as candidate; each run detects its release and records the routes."""
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "upgrade-check.yml").read_text())
+    inputs = flow[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as True
+    assert inputs["current"]["default"].startswith("postgresql-v2.") and inputs["candidate"]["default"] == "3"
+    runs = [s["run"] for s in flow["jobs"]["upgrade-check"]["steps"] if "scripts/conformance" in s.get("run", "")]
+    assert len(runs) == 2 and all("--discover" in r and "--umami-version" not in r for r in runs)
