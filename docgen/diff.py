@@ -254,7 +254,8 @@ def _compare(ep: str, area: str, item_id: str, o: Answer, n: Answer) -> list[Cha
         return [Change(ep, "error-format-changed", "errors", fo, fn, area)] if fo != fn else []
     if o.media != n.media:
         return [Change(ep, "content-type-changed", item_id, o.media or "no body", n.media or "no body", area)]
-    return [Change(ep, kind, path, before, after, area) for kind, path, before, after in field_changes(o.shape, n.shape)]
+    return [Change(ep, kind, path, before, after, area)
+            for kind, path, before, after in field_changes(o.shape, n.shape)]
 
 
 def _one_error_format_per_endpoint(changes: set[Change]) -> list[Change]:

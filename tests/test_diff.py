@@ -118,7 +118,8 @@ def test_removed_and_added_only_on_evidence() -> None:
                    _item("n/get[admin-x]", 404, media="text/html", expected=200),
                    _item("e/get[admin-x]", 404, media="text/html", expected=200),
                    _item("m/post[admin-x]", 200, method="POST"))
-    new = _results(_item("r/list[admin-x]", 404, media="text/html"), _item("r/list[anonymous-x]", 404, media="text/html"),
+    new = _results(_item("r/list[admin-x]", 404, media="text/html"),
+                   _item("r/list[anonymous-x]", 404, media="text/html"),
                    _item("n/get[admin-x]", 200, {"$": "object"}),
                    _item("e/get[admin-x]", 500, media="text/plain", expected=200),  # a 500 is no "added"
                    _item("m/post[admin-x]", 405, media=None, method="POST"))
