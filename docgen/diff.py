@@ -37,6 +37,8 @@ RULES = [
          "the request fails, and a client loses the error it could handle"),
     Rule("content-type-changed", True, "a success answers with another media type",
          "a client cannot parse the body it gets"),
+    Rule("operation-replaced", True, "one route (method and path) is another operation of the specs on each "
+         "side, and both servers answer it", "requests written for the old operation must change"),
     Rule("field-removed", True, "a JSON path of a success body is gone", "code reading it gets undefined"),
     Rule("field-retyped", True, "a JSON path's types share none (null aside; integer and number are one)",
          "code using the value as the old type fails"),
@@ -148,6 +150,8 @@ def _why_not(item: dict[str, Any] | None, side: str) -> str:
     reason = item.get("reason") or ""
     if item.get("outcome") == "unavailable":
         return f"unavailable in the {side} run"
+    if reason.startswith("not on this server: case"):
+        return f"case out of range in the {side} run"
     if reason.startswith("not on this server"):
         return f"out of range in the {side} run"
     if reason == "not in the recording":
@@ -216,6 +220,7 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         by_endpoint[(a.get(item_id) or b[item_id])["endpoint"]].append(item_id)
     changes: set[Change] = set()
     result = Diff([], 0)
+    only: dict[str, dict[tuple[str, str], set[str]]] = {"old": defaultdict(set), "new": defaultdict(set)}
     for ep, ids in sorted(by_endpoint.items()):
         first = a.get(ids[0]) or b[ids[0]]
         area, method, path = first["area"], first["method"], first["path"]
@@ -241,6 +246,15 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
             changes.update(_compare(ep, area, item_id, o, n))
         if len(reasons) == len(ids):
             result.uncompared_endpoints.setdefault(Counter(reasons).most_common(1)[0][0], []).append(ep)
+            for side, present, out in (("old", was, "out of range in the new run"),
+                                       ("new", now, "out of range in the old run")):
+                if present == "present" and set(reasons) == {out}:
+                    only[side][(method, path)].add(ep)
+    for route in sorted(only["old"].keys() & only["new"].keys()):
+        for before in sorted(only["old"][route]):
+            for after in sorted(only["new"][route]):
+                area = (b.get(by_endpoint[after][0]) or {}).get("area", "")
+                changes.add(Change(after, "operation-replaced", " ".join(route), before, after, area))
     changes.update(_route_changes(routes_a, routes_b, {(a.get(i) or b[i])["path"] for i in a.keys() | b.keys()}))
     result.changes = sorted(_one_error_format_per_endpoint(changes), key=sort_key)
     return result

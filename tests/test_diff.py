@@ -162,6 +162,19 @@ def test_route_evidence_without_a_spec_and_for_out_of_range_endpoints() -> None:
                                 ("b/list", "endpoint-added", "GET /boards", False)}
 
 
+def test_a_route_that_is_another_operation_on_each_side() -> None:
+    """The specs give the route another operation per release (2.x series, 3.x list): both answer it."""
+    old = _results(_item("s/get-events[admin-x]", 200, path="/w/{id}/events"),
+                   _item("s/list-events[admin-x]", None, outcome="skipped", reason="not on this server: >=3",
+                         path="/w/{id}/events"))
+    new = _results(_item("s/get-events[admin-x]", None, outcome="skipped", reason="not on this server: <2.13",
+                         path="/w/{id}/events"),
+                   _item("s/list-events[admin-x]", 200, path="/w/{id}/events"))
+    changes = diff_results(old, new).changes
+    assert [(c.endpoint, c.kind, c.where, c.old, c.new, c.breaking) for c in changes] == [
+        ("s/list-events", "operation-replaced", "GET /w/{id}/events", "s/get-events", "s/list-events", True)]
+
+
 def test_discovery_and_generated_items_are_not_paired() -> None:
     old = _results({**_item("discovery/undocumented[admin-x]", 200), "area": "discovery"},
                    {**_item("w/get[admin-negative]", 400), "case": "negative"})
