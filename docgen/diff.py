@@ -10,6 +10,7 @@ classification table, printed in README.md ("Upgrade check") and pinned by tests
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -306,9 +307,33 @@ def _norm(types: str) -> set[str]:
     return {"number" if t == "integer" else t for t in types.split("|")} - {"null"}
 
 
+FIELD_NAME = re.compile(r"[a-z_][A-Za-z0-9_]*")
+KEY_REST = re.compile(r"[^.\[]*(.*)")
+
+
+def keyed_by_data(shape: dict[str, str]) -> dict[str, str]:
+    """The shape with objects keyed by data (`$.countries.US`, `$.urls./pricing`: a key that is no camelCase
+    field name) merged under `{key}`, so that other data is not another structure."""
+    maps = set()
+    for path in shape:
+        head, _, key = path.rpartition(".")
+        if head and "[" not in key and not FIELD_NAME.fullmatch(key):
+            maps.add(head)
+    if not maps:
+        return shape
+    merged: dict[str, set[str]] = {}
+    for path, types in shape.items():
+        head = next((h for h in sorted(maps, key=len) if path.startswith(h + ".")), None)
+        if head:
+            path = f"{head}.{{key}}" + KEY_REST.match(path[len(head) + 1:]).group(1)  # type: ignore[union-attr]
+        merged.setdefault(path, set()).update(types.split("|"))
+    return {p: "|".join(sorted(t)) for p, t in sorted(merged.items())}
+
+
 def field_changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str, str, str]]:
     """(kind, JSON path, old, new) between two body shapes; children of an added, removed or retyped path
     are not listed again, nor paths inside array items one side never saw (its array was empty)."""
+    old, new = keyed_by_data(old), keyed_by_data(new)
     found: list[tuple[str, str, str, str]] = []
     covered: list[str] = []
     for path in sorted(old.keys() | new.keys()):

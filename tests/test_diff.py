@@ -183,6 +183,17 @@ def test_discovery_and_generated_items_are_not_paired() -> None:
     assert diff_results(old, new).changes == []
 
 
+def test_objects_keyed_by_data_are_one_structure() -> None:
+    """Realtime's countries and urls are keyed by the data (`US`, `/pricing`): other data is no change."""
+    old = _results(_item("realtime/get[admin-d]", 200, {"$": "object", "$.countries": "object",
+                                                        "$.countries.US": "integer", "$.urls": "object",
+                                                        "$.urls./": "integer", "$.urls./a": "integer"}))
+    new = _results(_item("realtime/get[admin-d]", 200, {"$": "object", "$.countries": "object",
+                                                        "$.countries.DE": "integer", "$.urls": "object",
+                                                        "$.urls./b": "string"}))
+    assert _kinds(old, new) == {("realtime/get", "field-retyped", "$.urls.{key}", True)}
+
+
 def test_items_of_an_array_empty_in_one_run_are_no_change() -> None:
     old = _results(_item("me/websites[admin-d]", 200, {"$": "object", "$.data": "array"}))
     new = _results(_item("me/websites[admin-d]", 200, {"$": "object", "$.data": "array", "$.data[*]": "object",
