@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 NO_ANSWER = ("skipped", "unavailable", "error", None)
+KNOWN = "📝"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Answer:
     shape: dict[str, str]
     expected: int | None
     body: bool = True  # False: an empty body
+    known: bool = False  # a known difference of that server (specs/known-differences.yaml)
 
     @property
     def success(self) -> bool:
@@ -142,7 +144,7 @@ def _answer(item: dict[str, Any]) -> Answer | None:
         return None
     media = (item.get("content_type") or "").split(";")[0].strip().lower()
     return Answer(item["actual_status"], media, item.get("shape") or {}, item.get("expected_status"),
-                  item.get("example") not in (None, ""))
+                  item.get("example") not in (None, ""), item.get("outcome") == "known")
 
 
 def _why_not(item: dict[str, Any] | None, side: str) -> str:
@@ -209,7 +211,7 @@ def _status_change(old: Answer, new: Answer) -> str:
 
 
 def _label(answer: Answer) -> str:
-    return f"{answer.status}{' (no route)' if answer.no_route else ''}"
+    return f"{answer.status}{' (no route)' if answer.no_route else ''}{f' {KNOWN}' if answer.known else ''}"
 
 
 def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
@@ -431,6 +433,9 @@ def render_diff(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
         lines += ["## Error format", "",
                   f"Error bodies changed on {len(formats)} endpoint(s); on {common[1]} of them "
                   f"`{_cell(common[0][0])}` → `{_cell(common[0][1])}`. Each endpoint is listed in its area.", ""]
+    if any(KNOWN in c.old or KNOWN in c.new for c in changes):
+        lines += [f"{KNOWN} marks the answer of a known difference of that server (a documented defect, "
+                  "specs/known-differences.yaml).", ""]
     if changes:
         lines += ["## Changes by area", ""]
         per_area: dict[str, list[Change]] = defaultdict(list)

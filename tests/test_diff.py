@@ -75,6 +75,14 @@ def test_body_rules() -> None:
     }  # $.c only gained null and $.n integer → number: samples, no change
 
 
+def test_a_known_difference_is_marked_on_its_side() -> None:
+    old = _item("t/get[admin-bad-id]", 400, media=None)
+    new = {**_item("t/get[admin-bad-id]", 500, media="text/plain", expected=400), "outcome": "known"}
+    diff = diff_results(_results(old), _results(new))
+    assert [(c.kind, c.old, c.new) for c in diff.changes] == [("server-error", "400", "500 📝")]
+    assert "📝 marks the answer of a known difference" in render_diff(_results(old), _results(new), diff)
+
+
 def test_a_success_in_another_media_type_breaks() -> None:
     found = diff_results(_results(_item("send/event[anonymous-p]", 200, media="text/plain")),
                          _results(_item("send/event[anonymous-p]", 200, media="application/json"))).changes
