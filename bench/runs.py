@@ -29,7 +29,7 @@ def timed_run(url: str, env: dict[str, str], *args: str) -> tuple[subprocess.Com
     seconds, and its results.json."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "--url", url, "--out", out, "-q",
+        proc = subprocess.run([sys.executable, "-m", "umami_conformance.cli", "run", "--url", url, "--out", out, "-q",
                                *args], cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
         return proc, wall, json.loads((Path(out) / "results.json").read_text())

@@ -1,4 +1,4 @@
-"""results.json: one record per item, validated against reports/results.schema.json."""
+"""results.json: one record per item, and what the docs need to read them (umami_results: the schema)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-
+import umami_results
 from conformance.checks import class_rank, json_type
 from conformance.client import Exchange, Redactor, send_cache
-from conformance.errors import UsageError
+from conformance.describe import endpoint_views, vocabulary
 from conformance.known import stale as stale_entries
 
 if TYPE_CHECKING:
     from conformance.run import UmamiRun
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
 EXAMPLE_ITEMS = 3
 EXAMPLE_CHARS = 4000
 
@@ -78,26 +76,15 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
            "timing": {"requests": len(run.client.requests),
                       "server_seconds": round(run.client.server_seconds, 3),
                       "retries": run.client.retries, "unavailable": run.client.unavailable},
-           "stale_known_differences": stale, "items": records}
+           "stale_known_differences": stale, "vocabulary": vocabulary(),
+           "endpoints": endpoint_views(run.specs, {r["endpoint"] for r in records}, run.server_version),
+           "items": records}
     # String by string: a pass over the serialised text would miss secrets that JSON escapes (non-ASCII, ", \).
     doc = run.client.redactor.data(doc)
-    Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
+    umami_results.validate(doc)
     path = run.options.results_path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     partial.replace(path)
     return path
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    """A results.json of umami-conformance; anything else is a UsageError naming the file."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{path}: not a results file of umami-conformance ({type(exc).__name__}: "
-                         f"{str(exc)[:120]})") from None
-    if not (isinstance(doc, dict) and doc.get("tool") == "umami-conformance" and isinstance(doc.get("items"), list)
-            and isinstance(doc.get("server"), dict)):
-        raise UsageError(f"{path}: not a results file of umami-conformance (no tool, server and items)")
-    return doc

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from docgen.legend import Vocabulary
+
 PASSING = {"passed", "passed-no-schema", "known"}
 
 
@@ -21,9 +23,10 @@ def _shape_hash(item: dict[str, Any]) -> str | None:
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def archive(results: dict[str, Any], history_dir: Path, symbol_key: Any) -> Path:
-    """Write one gzip file per run: per item its legend key (`symbol_key(item)`), status and a
-    hash of the body shape."""
+def archive(results: dict[str, Any], history_dir: Path) -> Path:
+    """Write one gzip file per run: per item its legend key (outcome, or the group of its worst open
+    finding), status and a hash of the body shape."""
+    symbol_key = Vocabulary(results).item_key
     version = results["server"]["version"] or "unknown"
     stamp = re.sub(r"[^0-9T]", "", results["started"])[:15]
     compact = {"started": results["started"], "version": version,

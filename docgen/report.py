@@ -10,17 +10,19 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from conformance.checks import CLASSES, class_rank
-
-OUTCOMES = ["failed", "unavailable", "known", "passed", "passed-no-schema", "skipped"]
+from docgen.legend import Vocabulary
 
 
 def report_model(results: dict[str, Any]) -> dict[str, Any]:
     """What report.html shows, every list sorted (the same results give the same page)."""
+    words = Vocabulary(results)
+    class_rank = words.rank
+    descriptions = {c["name"]: c["description"] for c in results["vocabulary"]["finding_classes"]}
+    order = [o["name"] for o in results["vocabulary"]["outcomes"]]
     items = results["items"]
     outcomes = Counter(str(i["outcome"]) for i in items)
     findings = [(i, f) for i in items for f in i["findings"]]
-    classes = [{"name": cls, "description": CLASSES.get(cls, ""),
+    classes = [{"name": cls, "description": descriptions.get(cls, ""),
                 "open": sum(1 for _, f in findings if f["class"] == cls and not f["known"]),
                 "known": sum(1 for _, f in findings if f["class"] == cls and f["known"])}
                for cls in sorted({f["class"] for _, f in findings}, key=lambda c: (class_rank(c), c))]
@@ -36,8 +38,8 @@ def report_model(results: dict[str, Any]) -> dict[str, Any]:
             skipped[item["reason"] or ""].append(item["id"])
     return {
         "results": results,
-        "outcomes": [(name, outcomes[name]) for name in OUTCOMES if outcomes[name]]
-        + sorted((k, v) for k, v in outcomes.items() if k not in OUTCOMES),
+        "outcomes": [(name, outcomes[name]) for name in order if outcomes[name]]
+        + sorted((k, v) for k, v in outcomes.items() if k not in order),
         "classes": classes,
         "failed": [{"item": i, "findings": sorted((f for f in i["findings"] if not f["known"]),
                                                   key=lambda f: (class_rank(f["class"]), f["json_path"]))}

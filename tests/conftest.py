@@ -19,7 +19,7 @@ from conformance import server
 from conformance.errors import ConformanceError
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "conformance.cli"]
+CLI = [sys.executable, "-m", "umami_conformance.cli"]
 SHARED_RECORDINGS = ROOT.parent / "shared" / "recordings"
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
 _held: list[IO[str]] = []

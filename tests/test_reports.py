@@ -20,7 +20,8 @@ from conformance import server
 from conformance.client import REDACTED, Exchange, Redactor, Target, send_cache
 from conformance.errors import cli_flags
 from conformance.loader import load_specs
-from conformance.results import example_body, load_results, write_results
+from conformance.results import example_body, write_results
+from umami_results import load as load_results
 from conformance.run import Options, UmamiRun
 from docgen.report import render_report
 
@@ -210,7 +211,7 @@ def test_install_is_quiet_and_ships_the_templates(tmp_path: Path) -> None:
     assert "Warning" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[:3000]
     import zipfile
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
-    assert "docgen/templates/report.html.j2" in names and "conformance/results.schema.json" in names
+    assert "docgen/templates/report.html.j2" in names and "umami_results/results.schema.json" in names
 
 
 def test_readme_bench_commands_use_the_venv_python() -> None:

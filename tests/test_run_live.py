@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from conformance import server
 from conformance.client import Target
 from conformance.loader import DEFAULT_SPECS, load_specs
-from conformance.results import SCHEMA_PATH
+from umami_results import SCHEMA_PATH
 from conformance.run import Options, UmamiRun
 from conformance.versions import fingerprint
 

@@ -15,8 +15,10 @@ from conformance.client import Exchange, Redactor
 from conformance.har import _data as recorded_data
 from conformance.known import apply_known, load_known
 from conformance.loader import load_specs
-from conformance.results import SCHEMA_PATH, summarize
-from docgen.render import LEGEND, item_symbol_key
+from conformance.describe import vocabulary
+from conformance.results import summarize
+from docgen.legend import LEGEND, Vocabulary
+from umami_results import SCHEMA_PATH
 
 SPECS = load_specs()
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +133,7 @@ def test_the_class_comes_first_everywhere() -> None:
     assert LEGEND[0][1] == "security"
     item = {"outcome": "failed", "findings": [{"class": "field-added", "known": None},
                                               {"class": "security", "known": None}]}
-    assert item_symbol_key(item) == "security"
+    assert Vocabulary({"vocabulary": vocabulary()}).item_key(item) == "security"
     records = [{"outcome": "failed", "findings": [{"class": c, "known": None} for c in ("field-added", "security")]}]
     assert list(summarize(records)["findings"]) == ["security", "field-added"]
 

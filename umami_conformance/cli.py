@@ -1,4 +1,7 @@
-"""`umami-conformance`: run | recheck | validate | coverage | docs | diff | cleanup | server start|stop|status."""
+"""`umami-conformance`: run | recheck | validate | coverage | docs | diff | cleanup | server start|stop|status.
+
+The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
+results.json (`umami_results`) and never import each other."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import umami_results
 from conformance import __version__, server
 from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError, cli_flags
 
@@ -91,7 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="render Markdown docs from results.json")
     docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
     docs.add_argument("--out", type=Path, default=Path("docs"))
-    docs.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
     docs.add_argument("--history", type=Path, default=None,
                       help="archive of earlier runs (default: history/ beside the results file)")
     docs.add_argument("--markers", type=Path, nargs="*", default=[],
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(COMMANDS[args.command](args))
+    except umami_results.ResultsError as exc:
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     except ConformanceError as exc:
         print(f"umami-conformance: error: {exc}", file=sys.stderr)
         if isinstance(exc, ServerSetupError):
@@ -286,25 +292,24 @@ def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path
     """Move the staged reports into `out`; for a complete run also archive it and render the docs. The docs
     are rendered beside their directory first, then moved in, so a failure leaves the old ones whole.
     Returns the results published."""
-    from conformance.results import load_results
     from docgen.history import archive
-    from docgen.render import item_symbol_key, render_docs
+    from docgen.render import render_docs
     from docgen.report import render_report
-    results = load_results(staging / "results.json")
+    results = _load(staging / "results.json")
     render_report(results, staging / "report.html")
     rendered: list[tuple[Path, Path]] = []
     docs_dir = args.docs or out / "docs"
     history = args.history or out / "history"
     docs_tmp = None
     if docs:
-        archive(results, history, item_symbol_key)
+        archive(results, history)
     if docs and not args.no_docs:
         docs_dir.parent.mkdir(parents=True, exist_ok=True)
         docs_tmp = Path(tempfile.mkdtemp(prefix=f".{docs_dir.name}-", dir=docs_dir.parent))
     try:
         if docs_tmp is not None:
             rendered = [(path, docs_dir / path.relative_to(docs_tmp))
-                        for path in render_docs(staging / "results.json", docs_tmp, specs_dir, history)]
+                        for path in render_docs(staging / "results.json", docs_tmp, history)]
         for name in ("results.json", "junit.xml", "report.html"):
             if (staging / name).exists():
                 os.replace(staging / name, out / name)
@@ -353,6 +358,10 @@ class _Deadline:
 _deadline = _Deadline()
 
 
+def _load(path: Path, strict: bool = True) -> dict[str, Any]:
+    return umami_results.load(path, strict=strict)
+
+
 def _results_file(path: Path) -> Path:
     if not path.exists():
         raise UsageError(f"{path} not found (run `umami-conformance run` first)")
@@ -363,7 +372,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
     from docgen.render import render_docs, update_markers
     results = _results_file(args.results)
     history = args.history or results.parent / "history"
-    written = render_docs(results, args.out, _specs_dir(args), history)
+    written = render_docs(results, args.out, history)
     print(f"{args.out}: {len(written)} files")
     for markdown in args.markers:
         link = os.path.relpath(args.out, markdown.parent) + "/"
@@ -372,9 +381,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from conformance.results import load_results
     from docgen.diff import diff_json, diff_results, render_diff
-    old, new = load_results(_results_file(args.old)), load_results(_results_file(args.new))
+    old, new = _load(_results_file(args.old), strict=False), _load(_results_file(args.new), strict=False)
     diff = diff_results(old, new)
     text = render_diff(old, new, diff)
     print(text, end="")
