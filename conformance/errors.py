@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import re
 
 
 class ExitCode(enum.IntEnum):
@@ -16,23 +15,6 @@ class ExitCode(enum.IntEnum):
     SERVER_SETUP = 4
     UNAVAILABLE = 5
     TIMED_OUT = 6
-
-
-# The pytest options of the plugin as the `umami-conformance run` flags (or environment variables) that set them.
-CLI_FLAGS = {"--umami-url": "--url", "--umami-username": "--username", "--umami-password": "--password",
-             "--umami-api-key": "--api-key", "--umami-timeout": "--timeout",
-             "--umami-retries": "--retries", "--umami-retry-wait": "--retry-wait", "--umami-read-only": "--read-only",
-             "--umami-website-id": "--website-id", "--umami-discover": "--discover",
-             "--umami-negative": "--negative", "--umami-contract": "--contract", "--umami-record": "--record",
-             "--umami-user-username": "UMAMI_USER_USERNAME", "--umami-user-password": "UMAMI_USER_PASSWORD",
-             "--umami-viewer-username": "UMAMI_VIEWER_USERNAME",
-             "--umami-viewer-password": "UMAMI_VIEWER_PASSWORD"}
-_OPTION = re.compile(r"--umami-[a-z-]+")
-
-
-def cli_flags(text: str) -> str:
-    """A message of the plugin with its pytest option names replaced by the CLI's (`--umami-url` -> `--url`)."""
-    return _OPTION.sub(lambda m: CLI_FLAGS.get(m.group(0), m.group(0)), text)
 
 
 class ConformanceError(Exception):

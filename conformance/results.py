@@ -68,7 +68,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     """Write results.json (every string redacted once more, then schema-checked), atomically."""
-    records = sorted(run.records, key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
+    records = sorted((r.as_dict() for r in run.results), key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
     stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line}
              for e in stale_entries(run.known, records, run.read_only, run.server_versions)]
     doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

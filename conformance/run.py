@@ -1,4 +1,5 @@
-"""The state of one conformance run: target, client, version, sandbox, role credentials, results."""
+"""The session of one conformance run: options, client, version, sandbox, role credentials, prober, contract,
+and the results of its items. It knows nothing of pytest (see engine.py for the items)."""
 
 from __future__ import annotations
 
@@ -6,64 +7,77 @@ import datetime as dt
 import signal
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from packaging.version import Version
 
 from conformance import __version__
-from conformance.client import Credential, Target, UmamiClient
-from conformance.discovery import signature
+from conformance.client import REDACTED, Credential, UmamiClient
+from conformance.contract import Contract
+from conformance.discovery import Prober, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
+from conformance.options import Options
 from conformance.replay import Replay
 from conformance.sandbox import Sandbox, new_prefix
 from conformance.versions import Answer, Detected, fingerprint
 
-
-@dataclass
-class Options:
-    """Everything the user configured for a run (CLI flags, pytest options or env vars)."""
-
-    target: Target
-    specs_dir: Path
-    results_path: Path
-    ledger_dir: Path | None = None  # where the sandbox ledger goes (default: beside results.json)
-    version: str | None = None
-    website_id: str | None = None
-    existing_users: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (username, password)
-    contract: str | None = None
-    record: Path | None = None  # write every exchange here as HAR (run --record)
-    replay: Replay | None = None  # answer from recordings instead of a server (recheck)
-    prefix: str | None = None  # the sandbox's run prefix (a replay uses the recording's)
+if TYPE_CHECKING:
+    from conformance.engine import ItemResult
 
 
 @dataclass
 class UmamiRun:
-    """Created once per pytest session at the first spec item; torn down at session end."""
+    """One run's session: made before the first item, finished (sandbox removed) after the last."""
 
     options: Options
     specs: SpecSet
     known: list[KnownDifference]
     client: UmamiClient = field(init=False)
+    replay: Replay | None = field(init=False)
     detected: Detected | None = None
     sandbox: Sandbox | None = None
     credentials: dict[str, Credential] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    results: list[ItemResult] = field(default_factory=list)
     residue: list[dict[str, str]] = field(default_factory=list)
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
-    prober: Any = None  # discovery.Prober, made at the first discovery item
     credential_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (endpoint, status) -> paths
-    contract: Any = None  # contract.Contract; False when none is at hand
     created: int = 0  # objects the sandbox created (counted before cleanup)
 
     def __post_init__(self) -> None:
-        recorder = HarRecorder(self.options.record, self.options.target.api_base) if self.options.record else None
-        self.client = UmamiClient(self.options.target, transport=self.options.replay, recorder=recorder)
+        options = self.options
+        self.replay = None
+        if options.replay:  # matched on the specs' and the releases' routes
+            templates = [e.path for e in self.specs.endpoints] + list(self.specs.inventory.templates
+                                                                     if self.specs.inventory else [])
+            self.replay = Replay.load(list(options.replay), templates)
+        recorder = HarRecorder(options.record, options.target.api_base) if options.record else None
+        self.client = UmamiClient(options.target, transport=self.replay, recorder=recorder)
+
+    @property
+    def existing_users(self) -> dict[str, tuple[str, str]]:
+        """Users given for servers that cannot create them; a replay's are the recorded run's (their logins are
+        answered from the recording)."""
+        recorded = {label: (name, REDACTED) for label, name in self.replay.users.items()} if self.replay else {}
+        return {**recorded, **self.options.existing_users}
+
+    @cached_property
+    def prober(self) -> Prober:
+        """What 'no such route' looks like on this server (made at first use)."""
+        return Prober(self.client, self.credentials.get("admin"))
+
+    @cached_property
+    def contract(self) -> Contract | None:
+        """The contract given with --contract, else the OpenAPI document the server publishes, else None."""
+        if self.options.contract:
+            return Contract.load(self.options.contract)
+        doc = self.prober.published_contract()
+        return Contract(doc, f"{self.options.target.url} (published)") if doc else None
 
     @property
     def server_version(self) -> str | None:
@@ -82,10 +96,12 @@ class UmamiRun:
     def start(self) -> None:
         """Probe the server, log in, and (unless read-only) build the sandbox."""
         target = self.options.target
+        if not target.url:
+            raise ConnectionFailed("no Umami server given: pass --umami-url (or set UMAMI_URL)")
         told = self.client.probe()
         self.detected = self.detect(told)
-        if self.options.replay is not None and all(Version(v).major < 3 for v in self.detected.candidates):
-            self.options.replay.ignore("x-umami-share-context")  # 2.x grants a share token without it
+        if self.replay is not None and all(Version(v).major < 3 for v in self.detected.candidates):
+            self.replay.ignore("x-umami-share-context")  # 2.x grants a share token without it
         if target.api_key:
             self.credentials["admin"] = Credential.api_key(target.api_key)
             self.client.check_api_key(self.credentials["admin"])
@@ -105,13 +121,13 @@ class UmamiRun:
             self.context = context
             return
         admin = self.credentials["admin"]
-        prefix = self.options.prefix or new_prefix()
+        prefix = (self.replay.prefix if self.replay else None) or new_prefix()
         # The seed depends on the releases the server may be (no revenue where it makes websites undeletable).
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=(self.options.ledger_dir or self.options.results_path.parent)
                                / f"sandbox-ledger-{prefix.rstrip('-')}.json",
                                versions=self.server_versions)
-        existing = self.options.existing_users
+        existing = self.existing_users
         _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
         self.credentials.update(self.sandbox.credentials)
         self.unavailable.update(self.sandbox.unavailable)
@@ -123,7 +139,7 @@ class UmamiRun:
             return Detected.exact(self.options.version, "--umami-version")
         if told:
             return Detected.exact(told, "server /api/version")
-        replay = self.options.replay
+        replay = self.replay
         found = fingerprint(self.specs.inventory, self.route_answer(),
                             observed=replay.observations() if replay else ()) if self.specs.inventory else None
         if found is None:
@@ -155,11 +171,11 @@ class UmamiRun:
         """Remove everything the sandbox created (also after failures and Ctrl-C)."""
         try:
             if self.sandbox is not None:
-                if self.client.unsure_writes and self.options.replay is None:
+                if self.client.unsure_writes and self.replay is None:
                     self.sandbox.adopt_leftovers()  # writes that may have landed unseen, found by the prefix
                 self.created = len({o.id for o in self.sandbox.created})
                 self.residue = _with_signals_deferred(self.sandbox.cleanup)
-                if self.options.replay is not None:
+                if self.replay is not None:
                     self.residue = []  # a replay leaves nothing on any server
                 self.sandbox.keep_in_ledger({r["id"] for r in self.residue})
         finally:
@@ -169,7 +185,7 @@ class UmamiRun:
 
     def cleanup_summary(self) -> str:
         """What the cleanup removed and what remains, in one line ("" for a replay, which sends nothing)."""
-        if self.options.replay is not None:
+        if self.replay is not None:
             return ""
         if self.sandbox is None or not self.created:
             return "cleanup: the run had created nothing; nothing remains"
@@ -182,7 +198,7 @@ class UmamiRun:
 
     def header(self) -> dict[str, Any]:
         return {"tool": "umami-conformance", "tool_version": __version__,
-                "server": {"url": self.options.replay.describe() if self.options.replay else self.options.target.url,
+                "server": {"url": self.replay.describe() if self.replay else self.options.target.url,
                            "version": self.server_version,
                            "version_source": self.detected.source if self.detected else "unknown",
                            "version_range": self.detected.range if self.detected else None,

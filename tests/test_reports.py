@@ -18,11 +18,13 @@ import pytest
 
 from conformance import server
 from conformance.client import REDACTED, Exchange, Redactor, Target, send_cache
-from conformance.errors import cli_flags
+from conformance.options import cli_flags
 from conformance.loader import load_specs
 from conformance.results import example_body, write_results
 from umami_results import load as load_results
-from conformance.run import Options, UmamiRun
+from conformance.engine import Item, ItemResult, Outcome
+from conformance.options import Options
+from conformance.run import UmamiRun
 from docgen.report import render_report
 
 from conftest import ROOT, run_cli, shared_recording
@@ -184,13 +186,12 @@ def test_results_json_is_redacted_string_by_string(tmp_path: Path) -> None:
                                    results_path=tmp_path / "results.json"), specs=specs, known=[])
     for secret in SECRETS:
         run.client.redactor.add(secret)
-    record = {"id": "me/get[admin-default]", "endpoint": "me/get", "area": "me", "method": "GET", "path": "/me",
-              "role": "admin", "case": "default", "operation_id": None, "source": "s", "expected_status": 200,
-              "actual_status": 200, "outcome": "passed", "reason": f"saw {SECRETS[0]} and {SECRETS[1]}",
-              "schema_checked": True, "findings": [], "duration": 0.0, "server_version": None,
-              "tool_version": "0.1.0", "url": f"http://x/api/me?q={SECRETS[2]}",
-              "example": {"note": SECRETS[2], "cache": "a-session-cache-value", SECRETS[0]: 1}}
-    run.records.append(record)
+    endpoint = next(e for e in specs.endpoints if e.id == "me/get")
+    result = ItemResult(Item("me/get[admin-default]", endpoint, endpoint.cases[0], "admin"), None,
+                        outcome=Outcome.PASSED, reason=f"saw {SECRETS[0]} and {SECRETS[1]}", schema_checked=True)
+    result.answer = {"actual_status": 200, "url": f"http://x/api/me?q={SECRETS[2]}",
+                     "example": {"note": SECRETS[2], "cache": "a-session-cache-value", SECRETS[0]: 1}}
+    run.results.append(result)
     try:
         text = write_results(run).read_text()
     finally:

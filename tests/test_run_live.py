@@ -13,7 +13,8 @@ from conformance import server
 from conformance.client import Target
 from conformance.loader import DEFAULT_SPECS, load_specs
 from umami_results import SCHEMA_PATH
-from conformance.run import Options, UmamiRun
+from conformance.options import Options
+from conformance.run import UmamiRun
 from conformance.versions import fingerprint
 
 from conftest import run_cli, user_env

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from conformance.client import Credential
 from conformance.loader import Case, load_specs
-from conformance.plugin import _execute
-from conformance.run import Options, UmamiRun
+from conformance.engine import Item, ItemResult, _execute
+from conformance.options import Options
+from conformance.run import UmamiRun
 from conformance.sandbox import (Created, Sandbox, find_leftovers, presence, remove, remove_kept, seed_plan,
                                  seed_requests)
 from conformance.versions import Detected
@@ -183,14 +183,14 @@ def test_a_case_schema_that_needs_revenue_is_not_applied_without_it(tmp_path: Pa
     endpoint = next(e for e in run.specs.endpoints if e.id == "admin/users")
     first_page = next(c for c in endpoint.cases if c.name == "first-page")  # case schema: a non-empty list
     case = replace(first_page, query={}, needs=["revenue"])
-    item = SimpleNamespace(endpoint=endpoint, case=case, role="admin")
-    record: dict = {"reason": None}
+    item = Item("admin/users[admin-first-page]", endpoint, case, "admin")
+    result = ItemResult(item, run.server_version)
     fake.users.clear()  # an empty list: the case schema (non-empty-list) fails when applied
-    findings, checked, _ = _execute(item, run, record)
+    findings, checked, _ = _execute(item, run, result)
     if revenue_seeded:
-        assert findings and findings[0].cls == "value-changed" and record["reason"] is None
+        assert findings and findings[0].cls == "value-changed" and result.reason is None
     else:
-        assert findings == [] and record["reason"] == "case schema not applied: no revenue seeded (a reason)"
+        assert findings == [] and result.reason == "case schema not applied: no revenue seeded (a reason)"
 
 
 def test_security_runs_on_a_body_no_shape_of_the_version_holds(tmp_path: Path) -> None:
@@ -198,8 +198,8 @@ def test_security_runs_on_a_body_no_shape_of_the_version_holds(tmp_path: Path) -
     run = _run_with(tmp_path, fake, "2.20.2", False)
     fake.add_user("someone")["password"] = "$2b$10$" + "x" * 53
     endpoint = next(e for e in run.specs.endpoints if e.id == "admin/users")
-    item = SimpleNamespace(endpoint=endpoint, case=Case(name="plain", line=1), role="admin")
-    findings, _, _ = _execute(item, run, {"reason": None})
+    item = Item("admin/users[admin-plain]", endpoint, Case(name="plain", line=1), "admin")
+    findings, _, _ = _execute(item, run, ItemResult(item, run.server_version))
     assert findings[0].cls == "security" and findings[0].json_path == "$.data[*].password"
     assert "$2b$" not in json.dumps([f.as_dict() for f in findings])
 

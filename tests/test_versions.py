@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import httpx
@@ -10,7 +12,8 @@ import pytest
 
 from conformance.client import Target
 from conformance.loader import DEFAULT_SPECS, load_specs
-from conformance.run import Options, UmamiRun
+from conformance.options import Options
+from conformance.run import UmamiRun
 from conformance.versions import Detected, Inventory, Versions, fingerprint, probe_path
 
 INVENTORY = Inventory.load(DEFAULT_SPECS)
@@ -99,7 +102,7 @@ def test_detect_against_a_fake_server_without_api_version() -> None:
 
 def test_version_flag_overrides() -> None:
     run = _fake_run("3.1.0")
-    run.options.version = "2.20.2"
+    run.options = dataclasses.replace(run.options, version="2.20.2")
     assert run.detect(None).candidates == ["2.20.2"] and run.detect(None).source == "--umami-version"
 
 

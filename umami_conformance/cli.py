@@ -16,27 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import umami_results
-from conformance import __version__, server
-from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError, cli_flags
+from conformance import __version__, options, server
+from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
+from conformance.options import cli_flags
 
 PYTEST_TO_EXIT = {0: ExitCode.OK, 1: ExitCode.DRIFT, 2: ExitCode.USAGE, 3: ExitCode.USAGE,
                   4: ExitCode.USAGE, 5: ExitCode.USAGE}
 INTERRUPTED = 130
 
 
-def _connection_args(p: argparse.ArgumentParser, url_help: str) -> None:
-    p.add_argument("--url", default=os.environ.get("UMAMI_URL"), help=url_help)
-    p.add_argument("--username", default=os.environ.get("UMAMI_USERNAME", "admin"),
-                   help="admin username (env UMAMI_USERNAME, default admin)")
-    p.add_argument("--password", default=None,
-                   help="admin password (prefer env UMAMI_PASSWORD; default umami)")
-    p.add_argument("--api-key", default=None, help="Umami Cloud API key (prefer env UMAMI_API_KEY)")
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for one answer")
-    p.add_argument("--retries", type=int, default=3, metavar="N",
-                   help="retries after a transient failure: 502/503/504, 429, a dropped connection, a timeout "
-                        "(writes only when they provably did not arrive); default 3")
-    p.add_argument("--retry-wait", type=float, default=0.25, metavar="S",
-                   help="seconds before the first retry, doubling each time (at most 8); Retry-After wins")
+def _report_args(p: argparse.ArgumentParser, out: str) -> None:
+    """Where reports and docs go, and which items run (pytest's -k/-m)."""
+    p.add_argument("--out", type=Path, default=Path(out), help=f"report directory (default {out}/)")
+    p.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
+    p.add_argument("--no-docs", action="store_true", help="do not render docs")
+    p.add_argument("--history", type=Path, default=None,
+                   help="archive the run here and show history in the docs (default <out>/history)")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
+    p.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
+    p.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,44 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the conformance suite and write reports (+ docs)")
-    _connection_args(run, "Umami URL; without it a local real Umami is started (server start)")
-    run.add_argument("--out", type=Path, default=Path("reports"), help="report directory (default reports/)")
-    run.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
-    run.add_argument("--no-docs", action="store_true", help="do not render docs after the run")
-    run.add_argument("--history", type=Path, default=None,
-                     help="archive the run here and show history in the docs (default <out>/history)")
-    run.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
-    run.add_argument("--umami-version", default=None,
-                     help="Umami version to assume instead of detecting it (/api/version or the route fingerprint)")
-    run.add_argument("--read-only", action="store_true", help="send only GET requests (and login)")
-    run.add_argument("--website-id", default=None, help="existing website to read in --read-only mode")
-    run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
-    run.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
-    run.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
-    run.add_argument("--discover", action="store_true",
-                     help="also report endpoints the server has that no spec describes")
-    run.add_argument("--negative", type=int, default=0, metavar="N",
-                     help="also send N generated bad inputs per GET endpoint; a 5xx is a finding")
-    run.add_argument("--contract", type=Path, default=None,
-                     help="OpenAPI document (JSON/YAML) for the three-way check; default: the server's own")
+    options.add_to_cli(run, "run")
+    _report_args(run, "reports")
     run.add_argument("--max-time", type=float, default=None,
                      help="stop the run after this many seconds (the sandbox is still cleaned up)")
-    run.add_argument("--record", type=Path, default=None, metavar="FILE.har",
-                     help="write every exchange as HAR 1.2, secrets redacted (gzip when FILE ends in .gz)")
 
     recheck = sub.add_parser("recheck", help="check recordings (run --record) against the current specs, offline")
-    recheck.add_argument("recordings", type=Path, nargs="+", metavar="FILE.har",
+    recheck.add_argument("replay", type=Path, nargs="+", metavar="FILE.har",
                          help="HAR recordings; later files answer what earlier ones lack (by route and role)")
-    recheck.add_argument("--out", type=Path, default=Path("reports/recheck"),
-                         help="report directory (default reports/recheck/)")
-    recheck.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
-    recheck.add_argument("--no-docs", action="store_true", help="do not render docs")
-    recheck.add_argument("--history", type=Path, default=None, help="history archive (default <out>/history)")
-    recheck.add_argument("--specs", type=Path, default=None, help="spec directory (default bundled specs/)")
-    recheck.add_argument("--umami-version", default=None, help="version to assume instead of detecting it")
-    recheck.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
-    recheck.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
-    recheck.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+    options.add_to_cli(recheck, "recheck")
+    _report_args(recheck, "reports/recheck")
 
     validate = sub.add_parser("validate", help="check the spec files alone (no server)")
     validate.add_argument("--specs", type=Path, default=None)
@@ -107,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
 
     cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
-    _connection_args(cleanup, "Umami URL (default: the local server)")
+    options.add_to_cli(cleanup, "cleanup")
     cleanup.add_argument("--prefix", default=None, help="only this run prefix (default: every ucf-<time>- prefix)")
     cleanup.add_argument("--out", type=Path, default=Path("reports"), help="where runs left their ledgers")
 
@@ -175,97 +145,70 @@ def _local_server() -> server.ServerInfo:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from conformance.known import load_known
-    from conformance.loader import load_specs
-    specs_dir = _specs_dir(args)
-    load_known(load_specs(specs_dir).root)  # spec errors stop the run before any request
-    if args.contract:
-        from conformance.contract import Contract
-        Contract.load(args.contract)
-    url = args.url
-    if not url:
+    values = vars(args)
+    if not args.url:
         local = _local_server()
-        url = local.url
-        os.environ.setdefault("UMAMI_USER_USERNAME", local.user_username)
-        os.environ.setdefault("UMAMI_USER_PASSWORD", local.user_password)
-        os.environ.setdefault("UMAMI_VIEWER_USERNAME", local.viewer_username)
-        os.environ.setdefault("UMAMI_VIEWER_PASSWORD", local.viewer_password)
-    # Secrets travel in the environment, never on a command line that reports could show.
-    if args.password:
-        os.environ["UMAMI_PASSWORD"] = args.password
-    if args.api_key:
-        os.environ["UMAMI_API_KEY"] = args.api_key
-    source = [f"--umami-url={url}", f"--umami-username={args.username}", f"--umami-timeout={args.timeout}",
-              f"--umami-retries={args.retries}", f"--umami-retry-wait={args.retry_wait}"]
-    if args.read_only:
-        source.append("--umami-read-only")
-    if args.discover:
-        source.append("--umami-discover")
-    if args.contract:
-        source.append(f"--umami-contract={args.contract.resolve()}")
-    if args.negative:
-        source.append(f"--umami-negative={args.negative}")
-    if args.website_id:
-        source.append(f"--umami-website-id={args.website_id}")
-    if args.record:
-        source.append(f"--umami-record={args.record.resolve()}")
-    return _suite(args, specs_dir, source)
+        values = {**values, "url": local.url, "user_username": local.user_username,
+                  "user_password": local.user_password, "viewer_username": local.viewer_username,
+                  "viewer_password": local.viewer_password}
+    return _suite(args, values)
 
 
 def cmd_recheck(args: argparse.Namespace) -> int:
     """The checks of the current specs against recordings, offline: the same engine and artefacts as `run`."""
-    from conformance.known import load_known
-    from conformance.loader import load_specs
-    specs_dir = _specs_dir(args)
-    load_known(load_specs(specs_dir).root)
-    for path in args.recordings:
+    for path in args.replay:
         if not path.is_file():
             raise UsageError(f"{path}: no such recording")
     args.max_time = None
-    return _suite(args, specs_dir, [f"--umami-replay={path.resolve()}" for path in args.recordings])
+    return _suite(args, vars(args))
 
 
-def _suite(args: argparse.Namespace, specs_dir: Path, source: list[str]) -> int:
-    """Run the suite through pytest (`source`: where answers come from) into a staging directory; only a run
-    that produced results replaces the reports in `--out` (and the docs, and the history)."""
+def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
+    """Run the suite through pytest into a staging directory; only a run that produced results replaces the
+    reports in `--out` (and the docs, and the history)."""
+    from conformance.known import load_known
+    from conformance.loader import DEFAULT_SPECS, load_specs
+    from conformance.options import Options
+    from conformance.plugin import Handoff
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
-        return _run_pytest(args, specs_dir, source, out, staging)
+        run_options = Options.from_values({**values, "results": staging / "results.json", "ledger_dir": out},
+                                          DEFAULT_SPECS)
+        specs = load_specs(run_options.specs_dir)
+        load_known(specs.root)  # spec errors stop the run before any request
+        if run_options.contract:
+            from conformance.contract import Contract
+            Contract.load(run_options.contract)
+        return _run_pytest(args, Handoff(run_options, specs), out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], out: Path, staging: Path) -> int:
+def _run_pytest(args: argparse.Namespace, handoff: Any, out: Path, staging: Path) -> int:
     import pytest
-
-    from conformance import plugin
-    pytest_args = [str(specs_dir), f"--umami-specs={specs_dir}", *source,
-                   f"--umami-results={staging / 'results.json'}", f"--umami-ledger-dir={out}", "--umami-cli",
-                   f"--junitxml={staging / 'junit.xml'}",
+    specs_dir = handoff.options.specs_dir
+    pytest_args = [str(specs_dir), f"--junitxml={staging / 'junit.xml'}",
                    "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                   "-o", "console_output_style=count", "-rN",
-                   f"--rootdir={specs_dir}", "-c", os.devnull]
-    if args.umami_version:
-        pytest_args.append(f"--umami-version={args.umami_version}")
+                   "-o", "console_output_style=count", "-rN", f"--rootdir={specs_dir}", "-c", os.devnull]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     if args.marker:
         pytest_args += ["-m", args.marker]
     if args.quiet:
         pytest_args.append("-q")
-    if getattr(args, "read_only", False) and not args.website_id:
+    if handoff.options.target.read_only and not handoff.options.website_id:
         print("note: --read-only without --website-id: write endpoints are not checked (no writes are sent), "
               "and items that read one website are skipped (there is no sandbox website to read); pass "
               "--website-id ID of an existing website to check those", file=sys.stderr)
     with _deadline(args.max_time):
-        code = pytest.main(pytest_args)
-    outcome = plugin.LAST
+        code = pytest.main(pytest_args, plugins=[handoff])
+    outcome = handoff.outcome
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
     complete = not _deadline.expired and code != pytest.ExitCode.INTERRUPTED and outcome.stopped is None
-    results = _publish(args, specs_dir, out, staging, docs=complete and not outcome.empty) if published else None
+    results = _publish(args, out, staging, docs=complete and not outcome.empty) if published else None
     result, message = PYTEST_TO_EXIT.get(int(code), int(code)), ""
     if _deadline.expired:
         result, message = ExitCode.TIMED_OUT, (f"error: the run exceeded --max-time {args.max_time:g}s and was "
@@ -288,7 +231,7 @@ def _run_pytest(args: argparse.Namespace, specs_dir: Path, source: list[str], ou
     return result
 
 
-def _publish(args: argparse.Namespace, specs_dir: Path, out: Path, staging: Path, docs: bool) -> dict[str, Any]:
+def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> dict[str, Any]:
     """Move the staged reports into `out`; for a complete run also archive it and render the docs. The docs
     are rendered beside their directory first, then moved in, so a failure leaves the old ones whole.
     Returns the results published."""
@@ -401,7 +344,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     if not url:
         print("umami-conformance: error: no --url given and no local server running", file=sys.stderr)
         return ExitCode.USAGE
-    password = os.environ.get("UMAMI_PASSWORD", args.password or "umami")
+    password = args.password
     client = UmamiClient(Target(url=url, username=args.username, password=password, timeout=args.timeout,
                                 retries=args.retries, retry_wait=args.retry_wait))
     try:

@@ -1,0 +1,444 @@
+"""The engine, free of pytest: which items a spec set has (`collect`), and what one item finds on the server
+(`run_item(session, item) -> ItemResult`). The pytest plugin and the CLI are thin adapters around it."""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx
+
+from conformance import __version__, discovery, negative
+from conformance.checks import Finding, check_exchange, declared_paths, schema_findings, security_findings, \
+    with_security
+from conformance.client import Credential, Exchange
+from conformance.errors import ConformanceError, ServerGone, Unavailable
+from conformance.har import exchange_item
+from conformance.known import apply_known
+from conformance.loader import Case, Endpoint, SpecSet
+from conformance.results import example_body, shape
+from conformance.run import UmamiRun
+from conformance.values import MissingValue, render
+from conformance.versions import Versions, path_regex
+
+READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
+NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
+
+
+class Outcome(str, enum.Enum):
+    """What became of one item (results.json `outcome`)."""
+
+    PASSED = "passed"
+    PASSED_NO_SCHEMA = "passed-no-schema"
+    KNOWN = "known"
+    FAILED = "failed"
+    UNAVAILABLE = "unavailable"  # a transient failure after the retries: not checked, never drift
+    SKIPPED = "skipped"
+    ERROR = "error"  # the tool failed on the item (a bug), not a finding about the server
+
+
+class Kind(str, enum.Enum):
+    SPEC = "spec"
+    NEGATIVE = "negative"  # generated bad inputs (--negative)
+    DISCOVERY = "discovery"  # a route no spec describes (--discover)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One check: endpoint x role x case."""
+
+    id: str
+    endpoint: Endpoint
+    case: Case
+    role: str
+    kind: Kind = Kind.SPEC
+
+    @property
+    def expected_status(self) -> int:
+        return self.case.status or self.endpoint.auth[self.role]
+
+
+@dataclass
+class ItemResult:
+    """What one item found: its outcome, the answer, and the findings (results.json `items[]`)."""
+
+    item: Item
+    server_version: str | None
+    outcome: Outcome = Outcome.ERROR
+    reason: str | None = None
+    schema_checked: bool = False
+    findings: list[Finding] = field(default_factory=list)
+    duration: float = 0.0
+    retries: int = 0
+    answer: dict[str, Any] = field(default_factory=dict)  # actual_status, content_type, url, curl, example, shape
+
+    @property
+    def id(self) -> str:
+        return self.item.id
+
+    @property
+    def open_findings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.known]
+
+    @property
+    def ran(self) -> bool:
+        """The item asked the server (or the recording) and got an answer it could judge."""
+        return self.outcome not in (Outcome.SKIPPED, Outcome.ERROR, Outcome.UNAVAILABLE)
+
+    def as_dict(self) -> dict[str, Any]:
+        ep, case = self.item.endpoint, self.item.case
+        record: dict[str, Any] = {
+            "id": self.item.id, "endpoint": ep.id, "area": ep.area, "method": ep.method, "path": ep.path,
+            "role": self.item.role, "case": case.name, "operation_id": ep.operation_id, "source": ep.source,
+            "expected_status": self.item.expected_status, "actual_status": self.answer.get("actual_status"),
+            "outcome": self.outcome.value, "reason": self.reason, "schema_checked": self.schema_checked,
+            "findings": [f.as_dict() for f in self.findings], "duration": round(self.duration, 4),
+            "server_version": self.server_version, "tool_version": __version__}
+        if self.retries:
+            record["retries"] = self.retries
+        record.update({k: v for k, v in self.answer.items() if k != "actual_status"})
+        return record
+
+
+def collect(specs: SpecSet, negative_examples: int = 0, discover: bool = False) -> Iterator[Item]:
+    """Every item of the spec set, in file order: endpoint x case x role, then the generated bad inputs of an
+    endpoint (`negative_examples` > 0), then the discovery probes (`discover`)."""
+    for area in specs.areas:
+        yield from area_items(specs, area.name, negative_examples)
+    if discover:
+        yield from discovery_items(specs)
+
+
+def area_items(specs: SpecSet, area_name: str, negative_examples: int = 0) -> Iterator[Item]:
+    area = next(a for a in specs.areas if a.name == area_name)
+    for endpoint in area.endpoints:
+        for case in endpoint.cases:
+            for role in case.roles or list(endpoint.auth):
+                yield Item(f"{endpoint.id}[{role}-{case.name}]", endpoint, case, role)
+        if negative_examples and negative.applies(endpoint) and "admin" in endpoint.auth:
+            yield Item(f"{endpoint.id}[admin-negative]", endpoint,
+                       replace(negative.probe_case(endpoint), name="negative"), "admin", Kind.NEGATIVE)
+
+
+def discovery_items(specs: SpecSet) -> Iterator[Item]:
+    """One item per candidate path no spec covers, plus the server's own OpenAPI paths."""
+    probes = [(p, p.strip("/").replace("{", "").replace("}", "").lower())
+              for p in discovery.undescribed(specs.candidates, specs.endpoints)]
+    for path, name in [*probes, ("/openapi.json", "published")]:
+        case = Case(name=re.sub(r"[^a-z0-9-]", "-", name) or "root", line=1)
+        endpoint = Endpoint(id="discovery/undocumented", area="discovery", method="GET", path=path,
+                            versions=Versions(""), source="specs/discovery.yaml",
+                            summary="an endpoint the server has and no spec describes",
+                            auth={"admin": 404}, cases=[case], responses=[], file=specs.root / "discovery.yaml",
+                            line=1)
+        yield Item(f"discovery/undocumented[{path}]", endpoint, case, "admin", Kind.DISCOVERY)
+
+
+def run_item(run: UmamiRun, item: Item) -> ItemResult:
+    """Check one item against the server (or the recordings). Never raises for the item's own sake: a skip, a
+    transient failure, a finding and a tool error are outcomes. Only `ServerGone` (the server stopped
+    answering) escapes: the run cannot go on. Every exchange is recorded (and replayed) under the item's id."""
+    with exchange_item(item.id):
+        return _run_item(run, item)
+
+
+def _run_item(run: UmamiRun, item: Item) -> ItemResult:
+    result = ItemResult(item, run.server_version)
+    reason = skip_reason(item, run)
+    if reason:
+        result.outcome, result.reason = Outcome.SKIPPED, reason
+        return result
+    start = time.perf_counter()
+    not_recorded, retries = run.client.not_recorded, run.client.retries
+    exchange = None
+    try:
+        findings, checked, exchange = _execute(item, run, result)
+    except MissingValue as exc:
+        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], run)
+        return result
+    except ServerGone:
+        raise
+    except Unavailable as exc:  # transient after the retries: not checked, and never drift
+        result.outcome, result.reason = Outcome.UNAVAILABLE, run.client.redactor.text(str(exc))
+        return result
+    except ConformanceError as exc:
+        if run.client.not_recorded == not_recorded:
+            result.reason = run.client.redactor.text(str(exc))
+            return result  # ERROR: a failure of the run's own requests (e.g. a login), reported, not raised
+        findings, checked = [], False  # a target or login the replay lacks
+    except Exception as exc:  # noqa: BLE001 - a bug of the tool must not end the run; it is reported per item
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        result.reason = run.client.redactor.text(f"{type(exc).__name__}: {exc} ({frame.filename.rsplit('/', 1)[-1]}"
+                                                 f":{frame.lineno})")
+        return result
+    finally:
+        result.duration = time.perf_counter() - start
+        result.retries = run.client.retries - retries
+    if run.client.not_recorded != not_recorded:
+        result.outcome, result.reason = Outcome.SKIPPED, NOT_RECORDED
+        return result
+    apply_known(findings, run.known, item.role, item.case.name, run.server_versions)
+    contract = run.contract if findings and exchange is not None else None
+    for finding in findings if contract else []:
+        finding.contract = contract.verdict(finding, item.endpoint.method, item.endpoint.path, exchange)
+    result.schema_checked, result.findings = checked, findings
+    if exchange is not None:
+        result.answer = _answer(exchange, run)
+    if result.open_findings:
+        result.outcome = Outcome.FAILED
+    else:
+        result.outcome = Outcome.KNOWN if findings else (Outcome.PASSED if checked else Outcome.PASSED_NO_SCHEMA)
+    return result
+
+
+def _answer(exchange: Exchange, run: UmamiRun) -> dict[str, Any]:
+    body = exchange.json()
+    return {"actual_status": exchange.response.status_code,
+            "content_type": exchange.response.headers.get("content-type"),
+            "url": run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
+            "curl": run.client.redactor.curl(exchange.request),
+            "example": example_body(exchange, run.client.redactor),
+            "shape": shape(body) if body is not None else None}
+
+
+def skip_reason(item: Item, run: UmamiRun) -> str | None:
+    """Why the item is not checked on this server and in this run, or None."""
+    ep, case = item.endpoint, item.case
+    detected = run.detected
+    if detected is not None and not detected.applies(ep.versions):
+        return f"not on this server: applies to Umami {ep.versions}, server is {detected.range}"
+    if detected is not None and not detected.applies(case.versions):
+        return f"not on this server: case applies to Umami {case.versions}, server is {detected.range}"
+    if run.read_only and (ep.writes or case.target):
+        return "read-only run: write endpoint not checked"
+    if item.role in run.unavailable:
+        return f"role {item.role!r} not available: {run.unavailable[item.role]}"
+    if item.role != "anonymous" and item.role not in run.credentials:
+        return f"role {item.role!r} has no credentials in this run"
+    if case.creates == "website" and run.sandbox is not None and run.sandbox.keeps \
+            and 200 <= item.expected_status < 300:
+        return ("not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
+                "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
+    return None
+
+
+def _missing_reason(name: str, run: UmamiRun) -> str:
+    """Why an item that needs `${name}` is skipped."""
+    if run.read_only and name.split(".")[0] == "website" and not run.options.website_id:
+        return f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read"
+    if run.read_only:
+        return f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has"
+    return f"needs ${{{name}}}, which this run does not have"
+
+
+def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+    if item.kind is Kind.NEGATIVE:
+        return _negative(item, run, result)
+    if item.kind is Kind.DISCOVERY:
+        return _discover(item, run)
+    ep, case = item.endpoint, item.case
+    context = dict(run.context)
+    if case.target:
+        assert run.sandbox is not None
+        context["target"] = run.sandbox.target(case.target)
+    path = ep.path.format(**{k: render(v, context) for k, v in case.path_params.items()})
+    auth = run.credentials.get(item.role)
+    if case.fresh_login and auth is not None:
+        auth = _fresh_login(item.role, run) or auth
+    exchange = run.client.request(ep.method, path, auth=auth, params=render(case.query, context) or None,
+                                  json_body=render(case.body, context))
+    if exchange.not_recorded:
+        return [], False, exchange  # skipped: there is no answer to check
+    exchange.settled()  # a gateway error that outlived the retries: the item is unavailable
+    if case.creates and run.sandbox is not None and exchange.response.is_success:
+        run.sandbox.adopt(case.creates, exchange.json())
+    if case.target and ep.method == "DELETE" and exchange.response.is_success \
+            and path == f"/{case.target}s/{context['target']['id']}":
+        run.sandbox.deleted(context["target"]["id"])
+    findings, checked = _check_versions(item, exchange, run)
+    # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
+    # there is no seed to expect, and only the endpoint's schema applies; nor in a replayed answer
+    # about other objects (recheck).
+    seeded = run.sandbox is not None and not exchange.other_objects
+    if seeded and case.schema_uri and exchange.response.status_code == item.expected_status \
+            and exchange.response.is_success:
+        missing = run.sandbox.not_seeded(case.needs)
+        if missing:  # the sandbox left this out on purpose (results.json seeded.skipped says why)
+            result.reason = f"case schema not applied: {missing}"
+        else:
+            findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.json(),
+                                        run.client.redactor.curl(exchange.request), run.client.redactor)
+            checked = True
+    return with_security(_security(ep, exchange, run), findings), checked, exchange
+
+
+def _negative(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+    """Generated bad inputs for one endpoint; a 5xx is a finding with the smallest request."""
+    ep = item.endpoint
+    parts = negative.render_parts(item.case, lambda v: render(v, run.context))
+    failing, sent = negative.find_server_errors(run.client, ep, run.credentials.get(item.role), parts,
+                                                run.options.negative)
+    result.reason = f"{sent} generated requests" + ("" if failing else ", no 5xx")
+    if failing is None:
+        return [], False, None
+    curl = run.client.redactor.curl(failing.request)
+    return [Finding("status-changed", ep.id, "$", "4xx", failing.response.status_code,
+                    "server error on a generated bad input (smallest request hypothesis found)", curl)], \
+        False, failing
+
+
+def _discover(item: Item, run: UmamiRun) -> tuple[list[Finding], bool, Exchange | None]:
+    """One candidate path: an existing route that no spec describes is a finding."""
+    prober = run.prober
+    # Candidates were filtered at collection; the server's own document only now.
+    paths = (discovery.undescribed(prober.published_paths(), run.specs.endpoints)
+             if item.case.name == "published" else [item.endpoint.path])
+    findings: list[Finding] = []
+    last = None
+    for path in paths:
+        found = prober.exists(discovery.fill(path, run.context))
+        if found is not None:
+            last = found
+            curl = run.client.redactor.curl(found.request)
+            findings += security_findings(item.endpoint, found, curl, own=_own_credentials(found))
+            findings.append(Finding("undocumented-endpoint", item.endpoint.id, path, "no route or a spec",
+                                    f"HTTP {found.response.status_code}",
+                                    f"GET {path} exists on the server; no spec describes it", curl))
+    return findings, False, last
+
+
+def _security(ep: Endpoint, exchange: Exchange, run: UmamiRun) -> list[Finding]:
+    """Secrets in a success answer, whatever its shape: credentials are allowed only where one of the
+    endpoint's response schemas for this status names them, or as the caller's own."""
+    status = exchange.response.status_code
+    if not exchange.response.is_success:
+        return []
+    declared = run.credential_paths.get((ep.id, status))
+    if declared is None:
+        declared = set()
+        for spec in ep.responses:
+            if spec.status == status and spec.schema is not None:
+                declared |= declared_paths(spec.schema, run.specs.registry.resolver(base_uri=spec.schema_uri))
+        run.credential_paths[(ep.id, status)] = declared
+    return security_findings(ep, exchange, run.client.redactor.curl(exchange.request), declared,
+                             _own_credentials(exchange))
+
+
+def _own_credentials(exchange: Exchange) -> set[str]:
+    """The credentials the request itself sent (a bearer token, a share token, an API key)."""
+    headers = exchange.request.headers
+    values = {headers.get("x-umami-share-token"), headers.get("x-umami-api-key")}
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    values.add(token if scheme.lower() == "bearer" else None)
+    return {v for v in values if v}
+
+
+def _check_versions(item: Item, exchange: Exchange, run: UmamiRun) -> tuple[list[Finding], bool]:
+    """Check against the shapes of every version the server may be: the answer conforms when it holds for
+    one of them; otherwise the findings are those of the newest."""
+    ep = item.endpoint
+    results = []
+    seen: set[tuple[str, ...]] = set()
+    for version in run.server_versions or [None]:
+        responses = ep.responses_for(exchange.response.status_code, version)
+        error_shape = run.specs.error_shape(version)
+        key = (*(r.schema_uri for r in responses[:1]), error_shape.description if error_shape else "")
+        if key in seen:
+            continue
+        seen.add(key)
+        results.append(check_exchange(ep, item.expected_status, exchange, responses, run.specs.validator_for,
+                                      run.client.redactor, error_shape,
+                                      role_allowed=200 <= ep.auth[item.role] < 300))
+        if not results[-1][0]:
+            return results[-1]
+    return results[0]
+
+
+def _fresh_login(role: str, run: UmamiRun) -> Credential | None:
+    """A new session for `role` (None where the role does not log in, e.g. an API key)."""
+    target = run.options.target
+    if role == "admin" and target.username and target.password and not target.api_key:
+        return run.client.login(target.username, target.password)
+    label = {"user": "user", "view-only": "viewer"}.get(role)
+    if label and run.sandbox is not None and label in run.sandbox.passwords:
+        return run.sandbox.login_again(label)
+    return None
+
+
+def setup_results(run: UmamiRun) -> list[ItemResult]:
+    """The set-up's drift (answers the run worked around) as results of the endpoints the requests went to,
+    case `setup`, one per endpoint and role: a drift there is a finding like any other."""
+    results: dict[str, ItemResult] = {}
+    base = httpx.URL(run.options.target.api_base).path.rstrip("/")
+    for drift in run.client.drift:
+        ex = drift.exchange
+        path = ex.request.url.path.removeprefix(base) or "/"
+        ep = _endpoint_of(run, ex.request.method, path)
+        role = _role_of(run, ex)
+        endpoint = ep or Endpoint(id=f"setup/{ex.request.method.lower()}{re.sub(r'[^a-z0-9]+', '-', path)}",
+                                  area="setup", method=ex.request.method, path=path, versions=Versions(""),
+                                  source="the run's set-up", summary="", auth={}, cases=[], responses=[],
+                                  file=run.specs.root, line=1)
+        item_id = f"{endpoint.id}[{role}-setup]"
+        result = results.get(item_id)
+        if result is None:
+            case = Case(name="setup", line=1, status=drift.expected_status)
+            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role), run.server_version,
+                                                   duration=ex.seconds)
+            result.answer = _answer(ex, run)
+            result.answer.pop("shape")
+        finding = Finding(drift.cls, endpoint.id, drift.json_path, drift.expected, drift.actual, drift.message,
+                          result.answer["curl"])
+        apply_known([finding], run.known, role, "setup", run.server_versions)
+        result.findings.append(finding)
+        result.reason = "; ".join(f.message for f in result.findings)
+        result.outcome = Outcome.FAILED if result.open_findings else Outcome.KNOWN
+    return list(results.values())
+
+
+def _endpoint_of(run: UmamiRun, method: str, path: str) -> Endpoint | None:
+    """The spec endpoint a request goes to (on this server's versions), the one with fewest parameters."""
+    found = [ep for ep in run.specs.endpoints if ep.method == method and path_regex(ep.path).fullmatch(path)
+             and (run.detected is None or run.detected.applies(ep.versions))]
+    return min(found, key=lambda ep: ep.path.count("{"), default=None)
+
+
+def _role_of(run: UmamiRun, ex: Exchange) -> str:
+    """Whose request it was: the role whose credential it carried (a login: whose username it sent)."""
+    if ex.request.url.path.endswith("/auth/login"):
+        try:
+            username = json.loads(ex.request.content).get("username")
+        except (ValueError, AttributeError):
+            username = None
+        sandbox = run.sandbox
+        labels = {**{label: f"{sandbox.prefix}{label}" for label in sandbox.passwords}, **sandbox.logins} \
+            if sandbox else {}
+        label = next((label for label, name in labels.items() if name == username), None)
+        return {"user": "user", "viewer": "view-only"}.get(label or "", "admin")
+    for role, credential in run.credentials.items():
+        if ex.request.headers.get(credential.header) == credential.value:
+            return role
+    return "admin" if {"authorization", "x-umami-api-key"} & set(ex.request.headers) else "anonymous"
+
+
+def skip_group(reason: str) -> str:
+    """A skip reason without its details (versions, roles), to count skips by kind."""
+    return reason.split(":")[0] if reason.startswith(("not on this server", "role ", READ_ONLY_NO_WEBSITE)) \
+        else reason
+
+
+def nothing_tested(results: list[ItemResult]) -> str | None:
+    """Why a run tested nothing (every selected item skipped), or None. Such a run never passes."""
+    results = [r for r in results if r.item.case.name != "setup"]  # the set-up's drift: no items
+    if not results or any(r.outcome is not Outcome.SKIPPED for r in results):
+        return None
+    reasons = Counter(r.reason or "" for r in results)
+    top = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common(3))
+    return f"nothing was tested: all {len(results)} selected items were skipped ({top})"
