@@ -20,7 +20,7 @@ from conformance import server
 from conformance.client import Target, UmamiClient
 from conformance.sandbox import KEEP_MARK, Created, Sandbox, remove
 
-from conftest import CLI, ROOT, run_cli, user_env
+from conftest import CLI, ROOT, cli_in_process, run_cli, user_env
 from proxy import RecordingProxy
 from snapshot import compare, snapshot
 
@@ -264,7 +264,8 @@ def test_hanging_server_times_out(tmp_path: Path) -> None:
     threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
     port = listener.getsockname()[1]
     start = time.monotonic()
-    proc = run_cli("run", "--url", f"http://127.0.0.1:{port}", "--timeout", "1", "--out", str(tmp_path))
+    proc = cli_in_process("run", "--url", f"http://127.0.0.1:{port}", "--timeout", "1", "--retries", "0",
+                          "--out", str(tmp_path))
     listener.close()
     assert proc.returncode == 3 and "no answer within 1s" in proc.stderr
     assert time.monotonic() - start < 30
