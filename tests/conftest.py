@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import io
 import json
 import os
@@ -85,8 +86,10 @@ def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.Compl
     same exit code, stdout and stderr), but with the specs this process has loaded already: for the unit tier.
     Any exception other than an exit fails the test, as a traceback in `run_cli`'s stderr would."""
     out, err = io.StringIO(), io.StringIO()
-    cwd, sigterm = Path.cwd(), signal.getsignal(signal.SIGTERM)  # the plugin sets a SIGTERM handler
+    cwd = Path.cwd()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGALRM)}  # the plugin's, --max-time's
     os.chdir(ROOT)
+    gc.freeze()  # pytest collects garbage at the end of a session: not this process's whole heap every time
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -94,8 +97,10 @@ def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.Compl
             except SystemExit as exc:  # argparse's usage errors
                 code = exc.code if isinstance(exc.code, int) else 2
     finally:
+        gc.unfreeze()
         os.chdir(cwd)
-        signal.signal(signal.SIGTERM, sigterm)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     return subprocess.CompletedProcess([*CLI, *args], int(code), out.getvalue(), err.getvalue())
 
 
