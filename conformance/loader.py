@@ -6,6 +6,7 @@ Every spec file is checked against `specs/meta-schema.yaml`, every schema agains
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,11 +225,24 @@ def parse_versions(value: str, where: str) -> Versions:
 
 
 def _check_schema(schema: Any, where: str) -> None:
+    """Raise SpecError unless `schema` is a valid JSON Schema. A schema that passed once is not checked again
+    in this process (the meta-schema check is most of the loading time, and the same schemas recur)."""
+    try:
+        text = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and text in _VALID_SCHEMAS:
+        return
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise SpecError(f"{where}: invalid JSON Schema at {path}: {exc.message}") from None
+    if text is not None:
+        _VALID_SCHEMAS.add(text)
+
+
+_VALID_SCHEMAS: set[str] = set()
 
 
 def _iter_refs(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[str, tuple[Any, ...]]]:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import gc
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
 
 from conformance import server
+from umami_conformance import cli
 from conformance.errors import ConformanceError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +82,34 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
                           env={**os.environ, **(env or {})})
 
 
+def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.CompletedProcess:
+    """Run `main(args)` (the CLI's, or pytest's) in this process, as `run_cli` runs the CLI in a subprocess (the
+    same exit code, stdout and stderr), but with the specs this process has loaded already: for the unit tier.
+    Any exception other than an exit fails the test, as a traceback in `run_cli`'s stderr would."""
+    out, err = io.StringIO(), io.StringIO()
+    cwd = Path.cwd()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGALRM)}  # the plugin's, --max-time's
+    os.chdir(ROOT)
+    gc.freeze()  # pytest collects garbage at the end of a session: not this process's whole heap every time
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        gc.unfreeze()
+        os.chdir(cwd)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    return subprocess.CompletedProcess([*CLI, *args], int(code), out.getvalue(), err.getvalue())
+
+
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`umami-conformance` with `args`, in this process (see `in_process`)."""
+    return in_process(cli.main, *args)
+
+
 def copy_specs(tmp_path: Path) -> Path:
     target = tmp_path / "specs"
     shutil.copytree(ROOT / "specs", target)
@@ -91,8 +125,18 @@ def shared_recording(name: str) -> Path:
 
 
 def recheck(out: Path, *recordings: Path, args: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, dict]:
-    """`umami-conformance recheck` of `recordings` into `out` (no docs), as a user runs it: the process and
+    """`umami-conformance recheck` of `recordings` into `out` (no docs), in this process: its outcome and
     its results.json. It never ends in a traceback."""
-    proc = run_cli("recheck", *map(str, recordings), "--out", str(out), "-q", "--no-docs", *args)
+    proc = cli_in_process("recheck", *map(str, recordings), "--out", str(out), "-q", "--no-docs", *args)
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc, json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def recheck_2_20_2(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One recheck of the shared 2.20.2 recording, with docs, for every test that reads it (it takes seconds):
+    its outcome and its reports directory. Tests copy the directory before they change anything in it."""
+    out = tmp_path_factory.mktemp("recheck-2.20.2")
+    proc = cli_in_process("recheck", str(shared_recording("umami-2.20.2-run.har.gz")), "--out", str(out), "-q")
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc, out

@@ -72,7 +72,7 @@ def test_not_umami_and_unreachable() -> None:
         raise httpx.ConnectError("connection refused")
 
     with pytest.raises(ConnectionFailed, match="cannot connect"):
-        _client(refuse).probe()
+        _quick(refuse).probe()
 
 
 def _flaky(plan: list[object], calls: list[httpx.Request]):

@@ -9,7 +9,7 @@ import pytest
 from conformance.errors import SpecError
 from conformance.loader import load_specs
 
-from conftest import copy_specs, run_cli
+from conftest import cli_in_process, copy_specs, run_cli
 
 
 def test_bundled_specs_load() -> None:
@@ -88,15 +88,18 @@ def test_bad_version_range(tmp_path: Path) -> None:
 
 
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
-    ok = run_cli("validate")
+    ok = cli_in_process("validate")
     assert ok.returncode == 0 and "valid" in ok.stdout
+    missing = run_cli("validate", "--specs", str(tmp_path / "none"))  # the exit code of the process itself
+    assert missing.returncode == 2 and missing.stderr == f"umami-conformance: error: {tmp_path / 'none'}: spec " \
+        "directory not found\n", missing.stderr
     specs = copy_specs(tmp_path)
     _edit(specs / "me.yaml", '{$ref: "user.yaml"}', '{$ref: "nobody.yaml"}')
-    bad = run_cli("validate", "--specs", str(specs))
+    bad = cli_in_process("validate", "--specs", str(specs))
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert bad.stderr.startswith("umami-conformance: error: ") and "nobody.yaml" in bad.stderr
-    run = run_cli("run", "--specs", str(specs), "--url", "http://127.0.0.1:9")
+    run = cli_in_process("run", "--specs", str(specs), "--url", "http://127.0.0.1:9")
     assert run.returncode == 2 and "nobody.yaml" in run.stderr, "spec errors stop the run first"
 
 
@@ -112,6 +115,6 @@ def test_coverage_counts_operations_per_reference(tmp_path: Path) -> None:
     me.write_text(text.replace("    path: /me\n", "    path: /me-renamed\n", 1))
     after = {c.name: c for c in coverage(load_specs(specs))}
     assert after["v2"].specified == before["v2"].specified - 1 and "GET /me" in after["v2"].missing
-    out = run_cli("coverage", "--missing")
+    out = cli_in_process("coverage", "--missing")
     assert out.returncode == 0 and out.stdout.startswith("v1: ")
     assert "missing:" not in out.stdout and out.stdout.count("(100 %)") == 4, out.stdout

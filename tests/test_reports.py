@@ -5,7 +5,6 @@ name the CLI's flags once; no secret in results.json, whatever characters it has
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,17 +26,16 @@ from conformance.options import Options
 from conformance.run import UmamiRun
 from docgen.report import render_report
 
-from conftest import ROOT, run_cli, shared_recording
+from conftest import ROOT, cli_in_process, in_process, shared_recording
 
 UNREACHABLE = "http://127.0.0.1:9"
 REPORTS = ("results.json", "junit.xml", "report.html", "docs/index.md")
 
 
-@pytest.fixture(scope="module")
-def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A recheck of the shared 2.20.2 recording, with docs: the last good reports."""
-    out = tmp_path_factory.mktemp("good")
-    proc = run_cli("recheck", str(shared_recording("umami-2.20.2-run.har.gz")), "--out", str(out), "-q")
+@pytest.fixture
+def good(recheck_2_20_2: tuple[subprocess.CompletedProcess, Path]) -> Path:
+    """A recheck of the shared 2.20.2 recording, with docs: the last good reports (copied before a change)."""
+    proc, out = recheck_2_20_2
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out
 
@@ -55,7 +53,7 @@ def _copy(good: Path, tmp_path: Path) -> Path:
 def test_a_run_that_cannot_connect_keeps_the_last_good_reports(good: Path, tmp_path: Path) -> None:
     out = _copy(good, tmp_path)
     before = _snapshot(out)
-    proc = run_cli("run", "--url", UNREACHABLE, "--out", str(out))
+    proc = cli_in_process("run", "--url", UNREACHABLE, "--out", str(out), "--retry-wait", "0")
     assert proc.returncode == 3
     assert _snapshot(out) == before
     assert f"the reports in {out} are left as they were" in proc.stderr
@@ -69,7 +67,8 @@ def test_a_run_that_tests_nothing_keeps_the_last_good_reports(good: Path, tmp_pa
     out = _copy(good, tmp_path)
     before = _snapshot(out)
     recording = shared_recording("umami-2.20.2-run.har.gz")
-    proc = run_cli("recheck", str(recording), "--out", str(out), "-q", "-k", "api-keys")  # >=3.2 only: all skipped
+    # api-keys is >=3.2 only: all skipped
+    proc = cli_in_process("recheck", str(recording), "--out", str(out), "-q", "-k", "api-keys")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.count("nothing was tested") == 1 and _snapshot(out) == before
 
@@ -78,9 +77,8 @@ def test_plain_pytest_keeps_the_last_results_file(good: Path, tmp_path: Path) ->
     results = tmp_path / "results.json"
     shutil.copy(good / "results.json", results)
     before = results.read_bytes()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "specs", "-q", "-p", "no:cacheprovider", "-k", "api-keys",
-                           f"--umami-replay={shared_recording('umami-2.20.2-run.har.gz')}",
-                           f"--umami-results={results}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = in_process(pytest.main, "specs", "-q", "-p", "no:cacheprovider", "-k", "api-keys",
+                      f"--umami-replay={shared_recording('umami-2.20.2-run.har.gz')}", f"--umami-results={results}")
     assert proc.returncode == 4, proc.stdout[-2000:]
     assert results.read_bytes() == before
     assert f"no results: {results} of an earlier run is left as it was" in proc.stdout
@@ -128,16 +126,17 @@ def test_pytest_option_names_become_the_cli_flags() -> None:
     assert cli_flags("pass --umami-version") == "pass --umami-version"  # the same flag in both
 
 
-def test_plain_pytest_without_a_url_stops_and_writes_no_results(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "specs", "-q", "-p", "no:cacheprovider", "-k", "me/get",
-                           f"--umami-results={tmp_path / 'r.json'}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={k: v for k, v in os.environ.items() if k != "UMAMI_URL"})
+def test_plain_pytest_without_a_url_stops_and_writes_no_results(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UMAMI_URL", raising=False)
+    proc = in_process(pytest.main, "specs", "-q", "-p", "no:cacheprovider", "-k", "me/get",
+                      f"--umami-results={tmp_path / 'r.json'}")
     assert proc.returncode == 3 and "pass --umami-url" in proc.stdout + proc.stderr
     assert not (tmp_path / "r.json").exists()
 
 
 def test_read_only_without_website_id_says_what_it_skips(tmp_path: Path) -> None:
-    proc = run_cli("run", "--url", UNREACHABLE, "--out", str(tmp_path), "--read-only")
+    proc = cli_in_process("run", "--url", UNREACHABLE, "--out", str(tmp_path), "--read-only", "--retries", "0")
     assert "--read-only without --website-id" in proc.stderr and "--website-id ID of an existing website" in proc.stderr
 
 
@@ -148,7 +147,7 @@ def test_docs_and_diff_refuse_a_file_that_is_not_a_results_file(good: Path, tmp_
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     args = [str(bad), "--out", str(tmp_path / "docs")] if command == "docs" else [str(good / "results.json"), str(bad)]
-    proc = run_cli(command, *args)
+    proc = cli_in_process(command, *args)
     assert proc.returncode == 2, proc.stderr
     assert f"{bad}: not a results file of umami-conformance" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -13,8 +13,8 @@ from conformance.loader import Case, load_specs
 from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
 from conformance.run import UmamiRun
-from conformance.sandbox import (Created, Sandbox, find_leftovers, presence, remove, remove_kept, seed_plan,
-                                 seed_requests)
+from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is_kept, new_prefix, presence, remove,
+                                 remove_kept, seed_plan, seed_requests, write_ledger)
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
@@ -291,3 +291,36 @@ def test_cleanup_keeps_the_kept_set_where_it_cannot_go_and_removes_it_where_it_c
         else:  # nothing is deleted, and the team is not tried while its website remains
             assert removed == [] and len(kept) == 4 and len(fake.websites) == 4 and len(fake.teams) == 1
             assert not any(m == "DELETE" and "/teams/" in p for m, p, _ in fake.log)
+
+
+def test_a_run_prefix_is_what_cleanup_and_the_docs_recognise() -> None:
+    """`cleanup` finds a run's objects by the prefix, and the docs replace it in examples (results.json tells them
+    its form, vocabulary.run_prefix): both rely on it."""
+    import re
+
+    from conformance.describe import vocabulary
+    prefix = re.compile(vocabulary()["run_prefix"])
+    prefixes = {new_prefix() for _ in range(20)}
+    assert len(prefixes) > 1, "two runs in the same second get different prefixes"
+    assert all(prefix.fullmatch(p) and not p.startswith(KEEP_MARK) for p in prefixes), prefixes
+
+
+@pytest.mark.parametrize("row, kept", [
+    ({"name": f"{KEEP_MARK}site", "domain": "x.example"}, True),
+    ({"name": "renamed by a test", "domain": f"{KEEP_MARK}site.example"}, True),  # a website by its domain
+    ({"name": "ucf-20260101t000000-abcd-site", "domain": "ucf-20260101t000000-abcd-site.example"}, False),
+    ({"name": None, "domain": None}, False),
+    ({"username": f"{KEEP_MARK}user"}, False),  # users are never kept
+])
+def test_kept_objects_are_named_with_the_keep_mark(row: dict, kept: bool) -> None:
+    assert is_kept(row) is kept
+
+
+def test_a_ledger_is_read_back_into_the_objects_it_lists(tmp_path: Path) -> None:
+    objects = [Created("user", "u-1", "ucf-x-user"), Created("website", "w-1", "ucf-x-site", owner="u-1"),
+               Created("report", "r-1", "ucf-x-report", website="w-1")]
+    path = tmp_path / "deep" / "sandbox-ledger-ucf-x-.json"
+    write_ledger(path, "ucf-x-", "http://umami.test", objects)
+    data = json.loads(path.read_text())
+    assert (data["prefix"], data["url"]) == ("ucf-x-", "http://umami.test")
+    assert [Created(**o) for o in data["created"]] == objects  # as `cleanup` reads it
