@@ -29,7 +29,7 @@ from conformance.replay import Replay
 from conformance.results import example_body, shape, write_results
 from conformance.run import Options, UmamiRun
 from conformance.values import MissingValue, render
-from conformance.versions import Versions, path_regex
+from conformance.versions import Versions, path_regex, template_key
 
 
 @dataclass
@@ -192,6 +192,13 @@ class DiscoveryFile(pytest.File):
                                              case=case, role="admin")
             item.add_marker(pytest.mark.discovery)
             yield item
+        case = Case(name="all", line=1)
+        endpoint = Endpoint(id="discovery/routes", area="discovery", method="GET", path="/", versions=Versions(""),
+                            source="specs/discovery.yaml", summary="which route templates answer on the server",
+                            auth={"admin": 200}, cases=[case], responses=[], file=self.path, line=1)
+        item = RoutesItem.from_parent(self, name="discovery/routes[all]", endpoint=endpoint, case=case, role="admin")
+        item.add_marker(pytest.mark.discovery)
+        yield item
 
 
 class SpecFailure(Exception):
@@ -315,7 +322,7 @@ class DiscoveryItem(SpecItem):
         findings: list[Finding] = []
         last = None
         for path in paths:
-            found = prober.exists(discovery.fill(path, run.context))
+            found = prober.exists(path, run.context)
             if found is not None:
                 last = found
                 curl = run.client.redactor.curl(found.request)
@@ -324,6 +331,29 @@ class DiscoveryItem(SpecItem):
                                         f"HTTP {found.response.status_code}",
                                         f"GET {path} exists on the server; no spec describes it", curl))
         return findings, False, last
+
+
+class RoutesItem(SpecItem):
+    """Route evidence, not a check: GET every template of the specs, the candidates and the route inventory
+    (those an undocumented item probed already are not sent again); results.json `routes` lists the answers."""
+
+    def execute(self, run: UmamiRun, record: dict[str, Any]) -> tuple[list[Finding], bool, Exchange | None]:
+        prober = _prober(run)
+        templates = discovery.route_templates(run.specs)
+        failed = []
+        for template in templates:
+            if template_key(template) not in prober.seen:
+                try:
+                    prober.exists(template, run.context)
+                except Unavailable as exc:  # the other templates are still evidence
+                    failed.append(str(exc))
+        counts = Counter(r.presence for r in prober.seen.values())
+        record["reason"] = (f"{len(templates)} route templates, {len(prober.seen)} probed paths answered: " +
+                            ", ".join(f"{counts[p]} {p}" for p in ("present", "absent", "error")))
+        if failed:
+            raise Unavailable(f"{len(failed)} of {len(templates)} probes transient after the retries "
+                              f"(first: {failed[0]}); {record['reason']}")
+        return [], False, None
 
 
 def _contract(run: UmamiRun) -> Contract | None:
@@ -340,7 +370,7 @@ def _contract(run: UmamiRun) -> Contract | None:
 
 def _prober(run: UmamiRun) -> discovery.Prober:
     if run.prober is None:
-        run.prober = discovery.Prober(run.client, run.credentials.get("admin"))
+        run.prober = discovery.Prober(run.client, run.credentials.get("admin"), discovery.route_templates(run.specs))
     return run.prober
 
 

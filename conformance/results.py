@@ -12,8 +12,10 @@ from jsonschema import Draft202012Validator
 
 from conformance.checks import class_rank, json_type
 from conformance.client import Exchange, Redactor, send_cache
+from conformance.discovery import route_templates, routes_list
 from conformance.errors import UsageError
 from conformance.known import stale as stale_entries
+from conformance.replay import Templates
 
 if TYPE_CHECKING:
     from conformance.run import UmamiRun
@@ -79,6 +81,9 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
                       "server_seconds": round(run.client.server_seconds, 3),
                       "retries": run.client.retries, "unavailable": run.client.unavailable},
            "stale_known_differences": stale, "items": records}
+    routes = route_evidence(run)
+    if routes is not None:
+        doc["routes"] = routes
     # String by string: a pass over the serialised text would miss secrets that JSON escapes (non-ASCII, ", \).
     doc = run.client.redactor.data(doc)
     Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(doc)
@@ -88,6 +93,15 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     partial.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     partial.replace(path)
     return path
+
+
+def route_evidence(run: UmamiRun) -> list[dict[str, Any]] | None:
+    """results.json `routes`: in a recheck, what the recordings' GETs answered (always); in a run, what the
+    discovery probes answered (None without --discover)."""
+    replay = run.options.replay
+    if replay is not None:
+        return routes_list(replay.routes(Templates(route_templates(run.specs))))
+    return run.prober.routes() if run.prober is not None and run.prober.seen else None
 
 
 def load_results(path: Path) -> dict[str, Any]:
