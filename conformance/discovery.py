@@ -81,12 +81,12 @@ def signature(ex: Exchange) -> tuple[int, str]:
     return ex.response.status_code, ex.response.headers.get("content-type", "").split(";")[0].strip()
 
 
-def shadowing(template: str, templates: Iterable[str]) -> list[int]:
-    """The segments where another known template has a parameter and `template` a literal (`goal` of
-    `/reports/goal` against `/reports/{reportId}`): a GET to `template` on a server without that route
-    reaches the other route instead. Empty when no known template can shadow it."""
+def shadows(template: str, templates: Iterable[str]) -> dict[str, list[int]]:
+    """The other known templates that can answer a GET to `template` on a server without its route: they
+    have a parameter where `template` has a literal segment and match it elsewhere (`/reports/{reportId}`
+    for `/reports/goal`); each with the positions of those segments."""
     mine = template.strip("/").split("/")
-    best: list[int] = []
+    found: dict[str, list[int]] = {}
     for other in templates:
         theirs = other.strip("/").split("/")
         if len(theirs) != len(mine) or template_key(other) == template_key(template):
@@ -94,10 +94,8 @@ def shadowing(template: str, templates: Iterable[str]) -> list[int]:
         pairs = list(zip(mine, theirs, strict=True))
         if all(a == b or b.startswith("{") for a, b in pairs) and not any(
                 a.startswith("{") and not b.startswith("{") for a, b in pairs):
-            at = [i for i, (a, b) in enumerate(pairs) if b.startswith("{") and not a.startswith("{")]
-            if at and (not best or len(at) < len(best)):  # the most specific shadowing route
-                best = at
-    return best
+            found[other] = [i for i, (a, b) in enumerate(pairs) if b.startswith("{") and not a.startswith("{")]
+    return found
 
 
 class Prober:
@@ -123,7 +121,8 @@ class Prober:
         ex = self._get(path)
         status, ctype = signature(ex)
         missing = (status, ctype) in self.baseline
-        shadowed = shadowing(template, self.templates) if not missing else []
+        # The most specific shadowing route: the fewest literal segments replaced.
+        shadowed = min(shadows(template, self.templates).values(), key=len, default=[]) if not missing else []
         if shadowed:
             word = f"ucf-no-such-route-{secrets.token_hex(4)}"
             segments = path.strip("/").split("/")

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from conformance.client import NOT_RECORDED_HEADER, REDACTED, REPLAYED_HEADER, SECRET_FIELDS
-from conformance.discovery import NOT_EVIDENCE, Route, presence
+from conformance.discovery import NOT_EVIDENCE, Route, presence, shadows
 from conformance.har import CURRENT_ITEM, load_har
 from conformance.versions import path_regex, template_key
 
@@ -343,17 +343,24 @@ class Replay(httpx.BaseTransport):
     def routes(self, templates: Templates) -> list[Route]:
         """What the recorded GETs tell of each route template (results.json `routes`, source `recording`):
         present with the first answer that reached a route, when any did; else error with the first 5xx;
-        else absent (the recording's no-route page). Transient answers (429, 502-504) tell nothing."""
-        answers: dict[str, list[Route]] = {}
+        else absent (the recording's no-route page). Transient answers (429, 502-504) tell nothing. Nor does
+        a 4xx or 5xx to a literal path that a parameterized template can answer (`/websites/charts` reaches
+        `/websites/{websiteId}` where it is no route): only a success or the no-route page count there."""
+        written = list(templates.written.values())
+        rank = {"present": 0, "error": 1, "absent": 2}
+        found: dict[str, Route] = {}
         for e in (e for rec in self.recordings for e in rec.entries if e.method == "GET"):
             key = templates.of(e.path)
             if key is None or e.status in NOT_EVIDENCE or e.status == NOT_RECORDED_STATUS:
                 continue
+            template = templates.written[key]
+            if not (e.no_route or 200 <= e.status < 300) and shadows(template, written):
+                continue
             ctype = next((v for k, v in e.headers if k.lower() == "content-type"), "").split(";")[0].strip()
-            answers.setdefault(key, []).append(Route(templates.written[key], e.status, ctype or None,
-                                                     presence(e.status, e.no_route), "recording"))
-        rank = {"present": 0, "error": 1, "absent": 2}
-        return [min(found, key=lambda r: rank[r.presence]) for found in answers.values()]
+            route = Route(template, e.status, ctype or None, presence(e.status, e.no_route), "recording")
+            if key not in found or rank[route.presence] < rank[found[key].presence]:
+                found[key] = route
+        return list(found.values())
 
     def shape(self, path: str, who: str) -> str | None:
         """The path's route template, each parameter `{}` for an object the recordings show (an id in their

@@ -113,22 +113,26 @@ def test_recorded_gets_tell_the_routes_of_3_1_0() -> None:
 
 def test_a_present_answer_outweighs_a_no_route_one_for_the_same_template(tmp_path: Path) -> None:
     """Of several recorded GETs of one template, a present answer wins over the no-route page; transient
-    answers are no evidence at all."""
+    answers are no evidence at all, nor a 4xx to a literal path that a parameterized route can answer."""
     def entry(path: str, status: int, ctype: str) -> dict:
         return {"request": {"method": "GET", "url": f"http://u.test/api{path}", "headers": []},
                 "response": {"status": status, "headers": [{"name": "content-type", "value": ctype}],
                              "content": {"text": "{}" if "json" in ctype else "<html>"}}}
     har = {"log": {"entries": [entry("/teams/t1", 404, "text/html"), entry("/teams/t2", 401, "application/json"),
                                entry("/me", 503, "text/html"), entry("/users/u1", 500, "application/json"),
-                               entry("/users/u2", 404, "text/html")]}}
+                               entry("/users/u2", 404, "text/html"), entry("/websites/charts", 401, "application/json"),
+                               entry("/reports/goal", 200, "application/json")]}}
     path = tmp_path / "mixed.har.gz"
     path.write_bytes(gzip.compress(json.dumps(har).encode()))
     replay = Replay([Recording.load(path)], Templates([]))
-    routes = {r["path"]: r for r in routes_list(replay.routes(Templates(["/teams/{teamId}", "/users/{userId}",
-                                                                         "/me"])))}
+    templates = ["/teams/{teamId}", "/users/{userId}", "/me", "/websites/{websiteId}", "/websites/charts",
+                 "/reports/{reportId}", "/reports/goal"]
+    routes = {r["path"]: r for r in routes_list(replay.routes(Templates(templates)))}
     assert routes["/teams/{teamId}"]["presence"] == "present" and routes["/teams/{teamId}"]["status"] == 401
     assert routes["/users/{userId}"]["presence"] == "error"
     assert "/me" not in routes
+    assert "/websites/charts" not in routes  # the 401 may be /websites/{websiteId}'s answer to the id `charts`
+    assert routes["/reports/goal"]["presence"] == "present"
 
 
 def test_recheck_writes_the_recorded_routes(tmp_path: Path) -> None:
