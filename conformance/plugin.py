@@ -175,7 +175,8 @@ class SpecFile(pytest.File):
 
 
 class DiscoveryFile(pytest.File):
-    """specs/discovery.yaml: one item per candidate no spec covers, plus the server's own OpenAPI paths."""
+    """specs/discovery.yaml: one item per candidate no spec covers, plus the server's own OpenAPI paths, plus
+    the route evidence of every known template (`discovery/routes[all]`)."""
 
     def collect(self) -> Iterator[pytest.Item]:
         specs = self.config.stash[SPECS_KEY]
