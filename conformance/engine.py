@@ -26,7 +26,7 @@ from conformance.loader import Case, Endpoint, SpecSet
 from conformance.results import example_body, shape
 from conformance.run import UmamiRun
 from conformance.values import MissingValue, render
-from conformance.versions import Versions, path_regex
+from conformance.versions import Versions, path_regex, template_key
 
 READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
 NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
@@ -48,6 +48,7 @@ class Kind(str, enum.Enum):
     SPEC = "spec"
     NEGATIVE = "negative"  # generated bad inputs (--negative)
     DISCOVERY = "discovery"  # a route no spec describes (--discover)
+    ROUTES = "routes"  # route evidence of every known template (--discover): results.json `routes`
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ def area_items(specs: SpecSet, area_name: str, negative_examples: int = 0) -> It
 
 
 def discovery_items(specs: SpecSet) -> Iterator[Item]:
-    """One item per candidate path no spec covers, plus the server's own OpenAPI paths."""
+    """One item per candidate path no spec covers, plus the server's own OpenAPI paths, plus the route evidence
+    of every known template (`discovery/routes[all]`)."""
     probes = [(p, p.strip("/").replace("{", "").replace("}", "").lower())
               for p in discovery.undescribed(specs.candidates, specs.endpoints)]
     for path, name in [*probes, ("/openapi.json", "published")]:
@@ -139,6 +141,11 @@ def discovery_items(specs: SpecSet) -> Iterator[Item]:
                             auth={"admin": 404}, cases=[case], responses=[], file=specs.root / "discovery.yaml",
                             line=1)
         yield Item(f"discovery/undocumented[{path}]", endpoint, case, "admin", Kind.DISCOVERY)
+    case = Case(name="all", line=1)
+    endpoint = Endpoint(id="discovery/routes", area="discovery", method="GET", path="/", versions=Versions(""),
+                        source="specs/discovery.yaml", summary="which route templates answer on the server",
+                        auth={"admin": 200}, cases=[case], responses=[], file=specs.root / "discovery.yaml", line=1)
+    yield Item("discovery/routes[all]", endpoint, case, "admin", Kind.ROUTES)
 
 
 def run_item(run: UmamiRun, item: Item) -> ItemResult:
@@ -243,6 +250,8 @@ def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Findin
         return _negative(item, run, result)
     if item.kind is Kind.DISCOVERY:
         return _discover(item, run)
+    if item.kind is Kind.ROUTES:
+        return _routes(run, result)
     ep, case = item.endpoint, item.case
     context = dict(run.context)
     if case.target:
@@ -303,7 +312,7 @@ def _discover(item: Item, run: UmamiRun) -> tuple[list[Finding], bool, Exchange 
     findings: list[Finding] = []
     last = None
     for path in paths:
-        found = prober.exists(discovery.fill(path, run.context))
+        found = prober.exists(path, run.context)
         if found is not None:
             last = found
             curl = run.client.redactor.curl(found.request)
@@ -312,6 +321,27 @@ def _discover(item: Item, run: UmamiRun) -> tuple[list[Finding], bool, Exchange 
                                     f"HTTP {found.response.status_code}",
                                     f"GET {path} exists on the server; no spec describes it", curl))
     return findings, False, last
+
+
+def _routes(run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+    """Route evidence, not a check: GET every template of the specs, the candidates and the route inventory
+    (those an undocumented item probed already are not sent again); results.json `routes` lists the answers."""
+    prober = run.prober
+    templates = discovery.route_templates(run.specs)
+    failed = []
+    for template in templates:
+        if template_key(template) not in prober.seen:
+            try:
+                prober.exists(template, run.context)
+            except Unavailable as exc:  # the other templates are still evidence
+                failed.append(str(exc))
+    counts = Counter(r.presence for r in prober.seen.values())
+    result.reason = (f"{len(templates)} route templates, {len(prober.seen)} probed paths answered: " +
+                     ", ".join(f"{counts[p]} {p}" for p in ("present", "absent", "error")))
+    if failed:
+        raise Unavailable(f"{len(failed)} of {len(templates)} probes transient after the retries "
+                          f"(first: {failed[0]}); {result.reason}")
+    return [], False, None
 
 
 def _security(ep: Endpoint, exchange: Exchange, run: UmamiRun) -> list[Finding]:

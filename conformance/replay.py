@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from conformance.client import NOT_RECORDED_HEADER, REDACTED, REPLAYED_HEADER, SECRET_FIELDS
+from conformance.discovery import NOT_EVIDENCE, Route, presence, shadows
 from conformance.har import CURRENT_ITEM, load_har
 from conformance.versions import path_regex, template_key
 
@@ -137,7 +138,10 @@ class Templates:
     """Concrete path -> its route template key, from the spec paths and the route inventory."""
 
     def __init__(self, templates: Iterable[str]) -> None:
-        unique = {template_key(t): t for t in templates}
+        unique: dict[str, str] = {}
+        for t in templates:
+            unique.setdefault(template_key(t), t)  # the first spelling names the template (`written`)
+        self.written = unique
         # Literal segments win over parameters (`/teams/join` before `/teams/{teamId}`).
         self._patterns = sorted(((path_regex(t), key) for key, t in unique.items()),
                                 key=lambda p: -p[1].count("/") + p[1].count("{}"))
@@ -332,9 +336,31 @@ class Replay(httpx.BaseTransport):
             return []
         found: dict[str, bool] = {}
         for e in (e for rec in self.recordings for e in rec.entries if e.method == "GET"):
-            if e.status not in (429, 502, 503, 504):
+            if e.status not in NOT_EVIDENCE:
                 found.setdefault(e.path, not e.no_route)
         return sorted(found.items())
+
+    def routes(self, templates: Templates) -> list[Route]:
+        """What the recorded GETs tell of each route template (results.json `routes`, source `recording`):
+        present with the first answer that reached a route, when any did; else error with the first 5xx;
+        else absent (the recording's no-route page). Transient answers (429, 502-504) tell nothing. Nor does
+        a 4xx or 5xx to a literal path that a parameterized template can answer (`/websites/charts` reaches
+        `/websites/{websiteId}` where it is no route): only a success or the no-route page count there."""
+        written = list(templates.written.values())
+        rank = {"present": 0, "error": 1, "absent": 2}
+        found: dict[str, Route] = {}
+        for e in (e for rec in self.recordings for e in rec.entries if e.method == "GET"):
+            key = templates.of(e.path)
+            if key is None or e.status in NOT_EVIDENCE or e.status == NOT_RECORDED_STATUS:
+                continue
+            template = templates.written[key]
+            if not (e.no_route or 200 <= e.status < 300) and shadows(template, written):
+                continue
+            ctype = next((v for k, v in e.headers if k.lower() == "content-type"), "").split(";")[0].strip()
+            route = Route(template, e.status, ctype or None, presence(e.status, e.no_route), "recording")
+            if key not in found or rank[route.presence] < rank[found[key].presence]:
+                found[key] = route
+        return list(found.values())
 
     def shape(self, path: str, who: str) -> str | None:
         """The path's route template, each parameter `{}` for an object the recordings show (an id in their

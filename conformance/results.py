@@ -12,7 +12,9 @@ import umami_results
 from conformance.checks import class_rank, json_type
 from conformance.client import Exchange, Redactor, send_cache
 from conformance.describe import endpoint_views, vocabulary
+from conformance.discovery import route_templates, routes_list
 from conformance.known import stale as stale_entries
+from conformance.replay import Templates
 
 if TYPE_CHECKING:
     from conformance.run import UmamiRun
@@ -79,6 +81,9 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
            "stale_known_differences": stale, "vocabulary": vocabulary(),
            "endpoints": endpoint_views(run.specs, {r["endpoint"] for r in records}, run.server_version),
            "items": records}
+    routes = route_evidence(run)
+    if routes is not None:
+        doc["routes"] = routes
     # String by string: a pass over the serialised text would miss secrets that JSON escapes (non-ASCII, ", \).
     doc = run.client.redactor.data(doc)
     umami_results.validate(doc)
@@ -88,3 +93,12 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     partial.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     partial.replace(path)
     return path
+
+
+def route_evidence(run: UmamiRun) -> list[dict[str, Any]] | None:
+    """results.json `routes`: in a recheck, what the recordings' GETs answered (always); in a run, what the
+    discovery probes answered (None without --discover)."""
+    if run.replay is not None:
+        return routes_list(run.replay.routes(Templates(route_templates(run.specs))))
+    prober = run.prober_if_made
+    return prober.routes() if prober is not None and prober.seen else None

@@ -15,7 +15,7 @@ from packaging.version import Version
 from conformance import __version__
 from conformance.client import REDACTED, Credential, UmamiClient
 from conformance.contract import Contract
-from conformance.discovery import Prober, signature
+from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
 from conformance.known import KnownDifference
@@ -69,7 +69,12 @@ class UmamiRun:
     @cached_property
     def prober(self) -> Prober:
         """What 'no such route' looks like on this server (made at first use)."""
-        return Prober(self.client, self.credentials.get("admin"))
+        return Prober(self.client, self.credentials.get("admin"), route_templates(self.specs))
+
+    @property
+    def prober_if_made(self) -> Prober | None:
+        """The prober, if an item made one (asking for `prober` sends the baseline requests)."""
+        return self.__dict__.get("prober")
 
     @cached_property
     def contract(self) -> Contract | None:

@@ -60,11 +60,11 @@ def test_a_route_exists_when_its_answer_differs_from_no_such_route() -> None:
     prober = _prober({"/api/admin/users": (401, "application/json"), "/api/config": (405, "text/plain"),
                       "/api/html-page": (404, "text/html")}, seen=seen)
     assert len(seen) == 2 and all("/ucf-no-such-route-" in p for p in seen)  # the two baselines
-    assert prober.exists("/admin/users").response.status_code == 401
-    assert prober.exists("/config").response.status_code == 405  # a 405 is a route without GET
-    assert prober.exists("/html-page") is None  # charset aside, the same as no route at all
-    assert prober.exists("/nothing-here") is None
-    assert prober.exists("/websites/5d6c1a52-1f0e-4a43-8d7f-3f4f8c2b1a10/nothing") is None  # nested "no route"
+    assert prober.exists("/admin/users", {}).response.status_code == 401
+    assert prober.exists("/config", {}).response.status_code == 405  # a 405 is a route without GET
+    assert prober.exists("/html-page", {}) is None  # charset aside, the same as no route at all
+    assert prober.exists("/nothing-here", {}) is None
+    assert prober.exists("/websites/5d6c1a52-1f0e-4a43-8d7f-3f4f8c2b1a10/nothing", {}) is None  # nested "no route"
 
 
 def test_the_published_openapi_paths_without_api() -> None:
