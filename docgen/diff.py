@@ -17,6 +17,7 @@ from typing import Any
 
 NO_ANSWER = ("skipped", "unavailable", "error", None)
 KNOWN = "📝"
+PARAMETER = re.compile(r"\{[^}]*\}")
 
 
 @dataclass(frozen=True)
@@ -184,13 +185,18 @@ def _presence(answers: list[Answer], route: dict[str, Any] | None, method: str) 
     return "unknown", ""
 
 
+def template(path: str) -> str:
+    """A path template with its parameters unnamed (`/websites/{}/stats`): sources name them differently."""
+    return PARAMETER.sub("{}", path)
+
+
 def _routes(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Route evidence of the run (discovery probes, recorded GETs, version probes) by path template."""
-    found = {r["path"]: r for r in results.get("routes") or []}
+    found = {template(r["path"]): r for r in results.get("routes") or []}
     detection = (results.get("server") or {}).get("version_detection") or {}
     for probe in detection.get("probes") or []:
-        if probe["answer"] in ("present", "absent") and probe["path"] not in found:
-            found[probe["path"]] = {"path": probe["path"], "presence": probe["answer"], "status": "?"}
+        if probe["answer"] in ("present", "absent") and template(probe["path"]) not in found:
+            found[template(probe["path"])] = {"path": probe["path"], "presence": probe["answer"], "status": "?"}
     return found
 
 
@@ -229,8 +235,8 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         area, method, path = first["area"], first["method"], first["path"]
         olds = {i: _answer(a[i]) for i in ids if i in a}
         news = {i: _answer(b[i]) for i in ids if i in b}
-        was, was_status = _presence([x for x in olds.values() if x], routes_a.get(path), method)
-        now, now_status = _presence([x for x in news.values() if x], routes_b.get(path), method)
+        was, was_status = _presence([x for x in olds.values() if x], routes_a.get(template(path)), method)
+        now, now_status = _presence([x for x in news.values() if x], routes_b.get(template(path)), method)
         if (was, now) == ("present", "absent"):
             changes.add(Change(ep, "endpoint-removed", f"{method} {path}", was_status, now_status, area))
         elif (was, now) == ("absent", "present"):
@@ -258,7 +264,8 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
             for after in sorted(only["new"][route]):
                 area = (b.get(by_endpoint[after][0]) or {}).get("area", "")
                 changes.add(Change(after, "operation-replaced", " ".join(route), before, after, area))
-    changes.update(_route_changes(routes_a, routes_b, {(a.get(i) or b[i])["path"] for i in a.keys() | b.keys()}))
+    changes.update(_route_changes(routes_a, routes_b,
+                                  {template((a.get(i) or b[i])["path"]) for i in a.keys() | b.keys()}))
     result.changes = sorted(_one_error_format_per_endpoint(changes), key=sort_key)
     return result
 
@@ -294,14 +301,14 @@ def _route_changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]
                    specified: set[str]) -> list[Change]:
     """Routes no spec describes that one server has and the other lacks (discovery and recordings)."""
     changes = []
-    for path in sorted((old.keys() & new.keys()) - specified):
-        was, now = old[path]["presence"], new[path]["presence"]
-        if (was, now) == ("present", "absent"):
-            changes.append(Change(f"GET {path}", "endpoint-removed", path, str(old[path]["status"]),
-                                  str(new[path]["status"]), "routes without a spec"))
-        elif (was, now) == ("absent", "present"):
-            changes.append(Change(f"GET {path}", "endpoint-added", path, str(old[path]["status"]),
-                                  str(new[path]["status"]), "routes without a spec"))
+    for key in sorted((old.keys() & new.keys()) - specified):
+        before, after = old[key], new[key]
+        kind = {("present", "absent"): "endpoint-removed", ("absent", "present"): "endpoint-added"}.get(
+            (before["presence"], after["presence"]))
+        if kind:
+            path = after["path"] if kind == "endpoint-added" else before["path"]
+            changes.append(Change(f"GET {path}", kind, path, str(before["status"]), str(after["status"]),
+                                  "routes without a spec"))
     return changes
 
 

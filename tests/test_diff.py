@@ -170,6 +170,16 @@ def test_route_evidence_without_a_spec_and_for_out_of_range_endpoints() -> None:
                                 ("b/list", "endpoint-added", "GET /boards", False)}
 
 
+def test_routes_match_whatever_their_parameters_are_named() -> None:
+    """The inventory writes `{id}` where a spec writes `{websiteId}`: the same route."""
+    old = _results(_item("w/get[admin-x]", None, outcome="skipped", reason="not on this server: >=3",
+                         path="/websites/{websiteId}/x"),
+                   routes=[{"method": "GET", "path": "/websites/{id}/x", "status": 404, "content_type": "text/html",
+                            "presence": "absent", "source": "probe"}])
+    new = _results(_item("w/get[admin-x]", 200, path="/websites/{websiteId}/x"))
+    assert _kinds(old, new) == {("w/get", "endpoint-added", "GET /websites/{websiteId}/x", False)}
+
+
 def test_a_route_that_is_another_operation_on_each_side() -> None:
     """The specs give the route another operation per release (2.x series, 3.x list): both answer it."""
     old = _results(_item("s/get-events[admin-x]", 200, path="/w/{id}/events"),
