@@ -76,7 +76,7 @@ def test_dangling_ref_inside_shared_schema(tmp_path: Path) -> None:
 
 
 def test_unknown_role_and_placeholder(tmp_path: Path) -> None:
-    me, msg = _spec_error(tmp_path, "me.yaml", "      user: 200\n", "      superuser: 200\n")
+    me, msg = _spec_error(tmp_path, "me.yaml", "  auth: signed-in\n", "  auth: {superuser: 200}\n")
     assert f"{me}:{_line_of(me, 'superuser')}:" in msg
     _, msg = _spec_error(tmp_path / "2", "website-stats.yaml", "${website.id}", "${websit.id}")
     assert "unknown placeholder ${websit.id}" in msg
@@ -118,3 +118,171 @@ def test_coverage_counts_operations_per_reference(tmp_path: Path) -> None:
     out = cli_in_process("coverage", "--missing")
     assert out.returncode == 0 and out.stdout.startswith("v1: ")
     assert "missing:" not in out.stdout and out.stdout.count("(100 %)") == 4, out.stdout
+
+
+# --- Defaults, profiles, templates, constants, families: a small spec directory of their own.
+
+PROFILES = """\
+auth:
+  reader: {admin: 200, user: 200, anonymous: 401}
+  owner: {admin: 200, anonymous: 401}
+templates:
+  team-website:
+    name: team-website
+    description: on the team website
+    roles: [user]
+    status: 200
+    rebind: {website: team_website}
+constants:
+  nobody: 00000000-0000-0000-0000-000000000000
+  limit: 5
+"""
+
+AREA = """\
+area: things
+title: Things
+defaults:
+  auth: reader
+  path: {websiteId: "${website.id}"}
+  responses:
+    "400": {description: default bad request}
+    "401": {description: default unauthorized}
+endpoints:
+  - id: things/stats
+    method: GET
+    path: /websites/{websiteId}/stats
+    source: test
+    cases:
+      - name: last-7-days
+        query: {startAt: "${now-7d}", endAt: "${now+1h}"}
+      - {template: team-website, extends: last-7-days}
+      - {template: team-website, extends: last-7-days, name: team-refused, status: 401}
+      - roles: [admin]
+        query: {startAt: "${now-1d}"}
+        each:
+          - {name: filter-os, query: {os: Linux}}
+          - {name: filter-none, query: {startAt: "${now-7d}", os: Plan9}, status: 400}
+    responses:
+      "200": {schema: {type: object}}
+      "401": {description: own unauthorized}
+  - id: things/get
+    method: GET
+    path: /things/{thingId}
+    source: test
+    auth: owner
+    cases:
+      - name: unknown
+        path: {thingId: "${const.nobody}"}
+        query: {limit: "${const.limit}", label: "n-${const.limit}"}
+    responses:
+      "200": {schema: {type: object}}
+      "400": null
+  - id: things/put
+    method: PUT
+    path: /things
+    source: test
+    auth: {admin: 204}
+    responses:
+      "204": {description: no content}
+"""
+
+
+def _mini_specs(tmp_path: Path, area: str = AREA, profiles: str = PROFILES) -> Path:
+    root = tmp_path / "specs"
+    (root / "schemas").mkdir(parents=True)
+    (root / "meta-schema.yaml").write_text((Path(load_specs().root) / "meta-schema.yaml").read_text())
+    (root / "profiles.yaml").write_text(profiles)
+    (root / "things.yaml").write_text(area)
+    return root
+
+
+def _mini_error(tmp_path: Path, old: str, new: str, rel: str = "things.yaml") -> tuple[Path, str]:
+    root = _mini_specs(tmp_path)
+    _edit(root / rel, old, new)
+    with pytest.raises(SpecError) as exc:
+        load_specs(root)
+    return root / rel, str(exc.value)
+
+
+def test_auth_profiles_and_area_default(tmp_path: Path) -> None:
+    eps = {e.id: e for e in load_specs(_mini_specs(tmp_path)).endpoints}
+    assert eps["things/stats"].auth == {"admin": 200, "user": 200, "anonymous": 401}, "the area default"
+    assert eps["things/get"].auth == {"admin": 200, "anonymous": 401}, "a named profile"
+    assert eps["things/put"].auth == {"admin": 204}, "an own map wins"
+
+
+def test_default_responses_merge_under_the_endpoints(tmp_path: Path) -> None:
+    eps = {e.id: e for e in load_specs(_mini_specs(tmp_path)).endpoints}
+    stats = {r.status: r.description for r in eps["things/stats"].responses}
+    assert stats == {200: "", 400: "default bad request", 401: "own unauthorized"}, "own status wins"
+    assert list(stats) == [200, 400, 401], "in status order"
+    assert {r.status for r in eps["things/get"].responses} == {200, 401}, "null drops a default"
+    assert {r.status for r in eps["things/put"].responses} == {204, 400, 401}
+
+
+def test_template_extends_and_rebinds_the_website(tmp_path: Path) -> None:
+    cases = {c.name: c for c in load_specs(_mini_specs(tmp_path)).endpoints[0].cases}
+    base, team = cases["last-7-days"], cases["team-website"]
+    assert base.path_params == {"websiteId": "${website.id}"}, "the default path parameter"
+    assert team.path_params == {"websiteId": "${team_website.id}"} and team.query == base.query
+    assert (team.roles, team.status, team.description) == (["user"], 200, "on the team website")
+    refused = cases["team-refused"]
+    assert refused.status == 401 and refused.path_params == team.path_params, "own keys win over the template"
+
+
+def test_each_unrolls_a_family(tmp_path: Path) -> None:
+    root = _mini_specs(tmp_path)
+    cases = {c.name: c for c in load_specs(root).endpoints[0].cases}
+    os_case, none = cases["filter-os"], cases["filter-none"]
+    assert os_case.query == {"startAt": "${now-1d}", "os": "Linux"} and os_case.roles == ["admin"]
+    assert os_case.status is None and os_case.path_params == {"websiteId": "${website.id}"}
+    assert none.query == {"startAt": "${now-7d}", "os": "Plan9"} and none.status == 400, "entries win"
+    assert os_case.line == _line_of(root / "things.yaml", "filter-os"), "an item points at its entry"
+
+
+def test_constants_and_unused_path_defaults(tmp_path: Path) -> None:
+    case = load_specs(_mini_specs(tmp_path)).endpoints[1].cases[0]
+    assert case.path_params == {"thingId": "00000000-0000-0000-0000-000000000000"}, "no websiteId in /things/{thingId}"
+    assert case.query == {"limit": 5, "label": "n-5"}, "a whole placeholder keeps the constant's type"
+
+
+@pytest.mark.parametrize(("old", "new", "needle", "message"), [
+    ("    auth: owner\n", "    auth: ownr\n", "auth: ownr", "unknown auth profile 'ownr' (known: owner, reader"),
+    ("  auth: reader\n", "  auth: raeder\n", "auth: raeder", "unknown auth profile 'raeder'"),
+    ("{template: team-website, extends: last-7-days}", "{template: team-site, extends: last-7-days}",
+     "team-site", "unknown case template 'team-site' (known: team-website"),
+    ("{template: team-website, extends: last-7-days}", "{template: team-website, extends: last-8-days}",
+     "last-8-days", "extends 'last-8-days': no earlier case of that name in things/stats"),
+    ('"${const.nobody}"', '"${const.noone}"', "const.noone", "unknown constant ${const.noone}"),
+    ("name: filter-os,", "name: last-7-days,", "name: last-7-days,", "duplicate case name 'last-7-days'"),
+    ("{name: filter-os, ", "{", "{query: {os: Linux}}", "a case needs a name"),
+    ("{name: filter-os, query: {os: Linux}}", "{name: filter-os, each: [{name: x}]}", "each: [{name: x}]",
+     "cases/3/each/0: False schema does not allow"),
+])
+def test_shorthand_errors_name_file_and_line(tmp_path: Path, old: str, new: str, needle: str,
+                                             message: str) -> None:
+    path, msg = _mini_error(tmp_path, old, new)
+    assert msg.startswith(f"{path}:{_line_of(path, needle)}: "), msg
+    assert message in msg, msg
+
+
+def test_bad_profiles_file_names_file_and_line(tmp_path: Path) -> None:
+    path, msg = _mini_error(tmp_path, "    status: 200\n", "    status: 200\n    extends: x\n", "profiles.yaml")
+    assert msg.startswith(f"{path}:"), msg
+    path, msg = _mini_error(tmp_path / "2", "  reader: {admin: 200,", "  reader: {root: 200,", "profiles.yaml")
+    assert msg.startswith(f"{path}:{_line_of(path, 'root: 200')}:") and "root" in msg, msg
+
+
+def test_bundled_team_website_cases_follow_their_base() -> None:
+    """The template keeps what the copies said: the base case's request, on the team website."""
+    specs = load_specs()
+    found = 0
+    for ep in specs.endpoints:
+        for case in ep.cases:
+            if case.description.startswith("the team website; its owner (user) and the view-only member"):
+                found += 1
+                assert case.roles == ["user", "view-only"] and case.status == 200, ep.id
+                assert "${team_website.id}" in str([case.path_params, case.query, case.body]), ep.id
+                assert "${website.id}" not in str([case.path_params, case.query, case.body]), ep.id
+    assert found >= 70
+    assert "${const." not in str([(c.path_params, c.query, c.body) for e in specs.endpoints for c in e.cases])
