@@ -289,19 +289,9 @@ def _validate_doc(doc: Any, path: Path, meta: Draft202012Validator) -> None:
 
 
 def load_specs(root: Path = DEFAULT_SPECS) -> SpecSet:
-    """Load and fully validate the spec directory; raise SpecError on the first problem. The result
-    is cached per process until a file under `root` changes."""
-    root = Path(root).resolve()
-    stamp = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in root.rglob("*.yaml"))) if root.is_dir() else ()
-    cached = _CACHE.get(root)
-    if cached and cached[0] == stamp:
-        return cached[1]
-    specs = _load_specs(root)
-    _CACHE[root] = (stamp, specs)
-    return specs
-
-
-_CACHE: dict[Path, tuple[tuple, SpecSet]] = {}
+    """Load and fully validate the spec directory; raise SpecError on the first problem. Every call reads the
+    files again: a caller that wants one SpecSet for several uses keeps it (the CLI hands it to the session)."""
+    return _load_specs(Path(root).resolve())
 
 
 def _load_specs(root: Path) -> SpecSet:

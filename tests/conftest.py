@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import fcntl
 import gc
 import io
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from conformance import server
+from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from umami_conformance import cli
 from conformance.errors import ConformanceError
 
@@ -105,9 +107,20 @@ def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.Compl
     return subprocess.CompletedProcess([*CLI, *args], int(code), out.getvalue(), err.getvalue())
 
 
+@functools.cache
+def bundled_specs() -> SpecSet:
+    """The bundled specs, loaded once for the test session (tests only read them)."""
+    return load_specs(DEFAULT_SPECS)
+
+
+def _load(root: Path) -> SpecSet:
+    """The bundled specs from the session's copy, any other directory (a test's modified copy) read afresh."""
+    return bundled_specs() if Path(root).resolve() == DEFAULT_SPECS.resolve() else load_specs(root)
+
+
 def cli_in_process(*args: str) -> subprocess.CompletedProcess:
-    """`umami-conformance` with `args`, in this process (see `in_process`)."""
-    return in_process(cli.main, *args)
+    """`umami-conformance` with `args`, in this process (see `in_process`), the bundled specs loaded once."""
+    return in_process(lambda argv: cli.main(argv, load=_load), *args)
 
 
 def copy_specs(tmp_path: Path) -> Path:

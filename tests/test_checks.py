@@ -9,9 +9,10 @@ from jsonschema import Draft202012Validator
 
 from conformance.checks import check_exchange, schema_findings
 from conformance.client import Exchange, Redactor
-from conformance.loader import load_specs
 
-SPECS = load_specs()
+from conftest import bundled_specs
+
+SPECS = bundled_specs()
 
 
 def _exchange(status: int, body: object = None, ctype: str = "application/json; charset=utf-8") -> Exchange:

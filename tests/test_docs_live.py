@@ -11,10 +11,10 @@ import pytest
 from markdown_it import MarkdownIt
 
 from conformance import server
-from conformance.loader import load_specs
+
 from docgen.render import LEGEND, render_docs, update_markers
 
-from conftest import run_cli, user_env
+from conftest import bundled_specs, run_cli, user_env
 from proxy import RecordingProxy
 
 
@@ -49,7 +49,7 @@ def test_index_has_legend_and_a_table_per_area(two_runs) -> None:
     for symbol, _, meaning in LEGEND:
         assert f"| {symbol} | {meaning} |" in index
     tokens = MarkdownIt().enable("table").parse(index)
-    areas = {e.area for e in load_specs().endpoints}
+    areas = {e.area for e in bundled_specs().endpoints}
     # security (2.10.0's admin/users hash leak, known) + legend + one per area; security comes first
     assert sum(t.type == "table_open" for t in tokens) == 1 + 1 + len(areas)
     security = index.index("\n## Security\n")
@@ -65,7 +65,7 @@ def test_every_link_resolves_and_every_endpoint_has_a_page(two_runs) -> None:
     docs = a / "docs"
     md = MarkdownIt().enable("table")
     pages = list(docs.rglob("*.md"))
-    assert len(pages) == 1 + len({e.area for e in load_specs().endpoints}) + len(load_specs().endpoints)
+    assert len(pages) == 1 + len({e.area for e in bundled_specs().endpoints}) + len(bundled_specs().endpoints)
     for page in pages:
         for token in md.parse(page.read_text()):
             for child in token.children or []:

@@ -9,11 +9,11 @@ import pytest
 from conformance.errors import SpecError
 from conformance.loader import load_specs
 
-from conftest import cli_in_process, copy_specs, run_cli
+from conftest import bundled_specs, cli_in_process, copy_specs, run_cli
 
 
 def test_bundled_specs_load() -> None:
-    specs = load_specs()
+    specs = bundled_specs()
     ids = {e.id for e in specs.endpoints}
     assert {"auth/login", "auth/verify", "auth/logout", "me/get", "websites/list", "websites/create",
             "websites/get", "websites/update", "websites/reset", "websites/delete",
@@ -105,7 +105,7 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
 
 def test_coverage_counts_operations_per_reference(tmp_path: Path) -> None:
     from conformance.coverage import coverage
-    before = {c.name: c for c in coverage(load_specs())}
+    before = {c.name: c for c in coverage(bundled_specs())}
     assert set(before) == {"v1", "v2", "v3", "umami-3.1.0"}
     assert before["v2"].total == 65 and before["v3"].total == 166 and before["v1"].total == 8
     assert "GET /me" not in before["v2"].missing
@@ -190,7 +190,7 @@ endpoints:
 def _mini_specs(tmp_path: Path, area: str = AREA, profiles: str = PROFILES) -> Path:
     root = tmp_path / "specs"
     (root / "schemas").mkdir(parents=True)
-    (root / "meta-schema.yaml").write_text((Path(load_specs().root) / "meta-schema.yaml").read_text())
+    (root / "meta-schema.yaml").write_text((Path(bundled_specs().root) / "meta-schema.yaml").read_text())
     (root / "profiles.yaml").write_text(profiles)
     (root / "things.yaml").write_text(area)
     return root
@@ -275,7 +275,7 @@ def test_bad_profiles_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_bundled_team_website_cases_follow_their_base() -> None:
     """The template keeps what the copies said: the base case's request, on the team website."""
-    specs = load_specs()
+    specs = bundled_specs()
     found = 0
     for ep in specs.endpoints:
         for case in ep.cases:

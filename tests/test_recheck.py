@@ -14,11 +14,11 @@ import httpx
 from conformance import server
 from conformance.client import NOT_RECORDED_HEADER, REPLAYED_HEADER, Redactor
 from conformance.har import HarRecorder, exchange_item, load_har
-from conformance.loader import load_specs
+
 from conformance.replay import Recording, Replay, Templates, body_key, identities_of, query_key
 from conformance.versions import template_key
 
-from conftest import copy_specs, recheck, run_cli, shared_recording, user_env
+from conftest import bundled_specs, copy_specs, recheck, run_cli, shared_recording, user_env
 from proxy import RecordingProxy
 
 PREFIX = "ucf-20261125t234625-4431-"
@@ -280,7 +280,7 @@ def test_recheck_of_the_shared_3_1_0_recordings(tmp_path: Path) -> None:
     assert results["summary"]["findings"] == {} and results["summary"]["known"] > 0
     # No route of 3.1.0 is skipped as "not on this server": where a 1.x/2.x spec of the same route is, another
     # endpoint of that route ran.
-    inventory = load_specs().inventory
+    inventory = bundled_specs().inventory
     ran = {(i["method"], template_key(i["path"])) for i in results["items"] if i["outcome"] != "skipped"}
     wrongly = [i["id"] for i in results["items"] if (i["reason"] or "").startswith("not on this server: applies")
                and "3.1.0" in inventory.releases_with(i["method"], i["path"])

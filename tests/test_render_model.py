@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from conformance.describe import endpoint_views, vocabulary
-from conformance.loader import load_specs
+
 from docgen.legend import SYMBOL, Vocabulary, worst
 from docgen.render import build_model, redact_example
+from conftest import bundled_specs
 
 WORDS = vocabulary()
 
@@ -99,7 +100,7 @@ def test_the_version_grid_comes_from_the_history() -> None:
 
 def test_the_spec_view_of_an_endpoint() -> None:
     """The runner describes the endpoint in results.json (conformance/describe.py); the docs show it as it is."""
-    specs = load_specs()
+    specs = bundled_specs()
     me = next(e for e in specs.endpoints if e.id == "me/get")
     results = {**RESULTS, "items": [_item("me/get", "admin", "default", "passed", path=me.path)],
                "endpoints": endpoint_views(specs, {"me/get"}, "2.10.0")}

@@ -18,7 +18,7 @@ import pytest
 from conformance import server
 from conformance.client import REDACTED, Exchange, Redactor, Target, send_cache
 from conformance.options import cli_flags
-from conformance.loader import load_specs
+
 from conformance.results import example_body, write_results
 from umami_results import load as load_results
 from conformance.engine import Item, ItemResult, Outcome
@@ -26,7 +26,7 @@ from conformance.options import Options
 from conformance.run import UmamiRun
 from docgen.report import render_report
 
-from conftest import ROOT, cli_in_process, in_process, shared_recording
+from conftest import ROOT, bundled_specs, cli_in_process, in_process, shared_recording
 
 UNREACHABLE = "http://127.0.0.1:9"
 REPORTS = ("results.json", "junit.xml", "report.html", "docs/index.md")
@@ -180,7 +180,7 @@ SECRETS = ["pässwörd-long-1", 'quote"secret-22', "back\\slash-secret-3", "eyJh
 
 
 def test_results_json_is_redacted_string_by_string(tmp_path: Path) -> None:
-    specs = load_specs()
+    specs = bundled_specs()
     run = UmamiRun(options=Options(target=Target(url=UNREACHABLE), specs_dir=specs.root,
                                    results_path=tmp_path / "results.json"), specs=specs, known=[])
     for secret in SECRETS:

@@ -16,12 +16,12 @@ from conformance import server
 from conformance.client import Target, UmamiClient
 from conformance.discovery import Prober, route_templates, routes_list
 from conformance.errors import Unavailable
-from conformance.loader import load_specs
+
 from conformance.replay import Recording, Replay, Templates
 from umami_results import SCHEMA_PATH
 from conformance.versions import template_key
 
-from conftest import recheck, run_cli, shared_recording, user_env
+from conftest import bundled_specs, recheck, run_cli, shared_recording, user_env
 
 ROUTE_SCHEMA = json.loads(SCHEMA_PATH.read_text())["properties"]["routes"]
 NEXT_404 = {"content-type": "text/html; charset=utf-8"}
@@ -80,7 +80,7 @@ def test_prober_remembers_each_template_once_with_its_presence() -> None:
 
 
 def test_route_templates_cover_specs_candidates_and_inventory_once() -> None:
-    specs = load_specs()
+    specs = bundled_specs()
     templates = route_templates(specs)
     keys = [template_key(t) for t in templates]
     assert len(keys) == len(set(keys)) and templates == sorted(templates)
@@ -93,7 +93,7 @@ def test_route_templates_cover_specs_candidates_and_inventory_once() -> None:
 
 
 def _recorded_routes(*names: str) -> dict[str, dict]:
-    specs = load_specs()
+    specs = bundled_specs()
     replay = Replay([Recording.load(shared_recording(n)) for n in names], Templates([e.path for e in specs.endpoints]))
     routes = routes_list(replay.routes(Templates(route_templates(specs))))
     Draft202012Validator(ROUTE_SCHEMA).validate(routes)
@@ -163,7 +163,7 @@ def test_run_with_discover_records_the_routes_of_2_10_0_with_gets_only(umami: se
     assert routes["/websites/{websiteId}/sessions/{sessionId}/activity"]["presence"] == "absent"
     assert routes["/websites/{websiteId}/stats"]["presence"] == "present"
     assert {r["source"] for r in routes.values()} == {"probe"}
-    assert len(routes) == len(route_templates(load_specs()))  # every template answered, none transient
+    assert len(routes) == len(route_templates(bundled_specs()))  # every template answered, none transient
     # Undocumented routes are still findings of their own items.
     assert any(f["class"] == "undocumented-endpoint" and f["json_path"] == "/version"
                for i in results["items"] for f in i["findings"])

@@ -11,13 +11,13 @@ from jsonschema import Draft202012Validator
 
 from conformance import server
 from conformance.client import Target
-from conformance.loader import DEFAULT_SPECS, load_specs
+from conformance.loader import DEFAULT_SPECS
 from umami_results import SCHEMA_PATH
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.versions import fingerprint
 
-from conftest import run_cli, user_env
+from conftest import bundled_specs, run_cli, user_env
 from proxy import RecordingProxy
 
 
@@ -36,13 +36,13 @@ def test_full_run_passes_every_applicable_item(full_run) -> None:
     assert results["server"]["version"] == server.UMAMI_VERSION
     assert results["server"]["version_source"] == "server /api/version"
     items = results["items"]
-    assert {i["endpoint"] for i in items} == {e.id for e in load_specs().endpoints}
+    assert {i["endpoint"] for i in items} == {e.id for e in bundled_specs().endpoints}
     applicable = [i for i in items if not (i["outcome"] == "skipped" and i["reason"].startswith("not on this server"))]
     # 2.10.0 cannot delete websites: creating one is not checked (it would stay for good), and only that.
     kept_back = [i for i in applicable if i["outcome"] == "skipped" and "cannot delete websites" in i["reason"]]
     assert {(i["endpoint"], i["case"]) for i in kept_back} == {("websites/create", "minimal")}
     applicable = [i for i in applicable if i not in kept_back]
-    on_server = {e.id for e in load_specs().endpoints if e.versions.contains(server.UMAMI_VERSION)}
+    on_server = {e.id for e in bundled_specs().endpoints if e.versions.contains(server.UMAMI_VERSION)}
     assert {i["endpoint"] for i in applicable} == on_server, "every endpoint of this version ran"
     assert all(i["outcome"] in ("passed", "passed-no-schema", "known") for i in applicable), [
         (i["id"], i["outcome"], i.get("reason")) for i in applicable
@@ -79,7 +79,7 @@ def _success_depth(items: list[dict]) -> tuple[set[str], set[str], dict[str, str
     defects = {i["endpoint"]: f["known"] for i in applicable for f in i["findings"]
                if 200 <= i["expected_status"] < 300 and f["class"] == "status-changed" and f["known"]
                and not 200 <= i["actual_status"] < 300}
-    specs = {e.id: e for e in load_specs().endpoints}
+    specs = {e.id: e for e in bundled_specs().endpoints}
     no_success = {e for e in endpoints if not any(200 <= s < 300 for s in specs[e].auth.values())
                   and not any(200 <= (c.status or 0) < 300 for c in specs[e].cases)}
     return endpoints, checked, defects, no_success
@@ -250,7 +250,7 @@ def test_not_an_umami_server(umami: server.ServerInfo, tmp_path: Path) -> None:
 def test_route_fingerprint_of_the_real_server(umami: server.ServerInfo) -> None:
     """Without /api/version the routes the real 2.10.0 answers tell its range: 2.10.0-2.12.1 share every path."""
     run = UmamiRun(options=Options(target=Target(url=umami.url), specs_dir=DEFAULT_SPECS,
-                                   results_path=Path("/dev/null")), specs=load_specs(), known=[])
+                                   results_path=Path("/dev/null")), specs=bundled_specs(), known=[])
     try:
         found = fingerprint(run.specs.inventory, run.route_answer())
     finally:

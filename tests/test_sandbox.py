@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conformance.client import Credential
-from conformance.loader import Case, load_specs
+from conformance.loader import Case
 from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
 from conformance.run import UmamiRun
@@ -18,6 +18,7 @@ from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
+from conftest import bundled_specs
 
 ADMIN = Credential.bearer("admin-token-0123456789")
 
@@ -165,7 +166,7 @@ def test_the_ledger_keeps_only_what_remains(tmp_path: Path) -> None:
 
 
 def _run_with(tmp_path: Path, fake: FakeUmami, version: str, revenue_seeded: bool) -> UmamiRun:
-    specs = load_specs()
+    specs = bundled_specs()
     run = UmamiRun(options=Options(target=fake.client().target, specs_dir=specs.root,
                                    results_path=tmp_path / "results.json"), specs=specs, known=[])
     run.client = fake.client()

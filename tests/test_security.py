@@ -14,13 +14,14 @@ from conformance.checks import (CLASSES, Finding, class_rank, declared_paths, sc
 from conformance.client import Exchange, Redactor
 from conformance.har import _data as recorded_data
 from conformance.known import apply_known, load_known
-from conformance.loader import load_specs
+
 from conformance.describe import vocabulary
 from conformance.results import summarize
 from docgen.legend import LEGEND, Vocabulary
 from umami_results import SCHEMA_PATH
+from conftest import bundled_specs
 
-SPECS = load_specs()
+SPECS = bundled_specs()
 ROOT = Path(__file__).resolve().parent.parent
 HASH = "$2b$10$" + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"  # bcrypt's shape, no real password
 USER_ROW = {"id": "3f0b5a55-1d7e-4d43-9a0e-3a6b6bb6c0a1", "username": "someone", "role": "user"}

@@ -22,7 +22,7 @@ from conformance.coverage import coverage
 from conformance.loader import Endpoint, load_specs
 from conformance.versions import INVENTORY, Inventory, Versions, template_key
 
-from conftest import ROOT, copy_specs
+from conftest import ROOT, bundled_specs, copy_specs
 
 SHARED_ROUTES = Path(__file__).parents[2] / "shared" / "reference" / "umami-routes.json"
 
@@ -81,7 +81,7 @@ def _where(e: Endpoint) -> str:
 
 
 def test_every_endpoint_range_matches_the_route_inventory() -> None:
-    specs = load_specs()
+    specs = bundled_specs()
     inv = specs.inventory
     assert inv is not None, f"specs/{INVENTORY} is missing"
     releases = _releases(inv)
@@ -122,7 +122,7 @@ def test_every_endpoint_range_matches_the_route_inventory() -> None:
 
 def test_endpoints_of_routes_no_release_has_apply_to_no_release() -> None:
     """Contract-only operations (API 3.3.1, newer than 3.1.0) are gated ">=3.2" and hold the contract."""
-    specs = load_specs()
+    specs = bundled_specs()
     inv = specs.inventory
     assert inv is not None
     releases = _releases(inv)
@@ -144,7 +144,7 @@ def test_endpoints_of_routes_no_release_has_apply_to_no_release() -> None:
 
 def test_errata_correct_routes_of_the_inventory() -> None:
     """Each erratum removes releases that the inventory does list for its route."""
-    inv = load_specs().inventory
+    inv = bundled_specs().inventory
     assert inv is not None
     for (method, key), (wrong, why) in ERRATA.items():
         listed = {v for v in inv.releases_with(method, key.replace("{}", "{id}")) if Versions(wrong).contains(v)}
@@ -165,7 +165,7 @@ def test_inventory_copy_matches_the_shared_reference() -> None:
 def test_coverage_of_the_newest_release(tmp_path: Path) -> None:
     """`coverage` counts the 129 routes of 3.1.0 from the inventory; a spec gated off 3.1.0 no longer
     covers its route."""
-    release = {c.name: c for c in coverage(load_specs())}["umami-3.1.0"]
+    release = {c.name: c for c in coverage(bundled_specs())}["umami-3.1.0"]
     assert release.total == 129
     specs = copy_specs(tmp_path)
     me = specs / "me.yaml"

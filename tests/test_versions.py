@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from conformance.client import Target
-from conformance.loader import DEFAULT_SPECS, load_specs
+from conformance.loader import DEFAULT_SPECS
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.versions import Detected, Inventory, Versions, fingerprint, probe_path
+from conftest import bundled_specs
 
 INVENTORY = Inventory.load(DEFAULT_SPECS)
 
@@ -88,7 +89,7 @@ def _fake_run(version: str, *, extra_404_json: bool = False) -> UmamiRun:
         return httpx.Response(404, html="<!DOCTYPE html><html>not found</html>")
 
     run = UmamiRun(options=Options(target=Target(url="http://umami.test"), specs_dir=DEFAULT_SPECS,
-                                   results_path=Path("/dev/null")), specs=load_specs(), known=[])
+                                   results_path=Path("/dev/null")), specs=bundled_specs(), known=[])
     run.client.http = httpx.Client(base_url=run.client.target.api_base, transport=httpx.MockTransport(handler))
     return run
 

@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = None) -> int:
+    """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
+    commands in one process may pass one that keeps what it loaded)."""
+    from conformance.loader import load_specs
     args = build_parser().parse_args(argv)
+    args.load_specs = load or load_specs
     try:
         return int(COMMANDS[args.command](args))
     except umami_results.ResultsError as exc:
@@ -115,8 +120,7 @@ def _specs_dir(args: argparse.Namespace) -> Path:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from conformance.known import load_known
-    from conformance.loader import load_specs
-    specs = load_specs(_specs_dir(args))
+    specs = args.load_specs(_specs_dir(args))
     known = load_known(specs.root)
     n = len(specs.endpoints)
     cases = sum(len(e.cases) for e in specs.endpoints)
@@ -127,8 +131,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     from conformance.coverage import coverage
-    from conformance.loader import load_specs
-    for c in coverage(load_specs(_specs_dir(args))):
+    for c in coverage(args.load_specs(_specs_dir(args))):
         print(f"{c.name}: {c.specified}/{c.total} ({c.percent:.0f} %) {c.title}")
         if args.missing:
             for op in c.missing:
@@ -167,7 +170,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
     """Run the suite through pytest into a staging directory; only a run that produced results replaces the
     reports in `--out` (and the docs, and the history)."""
     from conformance.known import load_known
-    from conformance.loader import DEFAULT_SPECS, load_specs
+    from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
     from conformance.plugin import Handoff
     out: Path = args.out
@@ -176,7 +179,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
     try:
         run_options = Options.from_values({**values, "results": staging / "results.json", "ledger_dir": out},
                                           DEFAULT_SPECS)
-        specs = load_specs(run_options.specs_dir)
+        specs = args.load_specs(run_options.specs_dir)
         load_known(specs.root)  # spec errors stop the run before any request
         if run_options.contract:
             from conformance.contract import Contract
