@@ -172,6 +172,10 @@ def _items(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _presence(answers: list[Answer], route: dict[str, Any] | None, method: str) -> tuple[str, str]:
     """present | absent | unknown for one endpoint on one server, with the status that shows it."""
+    if any(a.expected == 405 for a in answers):
+        # The spec describes a method the route lacks: a refusal (401) only shows the route's other methods.
+        lacking = [a for a in answers if a.status == 405]
+        return ("absent", "405") if lacking else ("unknown", "")
     documented = [a for a in answers if a.documented]
     if documented:
         return "present", str(min(documented, key=lambda a: (not a.success, a.status)).status)
@@ -179,7 +183,7 @@ def _presence(answers: list[Answer], route: dict[str, Any] | None, method: str) 
         return "absent", str(answers[0].status)
     if route and not answers:
         if route["presence"] == "absent":
-            return "absent", f"{route['status']} (probe)"
+            return "absent", f"{route['status']} (probe: no route)"
         if route["presence"] == "present" and method == "GET" and route["status"] != 405:
             return "present", f"{route['status']} (probe)"
     return "unknown", ""

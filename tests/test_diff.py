@@ -141,6 +141,16 @@ def test_removed_and_added_only_on_evidence() -> None:
     assert (removed.old, removed.new) == ("200", "404")
 
 
+def test_a_method_the_route_lacks_is_never_present() -> None:
+    """2.10.0 refuses an anonymous GET of a POST-only route (401) before its method check (405); 2.20.2 answers
+    405 to all: the GET was never there, nothing was removed."""
+    old = _results(_item("w/reset-get[anonymous-x]", 401, media=None, expected=401),
+                   _item("w/reset-get[admin-x]", 405, media=None, expected=405))
+    new = _results(_item("w/reset-get[anonymous-x]", None, outcome="skipped", reason="not on this server: case"),
+                   _item("w/reset-get[admin-x]", 405, media=None, expected=405))
+    assert diff_results(old, new).changes == []
+
+
 def test_a_documented_404_is_presence_not_removal() -> None:
     """A JSON or plain-text 404 that the spec expects (an object not found) shows the route exists."""
     old = _results(_item("w/get[admin-x]", 200), _item("w/get[admin-gone]", 404, media=None, expected=404))

@@ -46,7 +46,7 @@ def test_the_differences_both_sides_show_with_their_kind(pair) -> None:
     _, _, upgrade, text = pair
     found = {(c["endpoint"], c["kind"], c["where"]): (c["old"], c["new"], c["breaking"]) for c in upgrade["changes"]}
     assert found[("GET /version", "endpoint-removed", "/version")] == ("200", "404", True)  # no spec: discovery
-    assert found[("boards/list", "endpoint-added", "GET /boards")] == ("404 (probe)", "200", False)
+    assert found[("boards/list", "endpoint-added", "GET /boards")] == ("404 (probe: no route)", "200", False)
     assert found[("website-stats/list-events", "operation-replaced", "GET /websites/{websiteId}/events")][2]
     assert found[("send/event", "content-type-changed", "send/event[anonymous-pageview]")] == (
         "text/plain", "application/json", True)
