@@ -36,3 +36,28 @@ def test_no_import_across_the_seam(package: str) -> None:
                  for path in sorted((ROOT / package).rglob("*.py"))
                  for name in imported_packages(path.read_text(encoding="utf-8")) & FORBIDDEN[package]}
     assert not crossings, sorted(crossings)
+
+
+def test_the_results_schema_means_the_same_in_draft_07() -> None:
+    """umami_results compiles the 2020-12 schema as draft-07 (fastjsonschema): only keywords both drafts share."""
+    import json
+
+    import umami_results
+
+    used: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                used.add(key)
+                for child in (value.values() if key in ("properties", "$defs") and isinstance(value, dict)
+                              else [value]):
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(json.loads(umami_results.SCHEMA_PATH.read_text()))
+    assert used <= umami_results.SHARED_KEYWORDS, used - umami_results.SHARED_KEYWORDS
+    with pytest.raises(umami_results.ResultsError, match="must contain"):
+        umami_results.validate({"tool": "umami-conformance", "items": []})

@@ -6,27 +6,40 @@ Neither side imports the other; both read and write this format, and the CLI (`u
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import fastjsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "results.schema.json"
+# The schema is written in JSON Schema 2020-12 but uses only keywords that draft-07 means the same way
+# (tests/test_architecture.py checks), so fastjsonschema compiles it as draft-07: a results file of 1,700 items
+# validates in about 20 ms instead of 300 ms.
+SHARED_KEYWORDS = {"$defs", "$id", "$ref", "$schema", "additionalProperties", "const", "description", "enum",
+                   "items", "minimum", "pattern", "properties", "required", "title", "type"}
 
 
 class ResultsError(ValueError):
     """A file that is not a valid results.json (the message names the file and what is wrong)."""
 
 
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
 @cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+def _validator() -> Callable[[Any], Any]:
+    return fastjsonschema.compile({**schema(), "$schema": "http://json-schema.org/draft-07/schema#"})
 
 
 def validate(doc: dict[str, Any]) -> None:
-    """Raise jsonschema's ValidationError when `doc` does not follow the schema."""
-    _validator().validate(doc)
+    """Raise ResultsError (naming the JSON path) when `doc` does not follow the schema."""
+    try:
+        _validator()(doc)
+    except fastjsonschema.JsonSchemaException as exc:
+        raise ResultsError(exc.message[:300]) from None
 
 
 def load(path: Path, strict: bool = True) -> dict[str, Any]:
@@ -41,9 +54,9 @@ def load(path: Path, strict: bool = True) -> dict[str, Any]:
             and isinstance(doc.get("server"), dict)):
         raise ResultsError(f"{path}: not a results file of umami-conformance (no tool, server and items)")
     if strict:
-        error = next(iter(_validator().iter_errors(doc)), None)
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "the top level"
-            raise ResultsError(f"{path}: not a results file of this umami-conformance version (at {where}: "
-                               f"{error.message[:160]}); run the suite again to write a current one")
+        try:
+            validate(doc)
+        except ResultsError as exc:
+            raise ResultsError(f"{path}: not a results file of this umami-conformance version ({exc}); run the "
+                               "suite again to write a current one") from None
     return doc
