@@ -205,15 +205,15 @@ def _run_pytest(args: argparse.Namespace, handoff: Any, out: Path, staging: Path
         print("note: --read-only without --website-id: write endpoints are not checked (no writes are sent), "
               "and items that read one website are skipped (there is no sandbox website to read); pass "
               "--website-id ID of an existing website to check those", file=sys.stderr)
-    with _deadline(args.max_time):
+    with Deadline(args.max_time) as deadline:
         code = pytest.main(pytest_args, plugins=[handoff])
     outcome = handoff.outcome
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
-    complete = not _deadline.expired and code != pytest.ExitCode.INTERRUPTED and outcome.stopped is None
+    complete = not deadline.expired and code != pytest.ExitCode.INTERRUPTED and outcome.stopped is None
     results = _publish(args, out, staging, docs=complete and not outcome.empty) if published else None
     result, message = PYTEST_TO_EXIT.get(int(code), int(code)), ""
-    if _deadline.expired:
+    if deadline.expired:
         result, message = ExitCode.TIMED_OUT, (f"error: the run exceeded --max-time {args.max_time:g}s and was "
                                                f"stopped{cleanup}")
     elif outcome.stopped is not None:
@@ -277,31 +277,25 @@ class RunTimeout(KeyboardInterrupt):
     """Raised by the --max-time alarm; pytest treats it like Ctrl-C, so cleanup still runs."""
 
 
-class _Deadline:
-    """Context manager: raise RunTimeout in the main thread after `seconds`."""
+class Deadline:
+    """Context manager: raise RunTimeout in the main thread after `seconds` (None: never); `expired` tells."""
 
-    expired = False
-
-    def __call__(self, seconds: float | None) -> _Deadline:
-        self.seconds = seconds
-        self.expired = False
-        return self
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.expired = seconds, False
 
     def _fire(self, signum: int, frame: object) -> None:
         self.expired = True
         raise RunTimeout
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> Deadline:
         if self.seconds:
             signal.signal(signal.SIGALRM, self._fire)
             signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.seconds:
             signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-_deadline = _Deadline()
 
 
 def _load(path: Path, strict: bool = True) -> dict[str, Any]:
