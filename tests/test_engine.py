@@ -65,7 +65,8 @@ def test_a_bug_of_the_tool_is_the_item_s_error_not_a_crash(run: UmamiRun, monkey
 
     monkeypatch.setattr(engine, "_check_versions", broken)
     result = run_item(run, _item("admin/users[admin-first-page]"))
-    assert result.outcome is Outcome.ERROR and re.fullmatch(r"RuntimeError: a bug \(test_engine\.py:\d+\)", result.reason)
+    assert result.outcome is Outcome.ERROR
+    assert re.fullmatch(r"RuntimeError: a bug \(test_engine\.py:\d+\)", result.reason)
     assert result.as_dict()["outcome"] == "error"
 
 
