@@ -51,6 +51,10 @@ def build(specs: SpecSet, version: str, known: list[KnownDifference]) -> dict[st
         Version(version)
     except InvalidVersion:
         raise UsageError(f"--umami-version {version!r} is not a version (e.g. 2.10.0)") from None
+    known_releases = specs.inventory.versions if specs.inventory else []
+    if known_releases and Version(version) < Version(known_releases[0]):
+        raise UsageError(f"no endpoint of the specs applies to Umami {version}: they know releases "
+                         f"{known_releases[0]} and later")
     endpoints = [e for e in specs.endpoints if e.versions.contains(version) and _exists(e, version)]
     if not endpoints:
         raise UsageError(f"no endpoint of the specs applies to Umami {version}")

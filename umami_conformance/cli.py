@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | cleanup | server start|stop|status.
+"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | cleanup | server ...
 
 The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
 results.json (`umami_results`) and never import each other."""
@@ -428,7 +428,8 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
-            "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs, "diff": cmd_diff,
+            "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs,
+            "diff": cmd_diff,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":
