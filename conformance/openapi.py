@@ -264,11 +264,8 @@ def _responses(ep: Endpoint, cases: list[Case], version: str, bundle: _Bundle, e
                 content.setdefault(r.content_type or "application/json", []).append(bundle.schema(r.schema_uri))
             elif r.content_type:
                 content.setdefault(r.content_type, [])
-        if not content and status >= 400 and error is not None:
-            if error.schema_uri:
-                content["application/json"] = [bundle.schema(error.schema_uri)]
-            else:
-                content["text/plain"] = [{"type": "string"}]
+        if not content and status >= 400 and error is not None and error.schema_uri:
+            content["application/json"] = [bundle.schema(error.schema_uri)]  # else no body the specs describe
         if content:
             response["content"] = {ct: ({"schema": s[0] if len(s) == 1 else {"anyOf": s}} if s else {})
                                    for ct, s in content.items()}
