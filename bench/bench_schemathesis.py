@@ -91,7 +91,7 @@ def _schemathesis(st: Path, url: str, env: dict[str, str], doc_path: Path, work:
                "--report", "json,har", "--report-dir", str(reports), "--no-color"]
     start = time.perf_counter()
     proc = subprocess.run(command, env={**env, "UMAMI_BENCH_TOKEN": login.json()["token"]}, capture_output=True,
-                          text=True, timeout=ST_TIMEOUT)
+                          text=True, timeout=ST_TIMEOUT, cwd=work)  # its cache directory goes there too
     wall = time.perf_counter() - start
     report = json.loads(next(reports.glob("json-*.json")).read_text())
     har = json.loads(next(reports.glob("har-*.json")).read_text())
