@@ -8,6 +8,7 @@ Shorthands (named auth profiles, case templates and constants from `specs/profil
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass, field
@@ -27,7 +28,22 @@ from conformance.versions import Inventory, Versions
 
 SCHEMA_BASE = "https://umami-conformance.local/schemas/"
 ROLES = ("admin", "user", "view-only", "share", "anonymous")
-DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _bundled_specs() -> Path:
+    """The specs this installation ships: the clone's `specs/` (a checkout, an editable install), else the package
+    `umami_specs` that the wheel maps `specs/` to."""
+    clone = Path(__file__).resolve().parent.parent / "specs"
+    if (clone / "meta-schema.yaml").is_file():
+        return clone
+    spec = importlib.util.find_spec("umami_specs")
+    if spec is None or not spec.submodule_search_locations:
+        return clone  # load_specs then says that the directory is missing
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+DEFAULT_SPECS = _bundled_specs()
+
 # Files in specs/ that are not API areas.
 NOT_AREAS = {"meta-schema.yaml", "known-differences.yaml", "errors.yaml", "discovery.yaml", "profiles.yaml"}
 CONSTANT = re.compile(r"\$\{const\.([A-Za-z0-9_-]+)\}")

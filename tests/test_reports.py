@@ -204,7 +204,7 @@ def test_results_json_is_redacted_string_by_string(tmp_path: Path) -> None:
 
 def test_install_is_quiet_and_ships_the_templates(tmp_path: Path) -> None:
     """Building the package prints no setuptools warning (license table, docgen.templates) and the wheel
-    holds the templates and the results schema."""
+    holds the templates, the results schema and the specs (with their schemas and references)."""
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -212,6 +212,10 @@ def test_install_is_quiet_and_ships_the_templates(tmp_path: Path) -> None:
     import zipfile
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert "docgen/templates/report.html.j2" in names and "umami_results/results.schema.json" in names
+    specs = {n.removeprefix("umami_specs/") for n in names if n.startswith("umami_specs/")}
+    shipped = {str(p.relative_to(ROOT / "specs")) for p in (ROOT / "specs").rglob("*")
+               if p.is_file() and p.suffix in (".yaml", ".json", ".md", ".py")}
+    assert shipped <= specs and {"meta-schema.yaml", "schemas/common.yaml", "references/umami-routes.json"} <= specs
 
 
 def test_readme_bench_commands_use_the_venv_python() -> None:

