@@ -4,7 +4,8 @@
 
 Without --url the local real Umami is used (started if needed). Overhead is the wall time of the
 whole `umami-conformance run` minus the time spent waiting on the server's answers (results.json
-`timing.server_seconds`). Prints numbers; asserts nothing.
+`timing.server_seconds`), so the runs are sequential (--concurrency 1: concurrent waits overlap, and their sum
+says nothing of the wall time; bench_concurrency.py measures concurrent runs). Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main() -> int:
     url, env = (args.url, dict(os.environ)) if args.url else local_server()
     rows = []
     for n in range(args.runs):
-        proc, wall, results = timed_run(url, env)
+        proc, wall, results = timed_run(url, env, "--concurrency", "1")
         timing = results["timing"]
         rows.append((wall, timing["server_seconds"], timing["requests"], results["summary"]["items"]))
         print(f"run {n + 1}: exit {proc.returncode}, {results['summary']['items']} items, "

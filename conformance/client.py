@@ -10,6 +10,9 @@ import secrets as secrets_module
 import shlex
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +48,29 @@ GONE_AFTER = 8  # requests in a row that stay transient after their retries: the
 MIN_TEXT_SECRET = 8
 
 
+@dataclass
+class Tally:
+    """What the requests of one item went through (items may run in parallel threads, so the client's totals
+    cannot tell one item's share)."""
+
+    retries: int = 0
+    not_recorded: int = 0
+
+
+_TALLY: ContextVar[Tally | None] = ContextVar("umami_conformance_tally", default=None)
+
+
+@contextmanager
+def tallied() -> Iterator[Tally]:
+    """Count the retries and unrecorded answers of the requests sent inside (in this thread's context)."""
+    tally = Tally()
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
+
+
 class Redactor:
     """Knows every secret of the run and removes it from anything that is written or printed.
 
@@ -59,6 +85,7 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._ordered: tuple[str, ...] = ()  # the secrets, longest first (replaced on add: safe across threads)
         self._stand_ins: set[str] = set()
         self._key = secrets_module.token_bytes(16)
         self._lock = threading.Lock()
@@ -67,6 +94,7 @@ class Redactor:
         if secret and len(secret) >= MIN_TEXT_SECRET:
             with self._lock:
                 self._secrets.add(secret)
+                self._ordered = tuple(sorted(self._secrets, key=len, reverse=True))
                 if stand_in:
                     self._stand_ins.add(secret)
 
@@ -76,13 +104,13 @@ class Redactor:
 
     def recorded_text(self, value: str) -> str:
         """Free text for a recording: credentials become their stand-ins, other secrets `***`."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._ordered:
             if secret in value:
                 value = value.replace(secret, self.stand_in(secret) if secret in self._stand_ins else REDACTED)
         return value
 
     def text(self, value: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._ordered:
             value = value.replace(secret, REDACTED)
         return value
 
@@ -248,6 +276,7 @@ class UmamiClient:
     unavailable: int = 0
     unsure_writes: int = 0
     _failing: int = 0  # requests in a row that stayed transient
+    _not_before: float = 0.0  # monotonic time before which no request is sent (a 429 or Retry-After, pool-wide)
     drift: list[Drift] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -282,8 +311,9 @@ class UmamiClient:
         if json_body is not None:
             kwargs["json"] = json_body
         safe = method.upper() in SAFE_METHODS if repeatable is None else repeatable
-        attempt = 1
+        attempt, waited = 1, 0.0
         while True:
+            self._hold(waited)
             request = self.http.build_request(method, path, **kwargs)
             start = time.perf_counter()
             try:
@@ -292,7 +322,7 @@ class UmamiClient:
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
                 if attempt <= self.target.retries and (safe or unsent):
-                    self._wait(attempt, None)
+                    waited = max(waited, self._wait(attempt, None))
                     attempt += 1
                     continue
                 self._settle(transient=True, unsure=not safe and not unsent)
@@ -300,28 +330,52 @@ class UmamiClient:
             elapsed = time.perf_counter() - start
             if self.recorder is not None:
                 self.recorder.add(request, response, elapsed)
+            unrecorded = NOT_RECORDED_HEADER in response.headers
             with self._lock:
                 self.server_seconds += elapsed
                 self.requests.append((method, path))
-                self.not_recorded += NOT_RECORDED_HEADER in response.headers
+                self.not_recorded += unrecorded
+            tally = _TALLY.get()
+            if tally is not None:
+                tally.not_recorded += unrecorded
             status = response.status_code
             told_later = status == 429 or (status == 503 and "retry-after" in response.headers)
             if attempt <= self.target.retries and (told_later or (safe and status in TRANSIENT_STATUSES)):
-                self._wait(attempt, response)
+                waited = max(waited, self._wait(attempt, response))
                 attempt += 1
                 continue
             exchange = Exchange(request, response, elapsed, attempt)
             self._settle(transient=exchange.transient, unsure=exchange.transient and not safe and not told_later)
             return exchange
 
-    def _wait(self, attempt: int, response: httpx.Response | None) -> None:
-        """Sleep before attempt `attempt + 1`: the server's Retry-After, else exponential backoff."""
+    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
+        """Wait before attempt `attempt + 1`: the server's Retry-After, else exponential backoff. A 429 or a
+        Retry-After holds back every request of the client (all threads of a concurrent run), not only this one:
+        returns the end of that pause (0.0 for a backoff of this request alone)."""
         with self._lock:
             self.retries += 1
-        if response is not None and "retry-after" in response.headers:
-            time.sleep(_retry_after(response))
-        else:
-            time.sleep(min(self.target.retry_wait * 2 ** (attempt - 1), MAX_BACKOFF))
+        tally = _TALLY.get()
+        if tally is not None:
+            tally.retries += 1
+        backoff = min(self.target.retry_wait * 2 ** (attempt - 1), MAX_BACKOFF)
+        if response is not None and (response.status_code == 429 or "retry-after" in response.headers):
+            delay = _retry_after(response) if "retry-after" in response.headers else backoff
+            with self._lock:
+                until = time.monotonic() + delay
+                self._not_before = max(self._not_before, until)
+            time.sleep(delay)
+            return until
+        time.sleep(backoff)
+        return 0.0
+
+    def _hold(self, waited: float) -> None:
+        """Wait until the last 429 or Retry-After any request of the client met allows requests again (unless
+        this request has waited out that pause already)."""
+        with self._lock:
+            until = self._not_before
+        delay = until - time.monotonic()
+        if until > waited and delay > 0:
+            time.sleep(delay)
 
     def _settle(self, transient: bool, unsure: bool) -> None:
         """Count how a request ended; raise ServerGone when GONE_AFTER in a row stayed transient."""

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import json
 import re
+import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +21,7 @@ import httpx
 from conformance import __version__, discovery, negative
 from conformance.checks import Finding, check_exchange, declared_paths, schema_findings, security_findings, \
     with_security
-from conformance.client import Credential, Exchange
+from conformance.client import Credential, Exchange, Tally, tallied
 from conformance.errors import ConformanceError, ServerGone, Unavailable
 from conformance.har import exchange_item
 from conformance.known import apply_known
@@ -152,18 +155,58 @@ def run_item(run: UmamiRun, item: Item) -> ItemResult:
     """Check one item against the server (or the recordings). Never raises for the item's own sake: a skip, a
     transient failure, a finding and a tool error are outcomes. Only `ServerGone` (the server stopped
     answering) escapes: the run cannot go on. Every exchange is recorded (and replayed) under the item's id."""
-    with exchange_item(item.id):
-        return _run_item(run, item)
+    with exchange_item(item.id), tallied() as tally:
+        return _run_item(run, item, tally)
 
 
-def _run_item(run: UmamiRun, item: Item) -> ItemResult:
+def parallel_safe(item: Item, run: UmamiRun) -> bool:
+    """Whether the item may run beside others: it sends nothing (it is skipped), or it only reads state that
+    no other parallel-safe item changes. Writes stay serialised, also those on their own throwaway objects
+    (a new website, team or user shows in the lists other items read), and so do fresh logins (they add a
+    session), generated inputs (hypothesis is not thread-safe) and discovery (one shared prober). A replay
+    runs in order: which recorded answer a request gets may depend on the requests before it."""
+    if skip_reason(item, run):
+        return True
+    case = item.case
+    return (run.replay is None and item.kind is Kind.SPEC and item.endpoint.method in ("GET", "HEAD")
+            and not (case.target or case.creates or case.fresh_login))
+
+
+def run_items(run: UmamiRun, items: list[Item], concurrency: int) -> list[ItemResult | ServerGone | None]:
+    """Run parallel-safe items (`parallel_safe`) in a pool of `concurrency` threads; their results in the
+    items' order. `ServerGone` is returned in the place of the item that met it, and the items not yet started
+    then are not run (None). Ctrl-C or the --max-time alarm stops the pool: the items in flight finish their
+    request, the others are not started, and the interrupt goes on."""
+    stop = threading.Event()
+
+    def task(item: Item) -> ItemResult | ServerGone | None:
+        if stop.is_set():
+            return None
+        try:
+            return run_item(run, item)
+        except ServerGone as exc:
+            stop.set()
+            return exc
+
+    if concurrency <= 1 or len(items) <= 1:
+        return [task(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ucf-item")
+    try:
+        # each task in its own copy of this context: the item and tally context variables stay per item
+        futures = [pool.submit(contextvars.copy_context().run, task, item) for item in items]
+        return [f.result() for f in futures]
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
     result = ItemResult(item, run.server_version)
     reason = skip_reason(item, run)
     if reason:
         result.outcome, result.reason = Outcome.SKIPPED, reason
         return result
     start = time.perf_counter()
-    not_recorded, retries = run.client.not_recorded, run.client.retries
     exchange = None
     try:
         findings, checked, exchange = _execute(item, run, result)
@@ -176,7 +219,7 @@ def _run_item(run: UmamiRun, item: Item) -> ItemResult:
         result.outcome, result.reason = Outcome.UNAVAILABLE, run.client.redactor.text(str(exc))
         return result
     except ConformanceError as exc:
-        if run.client.not_recorded == not_recorded:
+        if not tally.not_recorded:
             result.reason = run.client.redactor.text(str(exc))
             return result  # ERROR: a failure of the run's own requests (e.g. a login), reported, not raised
         findings, checked = [], False  # a target or login the replay lacks
@@ -187,12 +230,12 @@ def _run_item(run: UmamiRun, item: Item) -> ItemResult:
         return result
     finally:
         result.duration = time.perf_counter() - start
-        result.retries = run.client.retries - retries
-    if run.client.not_recorded != not_recorded:
+        result.retries = tally.retries
+    if tally.not_recorded:
         result.outcome, result.reason = Outcome.SKIPPED, NOT_RECORDED
         return result
     apply_known(findings, run.known, item.role, item.case.name, run.server_versions)
-    contract = run.contract if findings and exchange is not None else None
+    contract = run.contract_once() if findings and exchange is not None else None
     for finding in findings if contract else []:
         finding.contract = contract.verdict(finding, item.endpoint.method, item.endpoint.path, exchange)
     result.schema_checked, result.findings = checked, findings

@@ -8,9 +8,12 @@ Shorthands (named auth profiles, case templates and constants from `specs/profil
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import os
 import re
+from importlib.metadata import version as package_version
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,25 +249,84 @@ def parse_versions(value: str, where: str) -> Versions:
         raise SpecError(f"{where}: {exc}") from None
 
 
+class ValidCache:
+    """The content hashes of what passed validation (a JSON Schema against the meta-schema, a spec file against
+    its schema), kept across processes in one file: checking the JSON Schemas is most of the loading time, and
+    they rarely change. Only a success is kept, under the sha256 of the validated content (the schema and the
+    document, as canonical JSON) and in a file per jsonschema version, so a changed file, schema or library is
+    validated again. An unreadable or malformed cache is ignored (everything is validated); one that cannot be
+    written is not written. `UMAMI_CONFORMANCE_SPEC_CACHE=off` turns it off; it lives in
+    `$UMAMI_CONFORMANCE_HOME` (default `$XDG_CACHE_HOME/umami-conformance`, else ~/.cache/umami-conformance)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._known: set[str] | None = None
+        self._new: set[str] = set()
+
+    @classmethod
+    def default(cls) -> ValidCache:
+        if os.environ.get("UMAMI_CONFORMANCE_SPEC_CACHE", "").lower() in ("off", "0", "no", "false"):
+            return cls(None)
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "umami-conformance"
+        home = Path(os.environ.get("UMAMI_CONFORMANCE_HOME") or home)
+        return cls(home / f"valid-specs-jsonschema-{package_version('jsonschema')}.txt")
+
+    @staticmethod
+    def key(kind: str, *parts: Any) -> str | None:
+        """The hash of what is validated, or None when it is not JSON (then it is always validated)."""
+        try:
+            text = json.dumps([kind, *parts], sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def __contains__(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        if self._known is None:
+            self._known = set()
+            try:
+                lines = self.path.read_text(encoding="ascii").split() if self.path else []
+            except (OSError, ValueError):
+                lines = []
+            if all(HEX64.fullmatch(line) for line in lines):
+                self._known = set(lines)
+        return key in self._known or key in self._new
+
+    def add(self, key: str | None) -> None:
+        if key is not None:
+            self._new.add(key)
+
+    def save(self) -> None:
+        """Write what passed since the last save (atomically; best effort)."""
+        if not self._new or self.path is None or not (self._new - (self._known or set())):
+            return
+        known = (self._known or set()) | self._new
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            tmp.write_text("".join(f"{k}\n" for k in sorted(known)), encoding="ascii")
+            os.replace(tmp, self.path)
+        except OSError:
+            return
+        self._known, self._new = known, set()
+
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+_VALID = ValidCache.default()
+
+
 def _check_schema(schema: Any, where: str) -> None:
-    """Raise SpecError unless `schema` is a valid JSON Schema. A schema that passed once is not checked again
-    in this process (the meta-schema check is most of the loading time, and the same schemas recur)."""
-    try:
-        text = json.dumps(schema, sort_keys=True)
-    except (TypeError, ValueError):
-        text = None
-    if text is not None and text in _VALID_SCHEMAS:
+    """Raise SpecError unless `schema` is a valid JSON Schema (not checked again once it passed: ValidCache)."""
+    key = ValidCache.key("schema", schema)
+    if key in _VALID:
         return
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise SpecError(f"{where}: invalid JSON Schema at {path}: {exc.message}") from None
-    if text is not None:
-        _VALID_SCHEMAS.add(text)
-
-
-_VALID_SCHEMAS: set[str] = set()
+    _VALID.add(key)
 
 
 def _iter_refs(node: Any, loc: tuple[Any, ...] = ()) -> list[tuple[str, tuple[Any, ...]]]:
@@ -290,6 +352,10 @@ def meta_validator(root: Path) -> Draft202012Validator:
 
 
 def _validate_doc(doc: Any, path: Path, meta: Draft202012Validator) -> None:
+    key = ValidCache.key("doc", meta.schema, doc)
+    if key in _VALID:
+        return
+
     def location(err: Any) -> list[Any]:
         # A bad key (propertyNames) is reported on its mapping; point at the key itself.
         extra = [err.instance] if "propertyNames" in err.absolute_schema_path else []
@@ -302,6 +368,7 @@ def _validate_doc(doc: Any, path: Path, meta: Draft202012Validator) -> None:
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SpecError(f"{path}:{line}: {where}: {err.message}{more}")
+    _VALID.add(key)
 
 
 def load_specs(root: Path = DEFAULT_SPECS) -> SpecSet:
@@ -334,6 +401,7 @@ def _load_specs(root: Path) -> SpecSet:
     _check_refs(registry, resources)
     _check_unique_ids(areas)
     inventory = Inventory.load(root) if (root / "references" / "umami-routes.json").exists() else None
+    _VALID.save()
     return SpecSet(root=root, areas=areas, registry=registry, errors=errors, candidates=candidates,
                    inventory=inventory)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.client import Target
+from conformance.errors import UsageError
 
 REPLAY_URL = "http://umami"  # a replay sends nowhere; the recordings answer
 
@@ -76,6 +77,9 @@ OPTIONS = [
         type=int, default=3, metavar="N", commands=CONNECTION),
     Opt("retry_wait", "seconds before the first retry, doubling each time (at most 8); Retry-After wins "
         "(default 0.25)", cli="--retry-wait", type=float, default=0.25, metavar="S", commands=CONNECTION),
+    Opt("concurrency", "run up to N independent reads at a time (writes, logins and discovery stay in order; 1: "
+        "everything in order); default 4, few enough for any server, most of the gain on a small one",
+        cli="--concurrency", env="UMAMI_CONCURRENCY", type=int, default=4, metavar="N"),
     Opt("version", "Umami version to assume instead of detecting it (/api/version or the route fingerprint)",
         cli="--umami-version", env="UMAMI_VERSION", commands=("run", "recheck")),
     Opt("specs", "directory of spec files (default: the bundled specs/)", cli="--specs", env="UMAMI_SPECS",
@@ -137,12 +141,15 @@ class Options:
     replay: tuple[Path, ...] = ()  # answer from recordings instead of a server (recheck)
     discover: bool = False
     negative: int = 0
+    concurrency: int = 4  # items at a time (engine.parallel_safe ones only); a replay runs in order
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], default_specs: Path) -> Options:
         """From {option name: value} (an argparse namespace's vars, or the plugin's options); missing names take
         their defaults."""
         value = {o.name: values[o.name] if values.get(o.name) is not None else o.default_value() for o in OPTIONS}
+        if value["concurrency"] < 1:
+            raise UsageError(f"--concurrency must be at least 1 (got {value['concurrency']})")
         replay = tuple(Path(p).resolve() for p in value["replay"])
         existing = {label: (value[f"{label}_username"], value[f"{label}_password"]) for label in ("user", "viewer")
                     if value[f"{label}_username"] and value[f"{label}_password"]}
@@ -154,4 +161,4 @@ class Options:
                    version=value["version"], website_id=value["website_id"], existing_users=existing,
                    contract=value["contract"] and Path(value["contract"]).resolve(),
                    record=value["record"] and Path(value["record"]).resolve(), replay=replay,
-                   discover=value["discover"], negative=value["negative"])
+                   discover=value["discover"], negative=value["negative"], concurrency=value["concurrency"])

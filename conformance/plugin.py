@@ -16,7 +16,7 @@ import pytest
 from conformance import __version__, options as opts
 from conformance.checks import CLASSES, Finding, class_rank
 from conformance.engine import Item, ItemResult, Outcome, READ_ONLY_NO_WEBSITE, area_items, discovery_items, \
-    nothing_tested, run_item, setup_results, skip_group
+    nothing_tested, parallel_safe, run_items, setup_results, skip_group
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
 from conformance.known import load_known, stale
@@ -52,6 +52,7 @@ SPECS_KEY = pytest.StashKey[SpecSet]()
 OPTIONS_KEY = pytest.StashKey[Options]()
 OUTCOME_KEY = pytest.StashKey[SessionOutcome]()
 ERROR_KEY = pytest.StashKey[str]()
+DONE_KEY = pytest.StashKey["dict[str, ItemResult | ServerGone]"]()  # results run ahead, by node id
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,8 +69,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if handoff is not None:
         handoff.outcome = config.stash[OUTCOME_KEY]
     config.stash[RUN_KEY] = None
-    options = handoff.options if handoff else Options.from_values(
-        {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
+    try:
+        options = handoff.options if handoff else Options.from_values(
+            {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
+    except ConformanceError as exc:
+        raise pytest.UsageError(str(exc)) from None
     specs_dir = options.specs_dir
     if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
                Path(a).resolve() == specs_dir for a in config.args):
@@ -154,10 +158,9 @@ class SpecItem(pytest.Item):
 
     def runtest(self) -> None:
         run = _run(self.config)
-        try:
-            result = run_item(run, self.check)
-        except ServerGone as exc:
-            _stop(self.config, exc, run)
+        result = _result(self, run)
+        if isinstance(result, ServerGone):
+            _stop(self.config, result, run)
         run.results.append(result)
         if result.outcome is Outcome.SKIPPED:
             pytest.skip(result.reason or "skipped")
@@ -191,6 +194,27 @@ class SpecItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.check.case.line - 1, self.name
+
+
+def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
+    """The item's result. With --umami-concurrency N > 1, a parallel-safe item runs together with the
+    parallel-safe items that directly follow it in the session's order, N at a time; each of them then
+    reports its own result when pytest reaches it. A write between two reads stays between them, so every
+    read sees what it would see in a sequential run, and the results come in the same order."""
+    done = item.config.stash.setdefault(DONE_KEY, {})
+    if item.nodeid not in done:
+        concurrency = item.config.stash[OPTIONS_KEY].concurrency
+        batch = [item]
+        if concurrency > 1 and parallel_safe(item.check, run):
+            following = item.session.items[item.session.items.index(item) + 1:]
+            for other in following:
+                if not isinstance(other, SpecItem) or not parallel_safe(other.check, run):
+                    break
+                batch.append(other)
+        results = run_items(run, [i.check for i in batch], concurrency)
+        gone = next((r for r in results if isinstance(r, ServerGone)), None)
+        done.update((i.nodeid, gone if r is None else r) for i, r in zip(batch, results, strict=True))
+    return done.pop(item.nodeid)
 
 
 def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:

@@ -86,11 +86,11 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
         doc["routes"] = routes
     # String by string: a pass over the serialised text would miss secrets that JSON escapes (non-ASCII, ", \).
     doc = run.client.redactor.data(doc)
-    umami_results.validate(doc)
+    text = umami_results.dumps(doc)
     path = run.options.results_path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    partial.write_text(text)
     partial.replace(path)
     return path
 

@@ -58,6 +58,7 @@ class UmamiRun:
             self.replay = Replay.load(list(options.replay), templates)
         recorder = HarRecorder(options.record, options.target.api_base) if options.record else None
         self.client = UmamiClient(options.target, transport=self.replay, recorder=recorder)
+        self._lock = threading.Lock()
 
     @property
     def existing_users(self) -> dict[str, tuple[str, str]]:
@@ -83,6 +84,11 @@ class UmamiRun:
             return Contract.load(self.options.contract)
         doc = self.prober.published_contract()
         return Contract(doc, f"{self.options.target.url} (published)") if doc else None
+
+    def contract_once(self) -> Contract | None:
+        """`contract`, made by one thread only (its first use may send requests)."""
+        with self._lock:
+            return self.contract
 
     @property
     def server_version(self) -> str | None:

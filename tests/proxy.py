@@ -70,6 +70,7 @@ class RecordingProxy:
     upstream: str
     mutate: Mutation | None = None
     faults: Faults | None = None
+    delay: float = 0.0  # seconds added before every request is forwarded: a server farther away (the bench)
     seen: list[Seen] = field(default_factory=list)
 
     def __enter__(self) -> RecordingProxy:
@@ -82,6 +83,8 @@ class RecordingProxy:
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 fault = proxy.faults.draw(self.command, self.path, body) if proxy.faults else None
+                if proxy.delay:
+                    time.sleep(proxy.delay)
                 if fault == "502":  # the gateway cannot reach the server
                     status, content, out_headers = 502, BAD_GATEWAY, {"content-type": "text/html"}
                 else:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.errors import SpecError
+from conformance import loader
 from conformance.loader import load_specs
 
 from conftest import bundled_specs, cli_in_process, copy_specs, run_cli
@@ -286,3 +287,40 @@ def test_bundled_team_website_cases_follow_their_base() -> None:
                 assert "${website.id}" not in str([case.path_params, case.query, case.body]), ep.id
     assert found >= 70
     assert "${const." not in str([(c.path_params, c.query, c.body) for e in specs.endpoints for c in e.cases])
+
+
+def test_the_validation_cache_keeps_only_successes_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second process skips the meta-schema checks of what passed before (same content), and still finds an
+    error in anything changed; a malformed cache file is ignored."""
+    cache_file = tmp_path / "cache" / "valid.txt"
+    monkeypatch.setattr(loader, "_VALID", loader.ValidCache(cache_file))
+    specs = copy_specs(tmp_path)
+    load_specs(specs)
+    keys = cache_file.read_text().split()
+    assert len(keys) > 100 and all(len(k) == 64 for k in keys)
+    checked: list[object] = []
+    real_check = loader.Draft202012Validator.check_schema
+    monkeypatch.setattr(loader.Draft202012Validator, "check_schema",
+                        lambda schema: checked.append(schema) or real_check(schema))
+    monkeypatch.setattr(loader, "_VALID", loader.ValidCache(cache_file))  # a new process
+    load_specs(specs)
+    assert checked == []  # every schema passed before, with this content
+    path = specs / "schemas" / "common.yaml"
+    path.write_text(path.read_text().replace("  count:\n    type: integer", "  count:\n    type: 5", 1))
+    with pytest.raises(SpecError, match=r"common.yaml:\d+: invalid JSON Schema"):
+        load_specs(specs)
+    assert checked  # the changed schema was checked again
+    cache_file.write_text("not a hash\n")
+    monkeypatch.setattr(loader, "_VALID", loader.ValidCache(cache_file))
+    checked.clear()
+    path.write_text(path.read_text().replace("  count:\n    type: 5", "  count:\n    type: integer", 1))
+    load_specs(specs)
+    assert len(checked) > 100  # a malformed cache is no cache
+
+
+def test_the_validation_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", "off")
+    assert loader.ValidCache.default().path is None
+    monkeypatch.delenv("UMAMI_CONFORMANCE_SPEC_CACHE")
+    monkeypatch.setenv("UMAMI_CONFORMANCE_HOME", "/somewhere")
+    assert str(loader.ValidCache.default().path).startswith("/somewhere/valid-specs-jsonschema-")

@@ -42,6 +42,12 @@ def validate(doc: dict[str, Any]) -> None:
         raise ResultsError(exc.message[:300]) from None
 
 
+def dumps(doc: dict[str, Any]) -> str:
+    """`doc` as the text of a results.json, validated first (ResultsError when it does not follow the schema)."""
+    validate(doc)
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+
+
 def load(path: Path, strict: bool = True) -> dict[str, Any]:
     """A results.json of umami-conformance. `strict`: it must follow the current schema (what the docs need);
     otherwise only its frame is checked (tool, server, items), so that results of earlier versions still diff."""
