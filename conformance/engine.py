@@ -223,7 +223,7 @@ def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
             result.reason = run.client.redactor.text(str(exc))
             return result  # ERROR: a failure of the run's own requests (e.g. a login), reported, not raised
         findings, checked = [], False  # a target or login the replay lacks
-    except Exception as exc:  # noqa: BLE001 - a bug of the tool must not end the run; it is reported per item
+    except Exception as exc:  # a bug of the tool must not end the run: it is reported per item
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         result.reason = run.client.redactor.text(f"{type(exc).__name__}: {exc} ({frame.filename.rsplit('/', 1)[-1]}"
                                                  f":{frame.lineno})")
