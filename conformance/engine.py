@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import itertools
 import json
 import re
 import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -159,21 +160,73 @@ def run_item(run: UmamiRun, item: Item) -> ItemResult:
         return _run_item(run, item, tally)
 
 
-def parallel_safe(item: Item, run: UmamiRun) -> bool:
-    """Whether the item may run beside others: it sends nothing (it is skipped), or it only reads state that
-    no other parallel-safe item changes. Writes stay serialised, also those on their own throwaway objects
-    (a new website, team or user shows in the lists other items read), and so do fresh logins (they add a
-    session), generated inputs (hypothesis is not thread-safe) and discovery (one shared prober). A replay
-    runs in order: which recorded answer a request gets may depend on the requests before it."""
+def lane(item: Item, run: UmamiRun) -> str | None:
+    """Which items this one may run beside (`batch`): those of the same lane, and skipped ones (lane "any": they
+    send nothing). None: it runs alone.
+
+    - "read": a GET that only reads state no item of its batch changes.
+    - "write": a write that changes only its own throwaway object (a `target`, or what it `creates`), or one the
+      spec expects the server to refuse (4xx). Such writes change nothing another write of the batch reads, and
+      the batch ends before the next read, so every read sees what it sees in a sequential run. (On a server that
+      wrongly accepts a refused write, the writes beside it may see its effect sooner than in order; the accepted
+      write itself is a finding either way.)
+    - "shared:<endpoint>": a write the spec expects to succeed on shared state (a report computed over the seeded
+      traffic, an event sent to the run's website, a login): only beside the same endpoint's items.
+
+    Alone: discovery (one shared prober), generated inputs (hypothesis is not thread-safe), fresh logins (items
+    that end their session), a write to the one kept target website (where websites cannot be deleted), and
+    everything in a replay, which matches recorded answers in order."""
     if skip_reason(item, run):
-        return True
+        return "any"
     case = item.case
-    return (run.replay is None and item.kind is Kind.SPEC and item.endpoint.method in ("GET", "HEAD")
-            and not (case.target or case.creates or case.fresh_login))
+    if run.replay is not None or item.kind is not Kind.SPEC or case.fresh_login:
+        return None
+    if item.endpoint.method in ("GET", "HEAD") and not (case.target or case.creates):
+        return "read"
+    if case.target == "website" and run.sandbox is not None and run.sandbox.keeps:
+        return None
+    if case.target or case.creates or not 200 <= item.expected_status < 300:
+        return "write"
+    return f"shared:{item.endpoint.id}"
+
+
+def batch(items: Sequence[Item | None], start: int, run: UmamiRun, concurrency: int) -> list[Item]:
+    """The items that run together from `items[start]` on: it and the items that directly follow it in the same
+    lane (`lane`), up to a None (not an item of the engine); only the first item with `concurrency` 1."""
+    first = items[start]
+    assert first is not None
+    kind = lane(first, run) if concurrency > 1 else None
+    if kind is None:
+        return [first]
+    group = [first]
+    for other in itertools.islice(items, start + 1, None):
+        other_kind = lane(other, run) if other is not None else None
+        if other is None or other_kind is None or (other_kind != kind and "any" not in (kind, other_kind)):
+            break
+        kind = other_kind if kind == "any" else kind
+        group.append(other)
+    return group
+
+
+def run_all(run: UmamiRun, items: list[Item], concurrency: int) -> Iterator[tuple[Item, ItemResult | ServerGone]]:
+    """Every item's result, in the items' order, batch after batch (`batch`). After `ServerGone` (yielded in the
+    place of the item that met it) nothing more runs."""
+    start = 0
+    while start < len(items):
+        group = batch(items, start, run, concurrency)
+        results = run_items(run, group, concurrency)
+        gone = next((r for r in results if isinstance(r, ServerGone)), None)
+        for item, result in zip(group, results, strict=True):
+            if result is None or isinstance(result, ServerGone):
+                assert gone is not None
+                yield item, gone
+                return
+            yield item, result
+        start += len(group)
 
 
 def run_items(run: UmamiRun, items: list[Item], concurrency: int) -> list[ItemResult | ServerGone | None]:
-    """Run parallel-safe items (`parallel_safe`) in a pool of `concurrency` threads; their results in the
+    """Run the items of one batch (`batch`) in a pool of `concurrency` threads; their results in the
     items' order. `ServerGone` is returned in the place of the item that met it, and the items not yet started
     then are not run (None). Ctrl-C or the --max-time alarm stops the pool: the items in flight finish their
     request, the others are not started, and the interrupt goes on."""

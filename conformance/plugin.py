@@ -16,7 +16,7 @@ import pytest
 from conformance import __version__, options as opts
 from conformance.checks import CLASSES, Finding, class_rank
 from conformance.engine import Item, ItemResult, Outcome, READ_ONLY_NO_WEBSITE, area_items, discovery_items, \
-    nothing_tested, parallel_safe, run_items, setup_results, skip_group
+    nothing_tested, batch, run_items, setup_results, skip_group
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
 from conformance.known import load_known, stale
@@ -53,6 +53,7 @@ OPTIONS_KEY = pytest.StashKey[Options]()
 OUTCOME_KEY = pytest.StashKey[SessionOutcome]()
 ERROR_KEY = pytest.StashKey[str]()
 DONE_KEY = pytest.StashKey["dict[str, ItemResult | ServerGone]"]()  # results run ahead, by node id
+ORDER_KEY = pytest.StashKey["tuple[dict[str, int], list[Item | None]]"]()  # node positions; the engine's items
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -197,23 +198,24 @@ class SpecItem(pytest.Item):
 
 
 def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
-    """The item's result. With --umami-concurrency N > 1, a parallel-safe item runs together with the
-    parallel-safe items that directly follow it in the session's order, N at a time; each of them then
-    reports its own result when pytest reaches it. A write between two reads stays between them, so every
-    read sees what it would see in a sequential run, and the results come in the same order."""
+    """The item's result. With --umami-concurrency N > 1, an item runs together with the items that directly
+    follow it in the same lane (engine.batch), N at a time; each of them then reports its own result when pytest
+    reaches it. A batch ends where the lane changes (a write after reads), so every read sees what it would see
+    in a sequential run, and the results come in the same order."""
     done = item.config.stash.setdefault(DONE_KEY, {})
     if item.nodeid not in done:
+        if ORDER_KEY not in item.config.stash:
+            nodes = item.session.items
+            item.config.stash[ORDER_KEY] = ({n.nodeid: i for i, n in enumerate(nodes)},
+                                            [n.check if isinstance(n, SpecItem) else None for n in nodes])
+        positions, checks = item.config.stash[ORDER_KEY]
+        start = positions[item.nodeid]
         concurrency = item.config.stash[OPTIONS_KEY].concurrency
-        batch = [item]
-        if concurrency > 1 and parallel_safe(item.check, run):
-            following = item.session.items[item.session.items.index(item) + 1:]
-            for other in following:
-                if not isinstance(other, SpecItem) or not parallel_safe(other.check, run):
-                    break
-                batch.append(other)
-        results = run_items(run, [i.check for i in batch], concurrency)
+        group = batch(checks, start, run, concurrency)
+        results = run_items(run, group, concurrency)
         gone = next((r for r in results if isinstance(r, ServerGone)), None)
-        done.update((i.nodeid, gone if r is None else r) for i, r in zip(batch, results, strict=True))
+        nodes = item.session.items[start:start + len(group)]
+        done.update((node.nodeid, gone if r is None else r) for node, r in zip(nodes, results, strict=True))
     return done.pop(item.nodeid)
 
 

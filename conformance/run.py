@@ -137,7 +137,8 @@ class UmamiRun:
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=(self.options.ledger_dir or self.options.results_path.parent)
                                / f"sandbox-ledger-{prefix.rstrip('-')}.json",
-                               versions=self.server_versions)
+                               versions=self.server_versions,
+                               concurrency=1 if self.replay is not None else self.options.concurrency)
         existing = self.existing_users
         _with_signals_deferred(lambda: self.sandbox.setup(context["credentials"], existing))
         self.credentials.update(self.sandbox.credentials)

@@ -8,11 +8,13 @@ On a server that cannot delete websites, the websites (and the team that owns on
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,7 @@ class Sandbox:
     seeded: dict[str, Any] = field(default_factory=dict)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> the kept object, as results.json lists it
     gone: set[str] = field(default_factory=set)  # ids a test item deleted (DELETE of the object's own path)
+    concurrency: int = 1  # requests at a time for the seed and the cleanup (--concurrency)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _record(self, obj: Created) -> None:
@@ -395,7 +398,8 @@ class Sandbox:
         return "; ".join(missing) or None
 
     def seed(self, site: dict[str, Any]) -> None:
-        """Send the seed (seed_requests) through /api/send. A kept website that already holds a seed of the
+        """Send the seed (seed_requests) through /api/send: each visitor's requests in order, `concurrency`
+        visitors at a time; a refusal ends the seed. A kept website that already holds a seed of the
         last SEED_FRESH_SECONDS is not seeded again, and a kept seed's visitor ids are the same in every run,
         so that its traffic does not pile up run after run."""
         plan = self.plan
@@ -403,9 +407,18 @@ class Sandbox:
         requests = seed_requests(site, KEEP_MARK if kept else self.prefix, plan)
         fresh = kept is not None and self._freshly_seeded(site["id"], requests)
         if not fresh:
+            refused = threading.Event()
+
+            def visit(visitor: list[tuple[dict[str, Any], dict[str, str]]]) -> None:
+                for body, headers in visitor:  # one visitor's requests in order: its session, then its events
+                    if refused.is_set() or not self._send(body, headers):
+                        refused.set()
+                        return
+
+            visitors: dict[str, list[tuple[dict[str, Any], dict[str, str]]]] = {}
             for body, headers in requests:
-                if not self._send(body, headers):
-                    break
+                visitors.setdefault(body["payload"]["id"], []).append((body, headers))
+            each(visit, list(visitors.values()), self.concurrency)
         if kept is not None:
             kept["traffic"] = "reused" if fresh else "seeded"
         names = [body["payload"].get("name") for body, _ in requests]  # None: a pageview
@@ -435,11 +448,12 @@ class Sandbox:
         # Safe to repeat: a seeded event sent twice only raises counts that case schemas bound from below.
         ex = self.client.request("POST", "/send", json_body=body, headers=headers, repeatable=True).settled()
         status = ex.response.status_code
-        if status != 200 and not any(d.exchange.request.url.path.endswith("/send") for d in self.client.drift):
-            went_on = "the seed went on" if ex.response.is_success else "the seed stopped there"
-            self.client.drift.append(Drift(ex, 200, "status-changed", "$", 200, status,
-                                           f"set-up: seeding traffic, POST /send answered HTTP {status} instead "
-                                           f"of 200; {went_on}"))
+        with self._lock:
+            if status != 200 and not any(d.exchange.request.url.path.endswith("/send") for d in self.client.drift):
+                went_on = "the seed went on" if ex.response.is_success else "the seed stopped there"
+                self.client.drift.append(Drift(ex, 200, "status-changed", "$", 200, status,
+                                               f"set-up: seeding traffic, POST /send answered HTTP {status} "
+                                               f"instead of 200; {went_on}"))
         return ex.response.is_success
 
     def deleted(self, obj_id: str) -> None:
@@ -451,8 +465,11 @@ class Sandbox:
         """Remove everything created, newest first; return what could not be removed. An object a test item
         deleted is skipped unless it is still there (2.10.0 answers 500 to a DELETE or GET of a report that
         is gone, which would read as residue)."""
-        objects = [o for o in self.created if o.id not in self.gone or still_there(self.client, self.admin, o)]
-        return remove(self.client, self.admin, objects)
+        gone = [o for o in self.created if o.id in self.gone]
+        there = each(lambda o: still_there(self.client, self.admin, o), gone, self.concurrency)
+        back = {o.id for o, still in zip(gone, there, strict=True) if still}
+        objects = [o for o in self.created if o.id not in self.gone or o.id in back]
+        return remove(self.client, self.admin, objects, self.concurrency)
 
     def adopt_leftovers(self) -> None:
         """Adopt objects with this run's prefix that no answer told of: a create whose answer was lost may have
@@ -502,35 +519,51 @@ def seed_requests(site: dict[str, Any], visitor: str, plan: SeedPlan
     return requests
 
 
+def each(func: Callable[[Any], Any], values: list[Any], concurrency: int) -> list[Any]:
+    """`func` of every value, `concurrency` at a time, the results in the values' order (the first exception
+    raised is raised, once every call has ended)."""
+    if concurrency <= 1 or len(values) <= 1:
+        return [func(v) for v in values]
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(values)), thread_name_prefix="ucf-sandbox") as pool:
+        # each call in its own copy of this context: the item and tally context variables stay the caller's
+        futures = [pool.submit(contextvars.copy_context().run, func, v) for v in values]
+        return [f.result() for f in futures]
+
+
 def write_ledger(path: Path, prefix: str, url: str, objects: list[Created]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"prefix": prefix, "url": url, "created": [o.__dict__ for o in objects]}, indent=2))
 
 
-def remove(client: UmamiClient, admin: Credential, objects: list[Created]) -> list[dict[str, str]]:
-    """Delete reports, websites, teams, then users (deleting a user also removes its websites). An object is
-    residue only when it is still there afterwards (one already gone is not, whatever its DELETE answered:
-    2.10.0 answers 500 for an unknown id); its reason is the status its DELETE answered."""
+def remove(client: UmamiClient, admin: Credential, objects: list[Created], concurrency: int = 1
+           ) -> list[dict[str, str]]:
+    """Delete reports, websites, teams, then users (deleting a user also removes its websites); the objects of
+    one kind `concurrency` at a time, the kinds in that order. An object is residue only when it is still there
+    afterwards (one already gone is not, whatever its DELETE answered: 2.10.0 answers 500 for an unknown id);
+    its reason is the status its DELETE answered."""
     answered: dict[str, tuple[str, int]] = {}  # id -> (DELETE path, status)
     deleted_teams: set[str] = set()
     unique = list({o.id: o for o in objects}.values())
+
+    def delete(obj: Created) -> None:
+        path = f"/{obj.kind}s/{obj.id}"
+        ex = client.request("DELETE", path, auth=admin, repeatable=True)  # presence is checked after
+        if ex.not_recorded:
+            return
+        answered[obj.id] = (path, ex.response.status_code)
+        if ex.response.is_success and obj.kind == "team":
+            deleted_teams.add(obj.id)
+
     for kind in KINDS:
-        for obj in reversed([o for o in unique if o.kind == kind]):
-            path = f"/{kind}s/{obj.id}"
-            ex = client.request("DELETE", path, auth=admin, repeatable=True)  # presence is checked after
-            if ex.not_recorded:
-                continue
-            answered[obj.id] = (path, ex.response.status_code)
-            if ex.response.is_success and kind == "team":
-                deleted_teams.add(obj.id)
+        each(delete, list(reversed([o for o in unique if o.kind == kind])), concurrency)
 
     def failed(obj_id: str | None) -> str | None:
         path, status = answered.get(obj_id or "", ("", 200))
         return None if status in (200, 204, 404) else f"DELETE {path} answered HTTP {status}"
 
     residue: list[dict[str, str]] = []
-    for obj in unique:
-        there, ex = presence(client, admin, obj)
+    checked = each(lambda o: presence(client, admin, o), unique, concurrency)
+    for obj, (there, ex) in zip(unique, checked, strict=True):
         if there is False or (there is None and not failed(obj.id)):
             continue
         if failed(obj.id):

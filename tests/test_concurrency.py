@@ -13,7 +13,7 @@ import pytest
 
 from conformance import engine
 from conformance.client import Target, UmamiClient, tallied
-from conformance.engine import Item, Kind, collect, parallel_safe, run_items
+from conformance.engine import Item, Kind, batch, collect, lane, run_items
 from conformance.errors import ServerGone
 
 from conftest import bundled_specs, cli_in_process
@@ -22,7 +22,7 @@ ROLES = ("admin", "user", "view-only", "share", "anonymous")
 
 
 def _run(**overrides: object) -> SimpleNamespace:
-    """What `parallel_safe` and `skip_reason` read of a run: every role logged in, no version limits."""
+    """What `lane` and `skip_reason` read of a run: every role logged in, no version limits."""
     values = {"detected": None, "read_only": False, "unavailable": {}, "credentials": dict.fromkeys(ROLES, object()),
               "sandbox": None, "replay": None}
     return SimpleNamespace(**{**values, **overrides})
@@ -33,26 +33,43 @@ def _item(endpoint_id: str, case: str | None = None) -> Item:
                 and (case is None or i.case.name == case))
 
 
-def test_reads_run_in_parallel_and_writes_logins_and_discovery_in_order() -> None:
+def test_lanes_reads_beside_reads_and_writes_on_their_own_objects_beside_each_other() -> None:
     run = _run()
     items = list(collect(bundled_specs(), discover=True))
-    safe = [i for i in items if parallel_safe(i, run)]
-    assert safe and all(i.endpoint.method == "GET" and i.kind is Kind.SPEC for i in safe)
-    assert not any(i.case.target or i.case.creates or i.case.fresh_login for i in safe)
-    assert parallel_safe(_item("websites/get"), run)
-    for write in ("websites/create", "websites/update", "websites/delete", "teams/create"):
-        assert not any(parallel_safe(i, run) for i in items if i.endpoint.id == write), write
-    assert not any(parallel_safe(i, run) for i in items if i.case.fresh_login)  # a new session is a write
-    assert not any(parallel_safe(i, run) for i in items if i.kind is not Kind.SPEC)  # one prober, hypothesis
-    negative = replace(_item("websites/get"), kind=Kind.NEGATIVE)
-    assert not parallel_safe(negative, run)
+    lanes = {i.id: lane(i, run) for i in items}
+    reads = [i for i in items if lanes[i.id] == "read"]
+    assert reads and all(i.endpoint.method == "GET" and i.kind is Kind.SPEC for i in reads)
+    assert not any(i.case.target or i.case.creates or i.case.fresh_login for i in reads)
+    writes = [i for i in items if lanes[i.id] == "write"]
+    assert writes and all(i.endpoint.method != "GET" or i.case.target or i.case.creates for i in writes)
+    assert all(i.case.target or i.case.creates or i.expected_status >= 400 for i in writes)
+    assert lanes[_item("websites/update", "rename").id] == "write"  # its own throwaway website
+    shared = {i.id: lanes[i.id] for i in items if (lanes[i.id] or "").startswith("shared:")}
+    assert shared and all(kind == f"shared:{i.split('[')[0]}" for i, kind in shared.items())
+    assert {k.split(":", 1)[1].split("/")[0] for k in shared.values()} <= {"auth", "reports", "send", "v1"}
+    assert not any(lanes[i.id] for i in items if i.case.fresh_login)  # a new session ended by the item
+    assert not any(lanes[i.id] for i in items if i.kind is not Kind.SPEC)  # one prober, hypothesis
+    assert lane(replace(_item("websites/get"), kind=Kind.NEGATIVE), run) is None
 
 
-def test_a_skipped_write_sends_nothing_and_a_replay_runs_in_order() -> None:
-    write = _item("websites/update")
-    assert parallel_safe(write, _run(read_only=True))  # skipped: read-only runs send no writes
-    assert not parallel_safe(write, _run())
-    assert not parallel_safe(_item("websites/get"), _run(replay=object()))  # a recheck matches answers in order
+def test_a_skipped_item_joins_any_lane_and_a_replay_or_a_kept_target_runs_alone() -> None:
+    write = _item("websites/update", "rename")
+    assert lane(write, _run(read_only=True)) == "any"  # skipped: read-only runs send no writes
+    assert lane(write, _run(sandbox=SimpleNamespace(keeps=True))) is None  # the one kept target website
+    assert lane(_item("websites/get"), _run(replay=object())) is None  # a recheck matches answers in order
+
+
+def test_a_batch_is_the_run_of_items_in_one_lane() -> None:
+    run = _run()
+    items = [i for i in collect(bundled_specs()) if i.endpoint.id in ("teams/list", "teams/create", "teams/get")]
+    kinds = [lane(i, run) for i in items]
+    assert kinds[0] == "read" and "write" in kinds
+    first_write = kinds.index("write")
+    assert batch(items, 0, run, 4) == items[:first_write]
+    group = batch(items, first_write, run, 4)
+    assert group and all(lane(i, run) == "write" for i in group)
+    assert batch(items, 0, run, 1) == items[:1]
+    assert batch([*items[:2], None, *items[2:]], 0, run, 4) == items[:2]  # None: not an engine item
 
 
 def test_the_pool_keeps_the_order_and_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
