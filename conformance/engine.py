@@ -27,7 +27,7 @@ from conformance.errors import ConformanceError, ServerGone, Unavailable
 from conformance.har import exchange_item
 from conformance.known import apply_known
 from conformance.loader import Case, Endpoint, SpecSet
-from conformance.results import example_body, shape
+from conformance.results import example_body, shape, write_results
 from conformance.run import UmamiRun
 from conformance.values import MissingValue, render
 from conformance.versions import Versions, path_regex, template_key
@@ -53,6 +53,16 @@ class Kind(str, enum.Enum):
     NEGATIVE = "negative"  # generated bad inputs (--negative)
     DISCOVERY = "discovery"  # a route no spec describes (--discover)
     ROUTES = "routes"  # route evidence of every known template (--discover): results.json `routes`
+
+
+@dataclass
+class SessionOutcome:
+    """What a session tells whoever ran it, beside its results."""
+
+    stopped: ConformanceError | None = None  # a set-up error, or the server gone, that stopped the session
+    not_written: str | None = None  # why results.json was not written (the run produced no results)
+    empty: str | None = None  # why the run tested nothing (every selected item skipped)
+    cleanup: str = ""  # what the cleanup removed and what remains
 
 
 @dataclass(frozen=True)
@@ -552,6 +562,30 @@ def _role_of(run: UmamiRun, ex: Exchange) -> str:
         if ex.request.headers.get(credential.header) == credential.value:
             return role
     return "admin" if {"authorization", "x-umami-api-key"} & set(ex.request.headers) else "anonymous"
+
+
+def finish_session(run: UmamiRun, outcome: SessionOutcome, interrupted: bool) -> None:
+    """After the last item, also after a stop or an interrupt: remove what the sandbox made, then write
+    results.json, unless the run produced nothing worth writing (the last good one then stays as it was)."""
+    try:
+        with exchange_item("cleanup"):
+            run.finish()
+    except ConformanceError as exc:
+        run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
+    outcome.cleanup = run.cleanup_summary()
+    outcome.empty = None if interrupted else nothing_tested(run.results)
+    ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in run.results)
+    if outcome.stopped is not None and not ran:
+        outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
+    elif not ran:
+        outcome.not_written = nothing_tested(run.results) or "no item ran"
+    else:
+        write_results(run, interrupted=interrupted)
+
+
+def setup_failed(run: UmamiRun) -> bool:
+    """Whether the set-up met drift that is not a known difference (a finding like any other)."""
+    return any(r.item.case.name == "setup" and r.outcome is Outcome.FAILED for r in run.results)
 
 
 def skip_group(reason: str) -> str:

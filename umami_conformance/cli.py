@@ -21,21 +21,21 @@ from conformance import __version__, options, server
 from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
 from conformance.options import cli_flags
 
-PYTEST_TO_EXIT = {0: ExitCode.OK, 1: ExitCode.DRIFT, 2: ExitCode.USAGE, 3: ExitCode.USAGE,
-                  4: ExitCode.USAGE, 5: ExitCode.USAGE}
 INTERRUPTED = 130
 
 
 def _report_args(p: argparse.ArgumentParser, out: str) -> None:
-    """Where reports and docs go, and which items run (pytest's -k/-m)."""
+    """Where reports and docs go, and which items run (-k/-m, as pytest's)."""
     p.add_argument("--out", type=Path, default=Path(out), help=f"report directory (default {out}/)")
     p.add_argument("--docs", type=Path, default=None, help="docs directory (default <out>/docs)")
     p.add_argument("--no-docs", action="store_true", help="do not render docs")
     p.add_argument("--history", type=Path, default=None,
                    help="archive the run here and show history in the docs (default <out>/history)")
-    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select items")
-    p.add_argument("-m", dest="marker", default=None, help="pytest -m expression (areas are markers)")
-    p.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
+    p.add_argument("-k", dest="keyword", default=None,
+                   help="select items whose id, spec file or marker contains a word (pytest's -k expressions)")
+    p.add_argument("-m", dest="marker", default=None,
+                   help="select items by marker (pytest's -m expressions): the areas, negative, discovery")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,12 +191,12 @@ def cmd_recheck(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
-    """Run the suite through pytest into a staging directory; only a run that produced results replaces the
-    reports in `--out` (and the docs, and the history)."""
+    """Run the suite into a staging directory; only a run that produced results replaces the reports in `--out`
+    (and the docs, and the history)."""
     from conformance.known import load_known
     from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
-    from conformance.plugin import Handoff
+    from conformance.runner import run_suite
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
@@ -208,46 +208,36 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
         if run_options.contract:
             from conformance.contract import Contract
             Contract.load(run_options.contract)
-        return _run_pytest(args, Handoff(run_options, specs), out, staging)
+        if run_options.target.read_only and not run_options.website_id:
+            print("note: --read-only without --website-id: write endpoints are not checked (no writes are sent), "
+                  "and items that read one website are skipped (there is no sandbox website to read); pass "
+                  "--website-id ID of an existing website to check those", file=sys.stderr)
+        with Deadline(args.max_time) as deadline:
+            suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml")
+        return _outcome(args, suite, deadline, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _run_pytest(args: argparse.Namespace, handoff: Any, out: Path, staging: Path) -> int:
-    import pytest
-    specs_dir = handoff.options.specs_dir
-    pytest_args = [str(specs_dir), f"--junitxml={staging / 'junit.xml'}",
-                   "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                   "-o", "console_output_style=count", "-rN", f"--rootdir={specs_dir}", "-c", os.devnull]
-    if args.keyword:
-        pytest_args += ["-k", args.keyword]
-    if args.marker:
-        pytest_args += ["-m", args.marker]
-    if args.quiet:
-        pytest_args.append("-q")
-    if handoff.options.target.read_only and not handoff.options.website_id:
-        print("note: --read-only without --website-id: write endpoints are not checked (no writes are sent), "
-              "and items that read one website are skipped (there is no sandbox website to read); pass "
-              "--website-id ID of an existing website to check those", file=sys.stderr)
-    with Deadline(args.max_time) as deadline:
-        code = pytest.main(pytest_args, plugins=[handoff])
-    outcome = handoff.outcome
+def _outcome(args: argparse.Namespace, suite: Any, deadline: Deadline, out: Path, staging: Path) -> int:
+    """Publish what the run produced, say how it ended, and the exit code."""
+    outcome = suite.outcome
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
-    published = outcome.not_written is None and (staging / "results.json").exists()
-    complete = not deadline.expired and code != pytest.ExitCode.INTERRUPTED and outcome.stopped is None
+    published = suite.selected and outcome.not_written is None and (staging / "results.json").exists()
+    complete = not deadline.expired and not suite.interrupted and outcome.stopped is None
     results = _publish(args, out, staging, docs=complete and not outcome.empty) if published else None
-    result, message = PYTEST_TO_EXIT.get(int(code), int(code)), ""
-    if deadline.expired:
+    result, message = ExitCode.DRIFT if suite.failed else ExitCode.OK, ""
+    if not suite.selected:
+        result, message = ExitCode.USAGE, "error: no spec items selected (check -k/-m)"
+    elif deadline.expired:
         result, message = ExitCode.TIMED_OUT, (f"error: the run exceeded --max-time {args.max_time:g}s and was "
                                                f"stopped{cleanup}")
     elif outcome.stopped is not None:
         result, message = outcome.stopped.exit_code, f"error: {cli_flags(str(outcome.stopped))}{cleanup}"
-    elif code == pytest.ExitCode.INTERRUPTED:
+    elif suite.interrupted:
         result, message = INTERRUPTED, f"interrupted{cleanup}"
     elif outcome.empty:
         result, message = ExitCode.USAGE, f"error: {cli_flags(outcome.empty)}"
-    elif code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        message = "error: no spec items selected (check -k/-m)"
     elif result == ExitCode.OK and results and results["summary"]["outcomes"].get("unavailable"):
         result = ExitCode.UNAVAILABLE  # no drift, but transient failures left items unchecked
     if message:

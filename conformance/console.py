@@ -1,0 +1,107 @@
+"""What a run says on the terminal: the details of a failed item and the "Umami conformance" summary. The CLI's
+runner (runner.py) and the pytest plugin (plugin.py) print the same lines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from conformance import __version__
+from conformance.checks import CLASSES, class_rank
+from conformance.engine import READ_ONLY_NO_WEBSITE, ItemResult, Outcome, SessionOutcome, skip_group
+from conformance.known import stale
+from conformance.run import UmamiRun
+
+Line = tuple[str, str]  # text, style: "" or any of "red", "yellow", "bold" joined by spaces
+
+
+def failure_lines(result: ItemResult) -> list[str]:
+    """A failed item: its findings that are not known differences, the request, and the case in its spec file;
+    or, for a tool error, what failed."""
+    check = result.item
+    ep, case = check.endpoint, check.case
+    where = f"{ep.id} as {check.role}, case {case.name!r}"
+    if result.outcome is Outcome.ERROR:
+        return [f"{where}: the tool failed: {result.reason}"]
+    findings = result.open_findings
+    lines = [f"{where} ({ep.file.name}:{case.line})"]
+    for f in findings:
+        lines.append(f"  [{f.cls}] {f.json_path}{f' ({f.count} items)' if f.count > 1 else ''}: "
+                     f"expected {f.expected!r}, actual {f.actual!r}"
+                     f" - {f.message}" + (f" (contract: {f.contract})" if f.contract else ""))
+    if findings:
+        lines.append(f"  request: {findings[0].curl}")
+    lines.extend(_source_lines(ep.file, case.line))
+    return lines
+
+
+def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [f"  {path.name}:{n:>4} | {lines[n - 1]}" for n in range(line, min(line + count, len(lines) + 1))]
+
+
+def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], str] = str) -> Iterator[Line]:
+    """The summary after the items: server and version, outcomes, transient failures, tool errors, skips by
+    reason, findings by class (security first), known differences, stale entries, the kept set, residue and
+    the cleanup. `say` rewrites option names (the CLI's flags instead of pytest's --umami-* options)."""
+    results: list[ItemResult] = run.results
+    findings = [(r, f) for r in results for f in r.findings]
+    detected = run.detected
+    yield (f"server {run.options.target.url} - Umami {detected.range if detected else 'unknown'} "
+           f"({detected.source if detected else 'not detected'}); tool {__version__}"), ""
+    for part, why in (run.sandbox.seeded.get("skipped", {}) if run.sandbox else {}).items():
+        yield f"seeded without {part}: {why}", "yellow"
+    outcomes = Counter(r.outcome.value for r in results)
+    yield "items: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), ""
+    unavailable = [r for r in results if r.outcome is Outcome.UNAVAILABLE]
+    if run.client.retries or unavailable:
+        yield (f"transient failures (502/503/504, dropped connections, timeouts; not drift): "
+               f"{run.client.retries} request(s) retried, {len(unavailable)} item(s) unavailable after "
+               f"{run.options.target.retries} retries"), "yellow"
+        for r in unavailable:
+            yield f"  {r.id}: {r.reason}", ""
+    for r in (r for r in results if r.outcome is Outcome.ERROR):
+        yield f"  error {r.id}: {r.reason}", "red"
+    skipped = Counter(skip_group(r.reason or "") for r in results if r.outcome is Outcome.SKIPPED)
+    for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+        yield f"  skipped {n}: {say(reason)}", ""
+    if run.read_only and not run.options.website_id and skipped.get(READ_ONLY_NO_WEBSITE):
+        yield say(f"{READ_ONLY_NO_WEBSITE}: {skipped[READ_ONLY_NO_WEBSITE]} items that read one website were "
+                  "skipped; pass --umami-website-id with the id of an existing website to check them"), "yellow"
+    for cls in CLASSES:
+        # Security comes first, known ones included (marked as known): a reviewed leak is still a leak.
+        group = [(r, f) for r, f in findings if f.cls == cls and (cls == "security" or not f.known)]
+        if group:
+            opened = sum(1 for _, f in group if not f.known)
+            yield (f"{cls} ({opened}{f', known {len(group) - opened}' if opened < len(group) else ''}): "
+                   f"{CLASSES[cls]}"), "red bold" if opened else "yellow bold"
+            for r, f in group:
+                verdict = f" ({f.contract})" if f.contract else ""
+                times = f" ({f.count} items)" if f.count > 1 else ""
+                known = " [known]" if f.known else ""
+                yield (f"  {r.id} {f.json_path}{times}: expected {f.expected!r}, actual {f.actual!r}"
+                       f"{verdict}{known}"), ""
+    known = Counter((r.item.endpoint.id, f.cls, f.known) for r, f in findings if f.known)
+    if known:
+        yield (f"known differences ({sum(known.values())} findings), accepted in "
+               "specs/known-differences.yaml:"), "yellow"
+        for (endpoint, cls, reason), n in sorted(known.items(), key=lambda kv: (class_rank(kv[0][1]), kv[0])):
+            yield f"  {endpoint} [{cls}] x{n}: {reason}", ""
+    for entry in stale(run.known, [r.as_dict() for r in results], run.read_only, run.server_versions):
+        yield f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", "yellow"
+    kept = list(run.sandbox.kept.values()) if run.sandbox else []
+    if kept:
+        yield (f"kept set on this server, which cannot delete websites ({len(kept)} object(s), reused by every "
+               "run, never more):"), "yellow"
+        for k in kept:
+            traffic = f", traffic {k['traffic']}" if "traffic" in k else ""
+            yield f"  {k['kind']} {k['name']} ({k['id']}): {'reused' if k['reused'] else 'created'}{traffic}", ""
+    if run.residue:
+        yield f"could not remove {len(run.residue)} object(s) the run created:", "red"
+        for r in run.residue:
+            yield f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}", ""
+    if outcome.cleanup:
+        yield outcome.cleanup, "yellow" if run.residue else ""
