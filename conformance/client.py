@@ -325,7 +325,7 @@ class UmamiClient:
                     waited = max(waited, self._wait(attempt, None))
                     attempt += 1
                     continue
-                self._settle(transient=True, unsure=not safe and not unsent)
+                self._settle(transient=True, unsure=not safe and not unsent, tries=attempt)
                 raise Unavailable(self._failure(method, path, exc) + f" {_tries(attempt)}", attempt) from None
             elapsed = time.perf_counter() - start
             if self.recorder is not None:
@@ -345,7 +345,8 @@ class UmamiClient:
                 attempt += 1
                 continue
             exchange = Exchange(request, response, elapsed, attempt)
-            self._settle(transient=exchange.transient, unsure=exchange.transient and not safe and not told_later)
+            self._settle(transient=exchange.transient, unsure=exchange.transient and not safe and not told_later,
+                         tries=attempt)
             return exchange
 
     def _wait(self, attempt: int, response: httpx.Response | None) -> float:
@@ -377,12 +378,18 @@ class UmamiClient:
         if until > waited and delay > 0:
             time.sleep(delay)
 
-    def _settle(self, transient: bool, unsure: bool) -> None:
-        """Count how a request ended; raise ServerGone when GONE_AFTER in a row stayed transient."""
+    def _settle(self, transient: bool, unsure: bool, tries: int) -> None:
+        """Count how a request ended; raise ServerGone when GONE_AFTER in a row stayed transient after all their
+        retries. A write that could not be sent again (tried fewer times) says less about the server: it neither
+        counts nor breaks the row (in a concurrent run such writes may follow each other with no read between)."""
+        exhausted = tries > self.target.retries
         with self._lock:
             self.unavailable += transient
             self.unsure_writes += unsure
-            self._failing = self._failing + 1 if transient else 0
+            if not transient:
+                self._failing = 0
+            elif exhausted:
+                self._failing += 1
             gone = self._failing >= GONE_AFTER
             if gone:
                 self._failing = 0  # cleanup afterwards gets its own attempts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import itertools
 import json
 import re
@@ -12,7 +13,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -123,12 +124,15 @@ class ItemResult:
 
 
 def collect(specs: SpecSet, negative_examples: int = 0, discover: bool = False) -> Iterator[Item]:
-    """Every item of the spec set, in file order: endpoint x case x role, then the generated bad inputs of an
-    endpoint (`negative_examples` > 0), then the discovery probes (`discover`)."""
-    for area in specs.areas:
-        yield from area_items(specs, area.name, negative_examples)
+    """Every item of the spec set, file by file in the order of their names (pytest's order): endpoint x case x
+    role, then the generated bad inputs of an endpoint (`negative_examples` > 0); the discovery probes
+    (`discover`) where discovery.yaml falls."""
+    files: list[tuple[str, Callable[[], Iterator[Item]]]] = [
+        (area.file.name, functools.partial(area_items, specs, area.name, negative_examples)) for area in specs.areas]
     if discover:
-        yield from discovery_items(specs)
+        files.append(("discovery.yaml", functools.partial(discovery_items, specs)))
+    for _, items in sorted(files, key=lambda file: file[0]):
+        yield from items()
 
 
 def area_items(specs: SpecSet, area_name: str, negative_examples: int = 0) -> Iterator[Item]:

@@ -162,6 +162,20 @@ def test_a_server_that_stays_down_ends_the_run() -> None:
     assert client.request("GET", "/websites").transient  # cleanup afterwards still gets its attempts
 
 
+def test_writes_that_could_not_be_sent_again_neither_end_the_run_nor_break_the_row() -> None:
+    """A gateway that loses the answers to one kind of write (a 502 to a POST is not retried: it may have
+    landed) while reads get through: however many such writes follow each other (a concurrent batch), the
+    server is not taken for gone; reads that stay down after their retries still are, writes between them or not."""
+    client = _quick(_flaky([502], []), retries=1)
+    for _ in range(3 * GONE_AFTER):
+        assert client.request("POST", "/reports", json_body={}).transient
+    for _ in range(GONE_AFTER - 1):
+        assert client.request("GET", "/websites").transient
+        client.request("POST", "/reports", json_body={})
+    with pytest.raises(ServerGone, match="stopped answering"):
+        client.request("GET", "/websites")
+
+
 JWT_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VySWQiOiIxMjM0In0.c2lnbmF0dXJlLXBhcnQ"
 
 
