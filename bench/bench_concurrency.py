@@ -5,12 +5,13 @@
 Against the local real Umami (started if needed), side by side:
 - the suite's wall time (a whole `umami-conformance run`, process start to reports and docs written), with
   --concurrency 1 and N;
-- the bare replay, measured in the same run: a run in this process records every request it sends (method,
-  URL, headers, body, time), and before its cleanup (the sandbox and the tokens still there) a bare httpx pool of
-  N threads sends its reads (GET) again. Its writes cannot be sent twice (they would create objects again), and
-  the suite sends them one at a time anyway: they count with the time the server took for them, and so do the
-  requests of the cleanup. That sum is the server's limit for this run on this machine; the suite's wall
-  divided by it is what the harness costs;
+- the bare replay, measured in the same run: a run in this process (--concurrency N) records every request it
+  sends (method, URL, headers, body), and before its cleanup (the sandbox and the tokens still there) a bare
+  httpx pool of N threads sends all of them again, writes too, in the run's order (what the writes make again
+  carries the run's prefix and is removed with the run's objects); the cleanup counts as long as the run took
+  for it. That is the server's limit for this run on this machine (a bare pool does not wait for a write before
+  the read after it, so it is, if anything, faster than any correct run); the suite's wall divided by it is
+  what the harness costs;
 - requests per second of each;
 - the same two runs through a proxy that adds `--latency-ms` to every request (a server farther away);
 - the wall time of `umami-conformance recheck` of a full recording (default: the shared 3.1.0 one), and of
@@ -61,26 +62,28 @@ class Capture:
 
 @dataclass
 class Replay:
-    """The bare replay: the reads sent again by a pool, the writes and the cleanup at the server's own time."""
+    """The bare replay: the run's requests sent again by a pool, and the cleanup as the run did it."""
 
+    requests: int = 0
     reads: int = 0
-    read_wall: float = 0.0
+    pool_wall: float = 0.0
     same_status: int = 0
-    writes: int = 0
-    write_seconds: float = 0.0
+    cleanup: int = 0
+    cleanup_wall: float = 0.0
 
     @property
     def wall(self) -> float:
-        return self.read_wall + self.write_seconds
+        return self.pool_wall + self.cleanup_wall
 
     @property
-    def requests(self) -> int:
-        return self.reads + self.writes
+    def total(self) -> int:
+        return self.requests + self.cleanup
 
 
 def bare_replay(url: str, env: dict[str, str], concurrency: int) -> Replay:
-    """One run in this process that records its requests; before its cleanup, its reads are sent again by a bare
-    httpx pool of `concurrency` threads."""
+    """One run in this process that records its requests; before its cleanup, every request it sent (set-up and
+    items, writes too) is sent again, in the run's order, by a bare httpx pool of `concurrency` threads. What the
+    writes made again carries the run's prefix and goes with the run's cleanup (found by the prefix)."""
     from conformance import run as run_module
     from umami_conformance import cli
     replay = Replay()
@@ -92,23 +95,25 @@ def bare_replay(url: str, env: dict[str, str], concurrency: int) -> Replay:
         self.client.recorder = capture
 
     def before_cleanup(self: Any) -> None:
-        reads = [(r, status) for r, status, _ in capture.sent if r.method == "GET"]
-        writes = [seconds for r, _, seconds in capture.sent if r.method != "GET"]
-        replay.reads, replay.writes, replay.write_seconds = len(reads), len(writes), sum(writes)
+        sent = [(r, status) for r, status, _ in capture.sent]
+        replay.requests, replay.reads = len(sent), sum(1 for r, _ in sent if r.method == "GET")
         with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
-            def send(read: tuple[httpx.Request, int]) -> bool:
-                request, status = read
+            def send(one: tuple[httpx.Request, int]) -> bool:
+                request, status = one
                 headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_SENT_AGAIN}
-                return http.get(request.url, headers=headers).status_code == status
+                return http.request(request.method, request.url, headers=headers,
+                                    content=request.content).status_code == status
             with ThreadPoolExecutor(concurrency) as pool:
                 start = time.perf_counter()
-                replay.same_status = sum(pool.map(send, reads))
-                replay.read_wall = time.perf_counter() - start
+                replay.same_status = sum(pool.map(send, sent))
+                replay.pool_wall = time.perf_counter() - start
+        if self.sandbox is not None:
+            self.sandbox.adopt_leftovers()  # what the replayed creates made again
         before = len(capture.sent)
+        start = time.perf_counter()
         finish(self)
-        cleanup = [seconds for _, _, seconds in capture.sent[before:]]
-        replay.writes += len(cleanup)
-        replay.write_seconds += sum(cleanup)
+        replay.cleanup_wall = time.perf_counter() - start
+        replay.cleanup = len(capture.sent) - before
 
     old_env = dict(os.environ)
     os.environ.update(env)
@@ -124,7 +129,6 @@ def bare_replay(url: str, env: dict[str, str], concurrency: int) -> Replay:
     if code != 0:
         print(f"note: the recording run exited {code}", file=sys.stderr)
     return replay
-
 
 def suite(url: str, env: dict[str, str], concurrency: int, runs: int) -> tuple[float, int, dict[str, Any]]:
     """Median wall time of `runs` whole runs, their requests, and the last run's results."""
@@ -188,10 +192,10 @@ def main() -> int:
     print(f"{'':<38} {'wall (s)':>8} {'requests':>9} {'req/s':>8} {'vs limit':>9}")
     print(row("suite, sequential", seq_wall, seq_requests, replay.wall))
     print(row(f"suite, concurrency {n}", conc_wall, conc_requests, replay.wall))
-    print(row(f"bare replay, concurrency {n} (the limit)", replay.wall, replay.requests, replay.wall))
-    print(f"  = {replay.reads} reads by a bare pool in {replay.read_wall:.2f} s ({replay.same_status} answered the "
-          f"recorded status) + {replay.writes} writes and cleanup requests one by one, {replay.write_seconds:.2f} s "
-          "at the server")
+    print(row(f"bare replay, concurrency {n} (the limit)", replay.wall, replay.total, replay.wall))
+    print(f"  = the run's {replay.requests} requests ({replay.reads} reads) again by a bare pool in "
+          f"{replay.pool_wall:.2f} s ({replay.same_status} answered the recorded status) + the cleanup's "
+          f"{replay.cleanup} requests as the run sent them, {replay.cleanup_wall:.2f} s")
     print(f"suite concurrent / bare replay: {conc_wall / replay.wall:.2f}x (target <= 1.2x); sequential / "
           f"concurrent: {seq_wall / conc_wall:.2f}x")
     print(row(f"{args.latency_ms:g} ms away, sequential", far_seq, far_requests))

@@ -179,27 +179,25 @@ def lane(item: Item, run: UmamiRun) -> str | None:
     send nothing). None: it runs alone.
 
     - "read": a GET that only reads state no item of its batch changes.
-    - "write": a write that changes only its own throwaway object (a `target`, or what it `creates`), or one the
-      spec expects the server to refuse (4xx). Such writes change nothing another write of the batch reads, and
-      the batch ends before the next read, so every read sees what it sees in a sequential run. (On a server that
-      wrongly accepts a refused write, the writes beside it may see its effect sooner than in order; the accepted
-      write itself is a finding either way.)
+    - "write": a write that changes only its own throwaway object (a `target`, or what it `creates`; where
+      websites cannot be deleted, the one kept target website, which nothing changes there), a write the spec
+      expects the server to refuse (4xx), or an item on a session of its own (a fresh login). Such writes change
+      nothing another write of the batch reads, and the batch ends before the next read, so every read sees what
+      it sees in a sequential run. (On a server that wrongly accepts a refused write, the writes beside it may
+      see its effect sooner than in order; the accepted write itself is a finding either way.)
     - "shared:<endpoint>": a write the spec expects to succeed on shared state (a report computed over the seeded
       traffic, an event sent to the run's website, a login): only beside the same endpoint's items.
 
-    Alone: discovery (one shared prober), generated inputs (hypothesis is not thread-safe), fresh logins (items
-    that end their session), a write to the one kept target website (where websites cannot be deleted), and
-    everything in a replay, which matches recorded answers in order."""
+    Alone: discovery (one shared prober), generated inputs (hypothesis is not thread-safe), and everything in a
+    replay, which matches recorded answers in order."""
     if skip_reason(item, run):
         return "any"
     case = item.case
-    if run.replay is not None or item.kind is not Kind.SPEC or case.fresh_login:
+    if run.replay is not None or item.kind is not Kind.SPEC:
         return None
-    if item.endpoint.method in ("GET", "HEAD") and not (case.target or case.creates):
+    if item.endpoint.method in ("GET", "HEAD") and not (case.target or case.creates or case.fresh_login):
         return "read"
-    if case.target == "website" and run.sandbox is not None and run.sandbox.keeps:
-        return None
-    if case.target or case.creates or not 200 <= item.expected_status < 300:
+    if case.target or case.creates or case.fresh_login or not 200 <= item.expected_status < 300:
         return "write"
     return f"shared:{item.endpoint.id}"
 

@@ -111,6 +111,8 @@ class Sandbox:
     gone: set[str] = field(default_factory=set)  # ids a test item deleted (DELETE of the object's own path)
     concurrency: int = 1  # requests at a time for the seed and the cleanup (--concurrency)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _target_lock: threading.Lock = field(default_factory=threading.Lock)  # the kept target: found or made once
+    _kept_target: dict[str, Any] | None = None
 
     def _record(self, obj: Created) -> None:
         with self._lock:
@@ -378,8 +380,13 @@ class Sandbox:
         """A throwaway object for one test item (update/delete), owned by the sandbox user: a website, a team
         (the user its owner and only member), a report on the run's website, or a user."""
         label = f"{kind}-{secrets.token_hex(3)}"
-        if kind == "website":  # where websites cannot be deleted, the one kept target (nothing changes it there)
-            return self.create_website("target" if self.keeps else label, *self.owner)
+        if kind == "website" and self.keeps:  # the one kept target (nothing changes it there), found or made once
+            with self._target_lock:
+                if self._kept_target is None:
+                    self._kept_target = self.create_website("target", *self.owner)
+                return self._kept_target
+        if kind == "website":
+            return self.create_website(label, *self.owner)
         if kind == "team":
             return self.create_team(label)
         if kind == "report":

@@ -42,20 +42,19 @@ def test_lanes_reads_beside_reads_and_writes_on_their_own_objects_beside_each_ot
     assert not any(i.case.target or i.case.creates or i.case.fresh_login for i in reads)
     writes = [i for i in items if lanes[i.id] == "write"]
     assert writes and all(i.endpoint.method != "GET" or i.case.target or i.case.creates for i in writes)
-    assert all(i.case.target or i.case.creates or i.expected_status >= 400 for i in writes)
+    assert all(i.case.target or i.case.creates or i.case.fresh_login or i.expected_status >= 400 for i in writes)
     assert lanes[_item("websites/update", "rename").id] == "write"  # its own throwaway website
     shared = {i.id: lanes[i.id] for i in items if (lanes[i.id] or "").startswith("shared:")}
     assert shared and all(kind == f"shared:{i.split('[')[0]}" for i, kind in shared.items())
     assert {k.split(":", 1)[1].split("/")[0] for k in shared.values()} <= {"auth", "reports", "send", "v1"}
-    assert not any(lanes[i.id] for i in items if i.case.fresh_login)  # a new session ended by the item
+    assert all(lanes[i.id] == "write" for i in items if i.case.fresh_login)  # a session of its own
     assert not any(lanes[i.id] for i in items if i.kind is not Kind.SPEC)  # one prober, hypothesis
     assert lane(replace(_item("websites/get"), kind=Kind.NEGATIVE), run) is None
 
 
-def test_a_skipped_item_joins_any_lane_and_a_replay_or_a_kept_target_runs_alone() -> None:
+def test_a_skipped_item_joins_any_lane_and_a_replay_runs_alone() -> None:
     write = _item("websites/update", "rename")
     assert lane(write, _run(read_only=True)) == "any"  # skipped: read-only runs send no writes
-    assert lane(write, _run(sandbox=SimpleNamespace(keeps=True))) is None  # the one kept target website
     assert lane(_item("websites/get"), _run(replay=object())) is None  # a recheck matches answers in order
 
 

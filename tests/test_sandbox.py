@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -325,3 +327,21 @@ def test_a_ledger_is_read_back_into_the_objects_it_lists(tmp_path: Path) -> None
     data = json.loads(path.read_text())
     assert (data["prefix"], data["url"]) == ("ucf-x-", "http://umami.test")
     assert [Created(**o) for o in data["created"]] == objects  # as `cleanup` reads it
+
+
+def test_concurrent_items_find_or_make_the_kept_target_once(tmp_path: Path) -> None:
+    """Where websites cannot be deleted, target items of one batch run at a time (--concurrency): they share the
+    one kept target, made once even when its making is slow, never one per item."""
+    fake = FakeUmami(deletes_websites=False)
+    sandbox = _sandbox(fake, tmp_path, ["2.10.0"])
+    sandbox.owner = ("owner", ADMIN)
+    post = sandbox._post_website
+
+    def slow_post(*args: object) -> dict:
+        time.sleep(0.05)  # the others ask meanwhile
+        return post(*args)
+
+    sandbox._post_website = slow_post
+    with ThreadPoolExecutor(6) as pool:
+        ids = set(pool.map(lambda _: sandbox.target("website")["id"], range(6)))
+    assert len(ids) == 1 and [w["name"] for w in fake.websites.values()] == ["ucf-keep-target"]
