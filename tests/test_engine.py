@@ -43,7 +43,10 @@ def test_collect_gives_every_endpoint_role_and_case_once() -> None:
     assert len(ids) == len(set(ids))
     assert {i.kind for i in items} == set(Kind)
     assert "admin/users[admin-first-page]" in ids and "admin/users[admin-negative]" in ids
-    assert ids[-1] == "discovery/routes[all]"
+    files = [i.endpoint.file.name for i in items]
+    assert files == sorted(files), "file by file in the order of their names, as pytest collects them"
+    discovery = [n for n, i in enumerate(items) if i.kind in (Kind.DISCOVERY, Kind.ROUTES)]
+    assert ids[discovery[-1]] == "discovery/routes[all]" and discovery == list(range(discovery[0], discovery[-1] + 1))
 
 
 def test_a_skip_is_an_outcome_with_its_reason(run: UmamiRun) -> None:
