@@ -11,7 +11,8 @@ Against the local real Umami (started if needed), side by side:
   carries the run's prefix and is removed with the run's objects); the cleanup counts as long as the run took
   for it. That is the server's limit for this run on this machine (a bare pool does not wait for a write before
   the read after it, so it is, if anything, faster than any correct run); the suite's wall divided by it is
-  what the harness costs;
+  what the harness costs; and its reads again through the delaying proxy below, one at a time and N at a time:
+  the speed-up this machine allows at that distance (the server on the same cores caps it);
 - requests per second of each;
 - the same two runs through a proxy that adds `--latency-ms` to every request (a server farther away);
 - the wall time of `umami-conformance recheck` of a full recording (default: the shared 3.1.0 one), and of
@@ -70,6 +71,8 @@ class Replay:
     same_status: int = 0
     cleanup: int = 0
     cleanup_wall: float = 0.0
+    far_one: float = 0.0  # the reads again through the delaying proxy, one at a time
+    far_pool: float = 0.0  # the same, by the pool
 
     @property
     def wall(self) -> float:
@@ -80,10 +83,27 @@ class Replay:
         return self.requests + self.cleanup
 
 
-def bare_replay(url: str, env: dict[str, str], concurrency: int) -> Replay:
+def send_all(requests: list[httpx.Request], concurrency: int, base: str | None = None) -> tuple[float, list[int]]:
+    """Send `requests` again (to `base` instead of their own server, when given) by a bare httpx pool of
+    `concurrency` threads: the wall time and the statuses."""
+    target = httpx.URL(base) if base else None
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
+        def send(request: httpx.Request) -> int:
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_SENT_AGAIN}
+            url = request.url.copy_with(host=target.host, port=target.port) if target else request.url
+            return http.request(request.method, url, headers=headers, content=request.content).status_code
+        with ThreadPoolExecutor(concurrency) as pool:
+            start = time.perf_counter()
+            statuses = list(pool.map(send, requests))
+            return time.perf_counter() - start, statuses
+
+
+def bare_replay(url: str, env: dict[str, str], concurrency: int, latency: float) -> Replay:
     """One run in this process that records its requests; before its cleanup, every request it sent (set-up and
     items, writes too) is sent again, in the run's order, by a bare httpx pool of `concurrency` threads. What the
-    writes made again carries the run's prefix and goes with the run's cleanup (found by the prefix)."""
+    writes made again carries the run's prefix and goes with the run's cleanup (found by the prefix). Then its
+    reads go again through a proxy `latency` seconds away, one at a time and by the pool: the speed-up this
+    machine allows there."""
     from conformance import run as run_module
     from umami_conformance import cli
     replay = Replay()
@@ -95,18 +115,14 @@ def bare_replay(url: str, env: dict[str, str], concurrency: int) -> Replay:
         self.client.recorder = capture
 
     def before_cleanup(self: Any) -> None:
-        sent = [(r, status) for r, status, _ in capture.sent]
-        replay.requests, replay.reads = len(sent), sum(1 for r, _ in sent if r.method == "GET")
-        with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
-            def send(one: tuple[httpx.Request, int]) -> bool:
-                request, status = one
-                headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_SENT_AGAIN}
-                return http.request(request.method, request.url, headers=headers,
-                                    content=request.content).status_code == status
-            with ThreadPoolExecutor(concurrency) as pool:
-                start = time.perf_counter()
-                replay.same_status = sum(pool.map(send, sent))
-                replay.pool_wall = time.perf_counter() - start
+        sent = [r for r, _, _ in capture.sent]
+        replay.requests, replay.reads = len(sent), sum(1 for r in sent if r.method == "GET")
+        replay.pool_wall, statuses = send_all(sent, concurrency)
+        replay.same_status = sum(a == b for a, b in zip(statuses, (s for _, s, _ in capture.sent), strict=True))
+        reads = [r for r in sent if r.method == "GET"]
+        with RecordingProxy(url, delay=latency) as proxy:
+            replay.far_one, _ = send_all(reads, 1, proxy.url)
+            replay.far_pool, _ = send_all(reads, concurrency, proxy.url)
         if self.sandbox is not None:
             self.sandbox.adopt_leftovers()  # what the replayed creates made again
         before = len(capture.sent)
@@ -179,7 +195,7 @@ def main() -> int:
     args = parser.parse_args()
     n = args.concurrency
     url, env = local_server()
-    replay = bare_replay(url, env, n)
+    replay = bare_replay(url, env, n, args.latency_ms / 1000)
     seq_wall, seq_requests, _ = suite(url, env, 1, args.runs)
     conc_wall, conc_requests, results = suite(url, env, n, args.runs)
     with RecordingProxy(url, delay=args.latency_ms / 1000) as proxy:
@@ -201,6 +217,9 @@ def main() -> int:
     print(row(f"{args.latency_ms:g} ms away, sequential", far_seq, far_requests))
     print(row(f"{args.latency_ms:g} ms away, concurrency {n}", far_conc, far_requests))
     print(f"{args.latency_ms:g} ms away: concurrent {far_seq / far_conc:.2f}x faster than sequential (target >= 3x)")
+    print(f"  the limit there: the run's {replay.reads} reads again through the same proxy by a bare pool, "
+          f"{replay.far_one:.2f} s one at a time, {replay.far_pool:.2f} s {n} at a time: "
+          f"{replay.far_one / replay.far_pool:.2f}x")
     print(f"recheck {args.recording.name}: " + (f"{recheck:.2f} s (target <= 2 s)" if recheck is not None
                                                else "not measured (no such file)"))
     print(f"docs render ({len(results['items'])} items): {docs:.3f} s (target <= 0.3 s)")
