@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from _pytest.mark.expression import Expression  # pytest's -k/-m grammar, so that expressions mean the same
-
 from conformance.console import failure_lines, summary_lines
 from conformance.engine import Item, ItemResult, Kind, Outcome, SessionOutcome, collect, finish_session, run_all, \
     setup_failed, setup_results
@@ -48,9 +46,11 @@ def markers(item: Item) -> set[str]:
     return {item.endpoint.area, *kind.get(item.kind, set())}
 
 
-def _expression(text: str | None, flag: str) -> Expression | None:
+def _expression(text: str | None, flag: str) -> Any:
+    """pytest's compiled -k/-m expression (its grammar, so that expressions mean the same), or None."""
     if not text:
         return None
+    from _pytest.mark.expression import Expression  # only where an expression is given: it imports pytest
     try:
         return Expression.compile(text)
     except Exception as exc:  # pytest raises SyntaxError (9.x) or its own ParseError (8.x)
