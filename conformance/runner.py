@@ -131,8 +131,9 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
             suite.outcome.stopped = type(exc)(run.client.redactor.text(str(exc)))
         except KeyboardInterrupt:
             suite.interrupted = True
-        progress.end_line()
-        finish_session(run, suite.outcome, suite.interrupted)
+        finally:  # also after a bug of the tool: what the run made is removed
+            progress.end_line()
+            finish_session(run, suite.outcome, suite.interrupted)
     finally:
         signal.signal(signal.SIGTERM, term)
     wall = time.perf_counter() - start
