@@ -25,6 +25,7 @@ NOT_RECORDED_HEADER = "x-ucf-not-recorded"  # marks a replay answer the recordin
 REPLAYED_HEADER = "x-ucf-replayed"  # how a replay found its answer: item, exact, template, no-route
 SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
 CACHE_FIELD = "cache"  # /send's session cache token (a JWT that stands for the visitor's session)
+REDACTED_FIELDS = SECRET_FIELDS | {CACHE_FIELD}
 REDACTED = "***"
 # A password hash, by its value (bcrypt, argon2, scrypt, pbkdf2, sha-crypt): never written anywhere, whatever
 # the field is called; the security check (checks.py) reports it.
@@ -85,7 +86,9 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
-        self._ordered: tuple[str, ...] = ()  # the secrets, longest first (replaced on add: safe across threads)
+        # The secrets longest first, and a pattern that finds any of them (None: no secrets); replaced together
+        # on add, so a reader in another thread sees one consistent pair.
+        self._known: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
         self._stand_ins: set[str] = set()
         self._key = secrets_module.token_bytes(16)
         self._lock = threading.Lock()
@@ -94,7 +97,8 @@ class Redactor:
         if secret and len(secret) >= MIN_TEXT_SECRET:
             with self._lock:
                 self._secrets.add(secret)
-                self._ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+                ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+                self._known = ordered, re.compile("|".join(map(re.escape, ordered)))
                 if stand_in:
                     self._stand_ins.add(secret)
 
@@ -104,27 +108,38 @@ class Redactor:
 
     def recorded_text(self, value: str) -> str:
         """Free text for a recording: credentials become their stand-ins, other secrets `***`."""
-        for secret in self._ordered:
-            if secret in value:
-                value = value.replace(secret, self.stand_in(secret) if secret in self._stand_ins else REDACTED)
+        ordered, pattern = self._known
+        if pattern is not None and pattern.search(value):
+            for secret in ordered:
+                if secret in value:
+                    value = value.replace(secret, self.stand_in(secret) if secret in self._stand_ins else REDACTED)
         return value
 
     def text(self, value: str) -> str:
-        for secret in self._ordered:
-            value = value.replace(secret, REDACTED)
+        """Free text with every known secret `***`: longest first, one after the other (one regex substitution
+        would differ where secrets overlap); the search spares that loop for the many strings that hold none."""
+        ordered, pattern = self._known
+        if pattern is not None and pattern.search(value):
+            for secret in ordered:
+                value = value.replace(secret, REDACTED)
         return value
 
     def data(self, value: Any) -> Any:
         """Redact a JSON-like value, string by string (keys too): secret-named fields, /send's cache token,
         password hashes and known secret strings."""
-        if isinstance(value, dict):
-            return {self.text(k): REDACTED if k.lower() in SECRET_FIELDS | {CACHE_FIELD} and v not in (None, "")
-                    else self.data(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.data(v) for v in value]
-        if isinstance(value, str):
-            return redact_hash(value) if HASH_VALUE.match(value) else self.text(value)
-        return value
+        text = self.text
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):  # every password hash starts with `$`: most strings skip the match
+                return redact_hash(value) if value.startswith("$") and HASH_VALUE.match(value) else text(value)
+            if isinstance(value, dict):
+                return {text(k): REDACTED if k.lower() in REDACTED_FIELDS and v not in (None, "") else walk(v)
+                        for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v) for v in value]
+            return value
+
+        return walk(value)
 
     def curl(self, request: httpx.Request) -> str:
         """The request as one curl line, secrets replaced."""

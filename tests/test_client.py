@@ -35,6 +35,27 @@ def test_redactor_data_keeps_short_common_words() -> None:
         "tool": "umami-conformance", "password": "***"}
 
 
+def test_redactor_text_finds_every_secret_whatever_its_characters() -> None:
+    r = Redactor()
+    assert r.text("nothing known yet: tok-1234567890") == "nothing known yet: tok-1234567890"
+    r.add("tok-1234567890")
+    r.add("tok-1234567890-longer")  # the shorter one is its prefix: the longer is replaced whole
+    r.add("a+b*c?(d)[e]|f$^\\g.")  # regex metacharacters are plain text in a secret
+    assert r.text("x tok-1234567890-longer y tok-1234567890 z") == "x *** y *** z"
+    assert r.text("q=a+b*c?(d)[e]|f$^\\g.&") == "q=***&"
+    assert r.text("aXb*c?(d)[e]|f$^\\g. tok-123456789") == "aXb*c?(d)[e]|f$^\\g. tok-123456789"
+    assert r.data({"tok-1234567890": ["$tok-1234567890", {"k": "tok-1234567890-longer"}]}) == \
+        {"***": ["$***", {"k": "***"}]}
+
+
+def test_redactor_replaces_overlapping_secrets_longest_first() -> None:
+    r = Redactor()
+    r.add("xxxxxxab")
+    r.add("abcdefgh12")  # overlaps the end of the first in the text below: the longer one goes first
+    assert r.text("xxxxxxabcdefgh12") == "xxxxxx***"
+    assert r.recorded_text("xxxxxxabcdefgh12") == "xxxxxx***"
+
+
 def test_login_registers_token_and_wrong_password_is_auth_error() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
