@@ -347,6 +347,7 @@ class Replay(httpx.BaseTransport):
         a 4xx or 5xx to a literal path that a parameterized template can answer (`/websites/charts` reaches
         `/websites/{websiteId}` where it is no route): only a success or the no-route page count there."""
         written = list(templates.written.values())
+        shadowed: dict[str, bool] = {}  # per template: whether another one can answer its paths
         rank = {"present": 0, "error": 1, "absent": 2}
         found: dict[str, Route] = {}
         for e in (e for rec in self.recordings for e in rec.entries if e.method == "GET"):
@@ -354,8 +355,11 @@ class Replay(httpx.BaseTransport):
             if key is None or e.status in NOT_EVIDENCE or e.status == NOT_RECORDED_STATUS:
                 continue
             template = templates.written[key]
-            if not (e.no_route or 200 <= e.status < 300) and shadows(template, written):
-                continue
+            if not (e.no_route or 200 <= e.status < 300):
+                if template not in shadowed:
+                    shadowed[template] = bool(shadows(template, written))
+                if shadowed[template]:
+                    continue
             ctype = next((v for k, v in e.headers if k.lower() == "content-type"), "").split(";")[0].strip()
             route = Route(template, e.status, ctype or None, presence(e.status, e.no_route), "recording")
             if key not in found or rank[route.presence] < rank[found[key].presence]:

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -58,6 +58,7 @@ def path_regex(template: str) -> re.Pattern[str]:
     return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "/?")
 
 
+@lru_cache(maxsize=4096)  # asked for the same few hundred templates again and again
 def template_key(path: str) -> str:
     """`/websites/{websiteId}/stats` and `/websites/{id}/stats` compare equal."""
     return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))
