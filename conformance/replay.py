@@ -33,7 +33,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ def body_key(raw: bytes | str | None) -> str:
     return json.dumps(clean(data), sort_keys=True, separators=(",", ":"))
 
 
+ANY_PARAM = re.compile(r"\{\}")  # a parameter of a template key (`template_key`)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 FREE_TEXT = frozenset({"name", "description", "domain", "username", "slug", "shareId", "title"})
@@ -206,7 +207,7 @@ class Recording:
         entries = []
         for e in raw:
             rq, rs = e["request"], e["response"]
-            url = httpx.URL(rq["url"])
+            url = _url(rq["url"])
             headers = {h["name"]: h["value"] for h in rq.get("headers", [])}
             content = rs.get("content", {})
             text = content.get("text", "")
@@ -227,8 +228,10 @@ def identities_of(entries: list[dict[str, Any]], base: str = "/api") -> tuple[di
     users: dict[str, str] = {}
     for e in entries:
         rq, rs = e["request"], e["response"]
-        path = _relative(httpx.URL(rq["url"]).path, base)
-        if rs["status"] != 200 or not (path == "/auth/login" or path.startswith("/share/")):
+        if rs["status"] != 200:
+            continue
+        path = _relative(_url(rq["url"]).path, base)
+        if not (path == "/auth/login" or path.startswith("/share/")):
             continue
         try:
             body = json.loads(rs.get("content", {}).get("text") or "null")
@@ -252,6 +255,12 @@ def identities_of(entries: list[dict[str, Any]], base: str = "/api") -> tuple[di
             role = f"user:{name}"
         identities.setdefault(body["token"], role)
     return identities, users
+
+
+@lru_cache(maxsize=8192)
+def _url(text: str) -> httpx.URL:
+    """A recorded URL, parsed once: loading a recording asks for the successes' twice (`identities_of`)."""
+    return httpx.URL(text)
 
 
 def _relative(path: str, base: str) -> str:
@@ -375,7 +384,7 @@ class Replay(httpx.BaseTransport):
             return template
         segments = zip(path.strip("/").split("/"), template.strip("/").split("/"), strict=False)
         values = iter(v for v, t in segments if t == "{}")
-        return re.sub(r"\{\}", lambda _: "{}" if next(values, "") in self.known else "{?}", template)
+        return ANY_PARAM.sub(lambda _: "{}" if next(values, "") in self.known else "{?}", template)
 
     def match(self, method: str, path: str, query: Query, who: str, body: str,
               item: str | None) -> tuple[Entry, str] | None:
