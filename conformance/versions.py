@@ -35,9 +35,14 @@ class Versions:
         except InvalidSpecifier as exc:
             raise ValueError(f"invalid version range {text!r} (use e.g. '>=2.0,<3' or '>=2.0,<2.16 || >=3')") \
                 from exc
+        self._contains: dict[tuple[str | Version, bool], bool] = {}  # asked for the same few versions per item
 
     def contains(self, version: str | Version, prereleases: bool = True) -> bool:
-        return any(p.contains(version, prereleases=prereleases) for p in self.parts)
+        key = (version, prereleases)
+        found = self._contains.get(key)
+        if found is None:
+            found = self._contains[key] = any(p.contains(version, prereleases=prereleases) for p in self.parts)
+        return found
 
     def __str__(self) -> str:
         return self.text
