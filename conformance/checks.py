@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from conformance.client import HASH_VALUE, REDACTED_HASH, Exchange, Redactor
-from conformance.loader import Endpoint, ErrorShape, ResponseSpec
+from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {
@@ -113,7 +113,7 @@ def path_pattern(json_path: str) -> str:
     return re.sub(r"\[\d+\]", "[*]", json_path)
 
 
-def schema_findings(endpoint: Endpoint, validator: Draft202012Validator, body: Any,
+def schema_findings(endpoint: Endpoint, validator: SchemaValidator | Draft202012Validator, body: Any,
                     curl: str, redactor: Redactor) -> list[Finding]:
     """All schema errors of `body`: one finding per class and JSON path pattern (array items grouped,
     with their count), one per field for added/removed fields."""
@@ -271,7 +271,7 @@ def declared_paths(schema: Any, resolver: Any, path: str = "$", out: set[str] | 
     return out
 
 
-def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: Draft202012Validator | None,
+def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: SchemaValidator | Draft202012Validator | None,
                    exchange: Exchange, curl: str, redactor: Redactor) -> list[Finding]:
     """An error body against the error shape of the server's version (status field included)."""
     spec = ResponseSpec(exchange.response.status_code, shape.versions, shape.content_type, None, "")

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Iterator
 from importlib.metadata import version as package_version
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import SchemaError
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
@@ -224,7 +225,7 @@ class SpecSet:
     errors: list[ErrorShape] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
     inventory: Inventory | None = None
-    _validators: dict[str, Draft202012Validator] = field(default_factory=dict, repr=False)
+    _validators: dict[str, SchemaValidator] = field(default_factory=dict, repr=False)
 
     def error_shape(self, version: str | None) -> ErrorShape | None:
         """The error shape of `version` (None when the version is unknown or has none)."""
@@ -239,14 +240,31 @@ class SpecSet:
     def _root_validator(self) -> Draft202012Validator:
         return Draft202012Validator(True, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
-    def validator_for(self, uri: str) -> Draft202012Validator:
+    def validator_for(self, uri: str) -> SchemaValidator:
         """The validator of one registered schema (made once per URI; safe across threads). Each is the root
         validator evolved, sharing its resolver: one made from the registry would combine the registry with
         jsonschema's meta-schemas anew (milliseconds each, for a hundred and more schemas)."""
         validator = self._validators.get(uri)
         if validator is None:
-            validator = self._validators.setdefault(uri, self._root_validator.evolve(schema={"$ref": uri}))
+            made = SchemaValidator(self._root_validator.evolve(schema={"$ref": uri}))
+            validator = self._validators.setdefault(uri, made)
         return validator
+
+
+class SchemaValidator:
+    """One schema's validator that remembers the errors of each body it checked: the same body always has the
+    same errors, and a recheck replays one recorded answer to many items (roles, cases)."""
+
+    def __init__(self, validator: Draft202012Validator) -> None:
+        self.validator = validator
+        self._errors: dict[str, list[ValidationError]] = {}  # by the body as JSON text (key order kept)
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        key = json.dumps(instance)
+        errors = self._errors.get(key)
+        if errors is None:
+            errors = self._errors.setdefault(key, list(self.validator.iter_errors(instance)))
+        return iter(errors)
 
 
 def parse_versions(value: str, where: str) -> Versions:
