@@ -116,9 +116,8 @@ def body_fields(body: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def credential(headers: Mapping[str, str]) -> str | None:
-    """The credential a request carries: a bearer token, a share token or an API key."""
-    lower = {k.lower(): v for k, v in headers.items()}
+def credential(lower: Mapping[str, str]) -> str | None:
+    """The credential a request carries (headers by lowercase name): a bearer token, a share token or an API key."""
     if "authorization" in lower:
         return lower["authorization"].partition(" ")[2] or lower["authorization"]
     return lower.get("x-umami-share-token") or lower.get("x-umami-api-key")
@@ -127,11 +126,11 @@ def credential(headers: Mapping[str, str]) -> str | None:
 def identity(headers: Mapping[str, str], identities: Mapping[str, str]) -> str:
     """Who a request is: `anonymous`, the role behind its credential, or `other` (unknown credential);
     with the Umami headers that change what the server grants (`x-umami-share-context: 1`)."""
-    names = {k.lower() for k in headers}
-    token = credential(headers)
-    who = "admin" if "x-umami-api-key" in names else "anonymous" if token is None else identities.get(token, "other")
-    context = sorted(f"{k.lower()}={v}" for k, v in headers.items()
-                     if k.lower().startswith("x-umami-") and k.lower() not in CONTEXT_IGNORED)
+    items = [(k.lower(), v) for k, v in headers.items()]
+    lower = dict(items)
+    token = credential(lower)
+    who = "admin" if "x-umami-api-key" in lower else "anonymous" if token is None else identities.get(token, "other")
+    context = sorted(f"{k}={v}" for k, v in items if k.startswith("x-umami-") and k not in CONTEXT_IGNORED)
     return " ".join([who, *context])
 
 
