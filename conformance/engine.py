@@ -305,10 +305,16 @@ def _answer(exchange: Exchange, run: UmamiRun) -> dict[str, Any]:
     body = exchange.json()
     return {"actual_status": exchange.response.status_code,
             "content_type": exchange.response.headers.get("content-type"),
-            "url": run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
+            "url": run.client.redactor.text(_without_query(exchange.request.url)),
             "curl": run.client.redactor.curl(exchange.request),
             "example": example_body(exchange, run.client.redactor),
             "shape": shape(body) if body is not None else None}
+
+
+def _without_query(url: httpx.URL) -> str:
+    """The URL as text without its query, as `copy_with(query=None)` gives it (without parsing it again: the
+    first `?` of a parsed URL starts its query)."""
+    return str(url.copy_with(query=None)) if url.fragment else str(url).partition("?")[0]
 
 
 def skip_reason(item: Item, run: UmamiRun) -> str | None:
