@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
@@ -478,14 +479,19 @@ def _check_unique_ids(areas: list[Area]) -> None:
 
 
 def _check_refs(registry: Registry, resources: list[tuple[str, Any, Path]]) -> None:
+    resolved: set[str] = set()  # a target once found is found from anywhere (most refs share a few targets)
     for uri, schema, path in resources:
         resolver = registry.resolver(base_uri=uri)
         for ref, loc in _iter_refs(schema):
+            target = urljoin(uri, ref)
+            if target in resolved:
+                continue
             try:
                 resolver.lookup(ref)
             except Unresolvable:
                 line = line_of(schema, list(loc))
                 raise SpecError(f"{path}:{line}: unknown $ref {ref!r}") from None
+            resolved.add(target)
 
 
 def _case_schema(raw: dict[str, Any], case: dict[str, Any], path: Path, line: int,
