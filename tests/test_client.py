@@ -28,6 +28,14 @@ def test_curl_redacts_headers_body_and_known_secrets() -> None:
     assert '"password":"***"' in curl
 
 
+def test_curl_line_of_a_request_follows_secrets_added_later() -> None:
+    r = Redactor()
+    request = httpx.Request("GET", "http://u.test/api/x?k=late-secret-123")
+    assert r.curl(request) == "curl -X GET 'http://u.test/api/x?k=late-secret-123'"
+    r.add("late-secret-123")
+    assert "late-secret-123" not in r.curl(request)
+
+
 def test_redactor_data_keeps_short_common_words() -> None:
     r = Redactor()
     r.add("umami")  # the default password is too short to be searched for in free text
