@@ -41,6 +41,8 @@ TYPE_KEYWORDS = {"type", "enum", "const", "format"}
 # own credential echoed back. A hash is recognised by its value, whatever the field is called.
 PASSWORD_NAME = re.compile(r"pass(word|wd|phrase)|^pwd$")
 CREDENTIAL_NAME = re.compile(r"(token|secret|apikey|privatekey|authkey|clientkey|backupcodes|recoverycodes)$|^secret")
+ARRAY_INDEX = re.compile(r"\[\d+\]")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a key a JSON path writes as `.key`
 HASH_KINDS = (("$2", "bcrypt hash"), ("$argon2", "argon2 hash"), ("$scrypt", "scrypt hash"),
               ("$pbkdf2", "pbkdf2 hash"), ("$5$", "sha-crypt hash"), ("$6$", "sha-crypt hash"))
 
@@ -110,7 +112,7 @@ def content_type_finding(endpoint: Endpoint, spec: ResponseSpec, actual: str | N
 
 def path_pattern(json_path: str) -> str:
     """`$.data[3].x` -> `$.data[*].x`: array items share one pattern."""
-    return re.sub(r"\[\d+\]", "[*]", json_path)
+    return ARRAY_INDEX.sub("[*]", json_path)
 
 
 def schema_findings(endpoint: Endpoint, validator: SchemaValidator | Draft202012Validator, body: Any,
@@ -165,7 +167,7 @@ def _classify(endpoint: Endpoint, error: ValidationError, curl: str, redactor: R
 
 
 def _child_path(path: str, key: str) -> str:
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{path}[{key!r}]"
+    return f"{path}.{key}" if IDENTIFIER.fullmatch(key) else f"{path}[{key!r}]"
 
 
 def _is_hash(value: str) -> bool:
