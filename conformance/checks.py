@@ -204,7 +204,7 @@ def security_findings(endpoint: Endpoint, exchange: Exchange, curl: str, declare
     is not the caller's own (`own`). One finding per JSON path pattern, with the count of array items."""
     if not exchange.response.is_success:
         return []
-    body = exchange.json()
+    body = exchange.body
     findings: dict[str, Finding] = {}
 
     def add(path: str, what: str, why: str) -> None:
@@ -281,7 +281,7 @@ def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: SchemaValid
     findings = [ct] if ct else []
     if validator is None:
         return findings
-    body = exchange.json()
+    body = exchange.body
     findings += schema_findings(endpoint, validator, body, curl, redactor)
     if shape.status_pointer and not findings:
         node: Any = body
@@ -321,7 +321,7 @@ def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
     if (spec.content_type or "").lower().startswith("text/"):  # the schema describes the text, one string
         body: Any = exchange.response.text
     else:
-        body = exchange.json()
+        body = exchange.body
         if body is None and exchange.response.content.strip() not in (b"null",):
             findings.append(Finding("type-changed", endpoint.id, "$", "JSON", "not JSON",
                                     "the body is not JSON", curl))

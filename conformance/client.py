@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -172,7 +173,7 @@ def send_cache(exchange: Exchange) -> str | None:
     response = exchange.response
     if not (response.is_success and exchange.request.url.path.rstrip("/").endswith("/send") and response.content):
         return None
-    body = exchange.json()
+    body = exchange.body
     if isinstance(body, dict):
         return body.get(CACHE_FIELD) if isinstance(body.get(CACHE_FIELD), str) else None
     return None if body is not None else response.text.strip() or None
@@ -213,10 +214,17 @@ class Exchange:
     attempts: int = 1
 
     def json(self) -> Any:
+        """The answer's JSON, parsed anew (None when it is not JSON): the caller may change it."""
         try:
             return self.response.json()
         except ValueError:
             return None
+
+    @cached_property
+    def body(self) -> Any:
+        """The answer's JSON (None when it is not JSON), parsed once and shared by the checks: read it, never
+        change it."""
+        return self.json()
 
     @property
     def not_recorded(self) -> bool:
