@@ -239,6 +239,7 @@ class SpecSet:
 
     @cached_property
     def _root_validator(self) -> Draft202012Validator:
+        """A validator of no schema in particular, with the registry's resolver (made once)."""
         return Draft202012Validator(True, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
     def validator_for(self, uri: str) -> SchemaValidator:
