@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from conformance.client import HASH_VALUE, REDACTED_HASH, Exchange, Redactor
-from conformance.loader import Endpoint, ErrorShape, ResponseSpec
+from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {
@@ -41,6 +41,8 @@ TYPE_KEYWORDS = {"type", "enum", "const", "format"}
 # own credential echoed back. A hash is recognised by its value, whatever the field is called.
 PASSWORD_NAME = re.compile(r"pass(word|wd|phrase)|^pwd$")
 CREDENTIAL_NAME = re.compile(r"(token|secret|apikey|privatekey|authkey|clientkey|backupcodes|recoverycodes)$|^secret")
+ARRAY_INDEX = re.compile(r"\[\d+\]")
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a key a JSON path writes as `.key`
 HASH_KINDS = (("$2", "bcrypt hash"), ("$argon2", "argon2 hash"), ("$scrypt", "scrypt hash"),
               ("$pbkdf2", "pbkdf2 hash"), ("$5$", "sha-crypt hash"), ("$6$", "sha-crypt hash"))
 
@@ -110,10 +112,10 @@ def content_type_finding(endpoint: Endpoint, spec: ResponseSpec, actual: str | N
 
 def path_pattern(json_path: str) -> str:
     """`$.data[3].x` -> `$.data[*].x`: array items share one pattern."""
-    return re.sub(r"\[\d+\]", "[*]", json_path)
+    return ARRAY_INDEX.sub("[*]", json_path)
 
 
-def schema_findings(endpoint: Endpoint, validator: Draft202012Validator, body: Any,
+def schema_findings(endpoint: Endpoint, validator: SchemaValidator | Draft202012Validator, body: Any,
                     curl: str, redactor: Redactor) -> list[Finding]:
     """All schema errors of `body`: one finding per class and JSON path pattern (array items grouped,
     with their count), one per field for added/removed fields."""
@@ -165,7 +167,7 @@ def _classify(endpoint: Endpoint, error: ValidationError, curl: str, redactor: R
 
 
 def _child_path(path: str, key: str) -> str:
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{path}[{key!r}]"
+    return f"{path}.{key}" if IDENTIFIER.fullmatch(key) else f"{path}[{key!r}]"
 
 
 def _is_hash(value: str) -> bool:
@@ -202,7 +204,7 @@ def security_findings(endpoint: Endpoint, exchange: Exchange, curl: str, declare
     is not the caller's own (`own`). One finding per JSON path pattern, with the count of array items."""
     if not exchange.response.is_success:
         return []
-    body = exchange.json()
+    body = exchange.body
     findings: dict[str, Finding] = {}
 
     def add(path: str, what: str, why: str) -> None:
@@ -271,7 +273,7 @@ def declared_paths(schema: Any, resolver: Any, path: str = "$", out: set[str] | 
     return out
 
 
-def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: Draft202012Validator | None,
+def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: SchemaValidator | Draft202012Validator | None,
                    exchange: Exchange, curl: str, redactor: Redactor) -> list[Finding]:
     """An error body against the error shape of the server's version (status field included)."""
     spec = ResponseSpec(exchange.response.status_code, shape.versions, shape.content_type, None, "")
@@ -279,7 +281,7 @@ def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: Draft202012
     findings = [ct] if ct else []
     if validator is None:
         return findings
-    body = exchange.json()
+    body = exchange.body
     findings += schema_findings(endpoint, validator, body, curl, redactor)
     if shape.status_pointer and not findings:
         node: Any = body
@@ -319,7 +321,7 @@ def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
     if (spec.content_type or "").lower().startswith("text/"):  # the schema describes the text, one string
         body: Any = exchange.response.text
     else:
-        body = exchange.json()
+        body = exchange.body
         if body is None and exchange.response.content.strip() not in (b"null",):
             findings.append(Finding("type-changed", endpoint.id, "$", "JSON", "not JSON",
                                     "the body is not JSON", curl))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ NOT_RECORDED_HEADER = "x-ucf-not-recorded"  # marks a replay answer the recordin
 REPLAYED_HEADER = "x-ucf-replayed"  # how a replay found its answer: item, exact, template, no-route
 SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
 CACHE_FIELD = "cache"  # /send's session cache token (a JWT that stands for the visitor's session)
+REDACTED_FIELDS = SECRET_FIELDS | {CACHE_FIELD}
 REDACTED = "***"
 # A password hash, by its value (bcrypt, argon2, scrypt, pbkdf2, sha-crypt): never written anywhere, whatever
 # the field is called; the security check (checks.py) reports it.
@@ -85,8 +87,11 @@ class Redactor:
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
-        self._ordered: tuple[str, ...] = ()  # the secrets, longest first (replaced on add: safe across threads)
+        # The secrets longest first, and a pattern that finds any of them (None: no secrets); replaced together
+        # on add, so a reader in another thread sees one consistent pair.
+        self._known: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
         self._stand_ins: set[str] = set()
+        self._last_curl: tuple[httpx.Request, tuple[tuple[str, ...], re.Pattern[str] | None], str] | None = None
         self._key = secrets_module.token_bytes(16)
         self._lock = threading.Lock()
 
@@ -94,7 +99,8 @@ class Redactor:
         if secret and len(secret) >= MIN_TEXT_SECRET:
             with self._lock:
                 self._secrets.add(secret)
-                self._ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+                ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+                self._known = ordered, re.compile("|".join(map(re.escape, ordered)))
                 if stand_in:
                     self._stand_ins.add(secret)
 
@@ -104,30 +110,45 @@ class Redactor:
 
     def recorded_text(self, value: str) -> str:
         """Free text for a recording: credentials become their stand-ins, other secrets `***`."""
-        for secret in self._ordered:
-            if secret in value:
-                value = value.replace(secret, self.stand_in(secret) if secret in self._stand_ins else REDACTED)
+        ordered, pattern = self._known
+        if pattern is not None and pattern.search(value):
+            for secret in ordered:
+                if secret in value:
+                    value = value.replace(secret, self.stand_in(secret) if secret in self._stand_ins else REDACTED)
         return value
 
     def text(self, value: str) -> str:
-        for secret in self._ordered:
-            value = value.replace(secret, REDACTED)
+        """Free text with every known secret `***`: longest first, one after the other (one regex substitution
+        would differ where secrets overlap); the search spares that loop for the many strings that hold none."""
+        ordered, pattern = self._known
+        if pattern is not None and pattern.search(value):
+            for secret in ordered:
+                value = value.replace(secret, REDACTED)
         return value
 
     def data(self, value: Any) -> Any:
         """Redact a JSON-like value, string by string (keys too): secret-named fields, /send's cache token,
         password hashes and known secret strings."""
-        if isinstance(value, dict):
-            return {self.text(k): REDACTED if k.lower() in SECRET_FIELDS | {CACHE_FIELD} and v not in (None, "")
-                    else self.data(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.data(v) for v in value]
-        if isinstance(value, str):
-            return redact_hash(value) if HASH_VALUE.match(value) else self.text(value)
-        return value
+        text = self.text
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):  # every password hash starts with `$`: most strings skip the match
+                return redact_hash(value) if value.startswith("$") and HASH_VALUE.match(value) else text(value)
+            if isinstance(value, dict):
+                return {text(k): REDACTED if k.lower() in REDACTED_FIELDS and v not in (None, "") else walk(v)
+                        for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v) for v in value]
+            return value
+
+        return walk(value)
 
     def curl(self, request: httpx.Request) -> str:
-        """The request as one curl line, secrets replaced."""
+        """The request as one curl line, secrets replaced. The last line made is kept while no secret is added:
+        the checks of one answer ask for it several times."""
+        known, last = self._known, self._last_curl
+        if last is not None and last[0] is request and last[1] is known:
+            return last[2]
         parts = ["curl", "-X", request.method]
         for name, value in request.headers.items():
             if name.lower() in {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}:
@@ -141,7 +162,9 @@ class Redactor:
             except ValueError:
                 parts += ["--data", self.text(body.decode("utf-8", "replace"))]
         parts.append(self.text(str(request.url)))
-        return " ".join(shlex.quote(p) for p in parts)
+        line = " ".join(shlex.quote(p) for p in parts)
+        self._last_curl = (request, known, line)  # one tuple: a thread reads all of it or none
+        return line
 
 
 def send_cache(exchange: Exchange) -> str | None:
@@ -150,7 +173,7 @@ def send_cache(exchange: Exchange) -> str | None:
     response = exchange.response
     if not (response.is_success and exchange.request.url.path.rstrip("/").endswith("/send") and response.content):
         return None
-    body = exchange.json()
+    body = exchange.body
     if isinstance(body, dict):
         return body.get(CACHE_FIELD) if isinstance(body.get(CACHE_FIELD), str) else None
     return None if body is not None else response.text.strip() or None
@@ -191,10 +214,17 @@ class Exchange:
     attempts: int = 1
 
     def json(self) -> Any:
+        """The answer's JSON, parsed anew (None when it is not JSON): the caller may change it."""
         try:
             return self.response.json()
         except ValueError:
             return None
+
+    @cached_property
+    def body(self) -> Any:
+        """The answer's JSON (None when it is not JSON), parsed once and shared by the checks: read it, never
+        change it."""
+        return self.json()
 
     @property
     def not_recorded(self) -> bool:

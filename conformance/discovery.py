@@ -86,10 +86,11 @@ def shadows(template: str, templates: Iterable[str]) -> dict[str, list[int]]:
     have a parameter where `template` has a literal segment and match it elsewhere (`/reports/{reportId}`
     for `/reports/goal`); each with the positions of those segments."""
     mine = template.strip("/").split("/")
+    key = template_key(template)
     found: dict[str, list[int]] = {}
     for other in templates:
         theirs = other.strip("/").split("/")
-        if len(theirs) != len(mine) or template_key(other) == template_key(template):
+        if len(theirs) != len(mine) or template_key(other) == key:
             continue
         pairs = list(zip(mine, theirs, strict=True))
         if all(a == b or b.startswith("{") for a, b in pairs) and not any(

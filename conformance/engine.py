@@ -314,13 +314,19 @@ def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
 
 
 def _answer(exchange: Exchange, run: UmamiRun) -> dict[str, Any]:
-    body = exchange.json()
+    body = exchange.body
     return {"actual_status": exchange.response.status_code,
             "content_type": exchange.response.headers.get("content-type"),
-            "url": run.client.redactor.text(str(exchange.request.url.copy_with(query=None))),
+            "url": run.client.redactor.text(_without_query(exchange.request.url)),
             "curl": run.client.redactor.curl(exchange.request),
             "example": example_body(exchange, run.client.redactor),
             "shape": shape(body) if body is not None else None}
+
+
+def _without_query(url: httpx.URL) -> str:
+    """The URL as text without its query, as `copy_with(query=None)` gives it (without parsing it again: the
+    first `?` of a parsed URL starts its query)."""
+    return str(url.copy_with(query=None)) if url.fragment else str(url).partition("?")[0]
 
 
 def skip_reason(item: Item, run: UmamiRun) -> str | None:
@@ -390,7 +396,7 @@ def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Findin
         if missing:  # the sandbox left this out on purpose (results.json seeded.skipped says why)
             result.reason = f"case schema not applied: {missing}"
         else:
-            findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.json(),
+            findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.body,
                                         run.client.redactor.curl(exchange.request), run.client.redactor)
             checked = True
     return with_security(_security(ep, exchange, run), findings), checked, exchange

@@ -13,13 +13,16 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Iterator
 from importlib.metadata import version as package_version
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.exceptions import SchemaError
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
@@ -223,7 +226,7 @@ class SpecSet:
     errors: list[ErrorShape] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
     inventory: Inventory | None = None
-    _validators: dict[str, Draft202012Validator] = field(default_factory=dict, repr=False)
+    _validators: dict[str, SchemaValidator] = field(default_factory=dict, repr=False)
 
     def error_shape(self, version: str | None) -> ErrorShape | None:
         """The error shape of `version` (None when the version is unknown or has none)."""
@@ -234,12 +237,36 @@ class SpecSet:
     def endpoints(self) -> list[Endpoint]:
         return [e for a in self.areas for e in a.endpoints]
 
-    def validator_for(self, uri: str) -> Draft202012Validator:
-        """The validator of one registered schema (made once per URI)."""
-        if uri not in self._validators:
-            self._validators[uri] = Draft202012Validator({"$ref": uri}, registry=self.registry,
-                                                         format_checker=Draft202012Validator.FORMAT_CHECKER)
-        return self._validators[uri]
+    @cached_property
+    def _root_validator(self) -> Draft202012Validator:
+        """A validator of no schema in particular, with the registry's resolver (made once)."""
+        return Draft202012Validator(True, registry=self.registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+    def validator_for(self, uri: str) -> SchemaValidator:
+        """The validator of one registered schema (made once per URI; safe across threads). Each is the root
+        validator evolved, sharing its resolver: one made from the registry would combine the registry with
+        jsonschema's meta-schemas anew (milliseconds each, for a hundred and more schemas)."""
+        validator = self._validators.get(uri)
+        if validator is None:
+            made = SchemaValidator(self._root_validator.evolve(schema={"$ref": uri}))
+            validator = self._validators.setdefault(uri, made)
+        return validator
+
+
+class SchemaValidator:
+    """One schema's validator that remembers the errors of each body it checked: the same body always has the
+    same errors, and a recheck replays one recorded answer to many items (roles, cases)."""
+
+    def __init__(self, validator: Draft202012Validator) -> None:
+        self.validator = validator
+        self._errors: dict[str, list[ValidationError]] = {}  # by the body as JSON text (key order kept)
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        key = json.dumps(instance)
+        errors = self._errors.get(key)
+        if errors is None:
+            errors = self._errors.setdefault(key, list(self.validator.iter_errors(instance)))
+        return iter(errors)
 
 
 def parse_versions(value: str, where: str) -> Versions:
@@ -453,14 +480,19 @@ def _check_unique_ids(areas: list[Area]) -> None:
 
 
 def _check_refs(registry: Registry, resources: list[tuple[str, Any, Path]]) -> None:
+    resolved: set[str] = set()  # a target once found is found from anywhere (most refs share a few targets)
     for uri, schema, path in resources:
         resolver = registry.resolver(base_uri=uri)
         for ref, loc in _iter_refs(schema):
+            target = urljoin(uri, ref)
+            if target in resolved:
+                continue
             try:
                 resolver.lookup(ref)
             except Unresolvable:
                 line = line_of(schema, list(loc))
                 raise SpecError(f"{path}:{line}: unknown $ref {ref!r}") from None
+            resolved.add(target)
 
 
 def _case_schema(raw: dict[str, Any], case: dict[str, Any], path: Path, line: int,

@@ -7,28 +7,35 @@ Only GET endpoints and `safe` ones (login) are probed: generated input must neve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 from urllib.parse import quote
-
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from conformance.client import Credential, Exchange, UmamiClient
 from conformance.loader import Case, Endpoint
 
+if TYPE_CHECKING:  # hypothesis itself is imported where inputs are generated (--negative): it takes a while
+    from hypothesis import strategies as st
+
 ODD = ["", "null", "undefined", "-1", "0", "1e309", "9" * 40, "NaN", "true", "[]", "{}",
        "00000000-0000-0000-0000-000000000000", "not-a-uuid", "../../etc/passwd", "' OR 1=1 --", "%00",
        "\u0000", "💥", "\u202e\u200b", "ﷺ" * 20, "<script>"]
-BAD_VALUES = st.one_of(
-    st.sampled_from(ODD),
-    st.integers(min_value=-(2**63), max_value=2**63),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=40),
-    st.integers(min_value=1000, max_value=20000).map(lambda n: "x" * n),
-    st.booleans(),
-    st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
-)
+
+
+@cache
+def _bad_values() -> st.SearchStrategy[Any]:
+    """Bad values of every kind for one parameter."""
+    from hypothesis import strategies as st
+    return st.one_of(
+        st.sampled_from(ODD),
+        st.integers(min_value=-(2**63), max_value=2**63),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=40),
+        st.integers(min_value=1000, max_value=20000).map(lambda n: "x" * n),
+        st.booleans(),
+        st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
+    )
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,10 @@ def applies(endpoint: Endpoint) -> bool:
 
 
 def _mutations(case: Case, rendered: dict[str, dict[str, Any]]) -> st.SearchStrategy[Mutation]:
+    from hypothesis import strategies as st
     slots = [(where, name) for where in ("path", "query", "body") for name in sorted(rendered[where])]
     slot = st.sampled_from(slots)
-    set_value = st.tuples(slot, BAD_VALUES).map(lambda t: Mutation(t[0][0], t[0][1], t[1]))
+    set_value = st.tuples(slot, _bad_values()).map(lambda t: Mutation(t[0][0], t[0][1], t[1]))
     droppable = [s for s in slots if s[0] != "path"]
     if not droppable:
         return set_value
@@ -76,6 +84,7 @@ def find_server_errors(client: UmamiClient, endpoint: Endpoint, auth: Credential
                        rendered: dict[str, dict[str, Any]], examples: int) -> tuple[Exchange | None, int]:
     """Send up to `examples` generated requests (seeded, reproducible); return the smallest one that
     answered 5xx (or None) and how many requests were sent."""
+    from hypothesis import HealthCheck, Phase, given, settings
     case = probe_case(endpoint)
     assert case is not None
     sent = 0

@@ -33,7 +33,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ def body_key(raw: bytes | str | None) -> str:
     return json.dumps(clean(data), sort_keys=True, separators=(",", ":"))
 
 
+ANY_PARAM = re.compile(r"\{\}")  # a parameter of a template key (`template_key`)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 FREE_TEXT = frozenset({"name", "description", "domain", "username", "slug", "shareId", "title"})
@@ -115,9 +116,8 @@ def body_fields(body: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def credential(headers: Mapping[str, str]) -> str | None:
-    """The credential a request carries: a bearer token, a share token or an API key."""
-    lower = {k.lower(): v for k, v in headers.items()}
+def credential(lower: Mapping[str, str]) -> str | None:
+    """The credential a request carries (headers by lowercase name): a bearer token, a share token or an API key."""
     if "authorization" in lower:
         return lower["authorization"].partition(" ")[2] or lower["authorization"]
     return lower.get("x-umami-share-token") or lower.get("x-umami-api-key")
@@ -126,11 +126,11 @@ def credential(headers: Mapping[str, str]) -> str | None:
 def identity(headers: Mapping[str, str], identities: Mapping[str, str]) -> str:
     """Who a request is: `anonymous`, the role behind its credential, or `other` (unknown credential);
     with the Umami headers that change what the server grants (`x-umami-share-context: 1`)."""
-    names = {k.lower() for k in headers}
-    token = credential(headers)
-    who = "admin" if "x-umami-api-key" in names else "anonymous" if token is None else identities.get(token, "other")
-    context = sorted(f"{k.lower()}={v}" for k, v in headers.items()
-                     if k.lower().startswith("x-umami-") and k.lower() not in CONTEXT_IGNORED)
+    items = [(k.lower(), v) for k, v in headers.items()]
+    lower = dict(items)
+    token = credential(lower)
+    who = "admin" if "x-umami-api-key" in lower else "anonymous" if token is None else identities.get(token, "other")
+    context = sorted(f"{k}={v}" for k, v in items if k.startswith("x-umami-") and k not in CONTEXT_IGNORED)
     return " ".join([who, *context])
 
 
@@ -206,7 +206,7 @@ class Recording:
         entries = []
         for e in raw:
             rq, rs = e["request"], e["response"]
-            url = httpx.URL(rq["url"])
+            url = _url(rq["url"])
             headers = {h["name"]: h["value"] for h in rq.get("headers", [])}
             content = rs.get("content", {})
             text = content.get("text", "")
@@ -227,8 +227,10 @@ def identities_of(entries: list[dict[str, Any]], base: str = "/api") -> tuple[di
     users: dict[str, str] = {}
     for e in entries:
         rq, rs = e["request"], e["response"]
-        path = _relative(httpx.URL(rq["url"]).path, base)
-        if rs["status"] != 200 or not (path == "/auth/login" or path.startswith("/share/")):
+        if rs["status"] != 200:
+            continue
+        path = _relative(_url(rq["url"]).path, base)
+        if not (path == "/auth/login" or path.startswith("/share/")):
             continue
         try:
             body = json.loads(rs.get("content", {}).get("text") or "null")
@@ -252,6 +254,12 @@ def identities_of(entries: list[dict[str, Any]], base: str = "/api") -> tuple[di
             role = f"user:{name}"
         identities.setdefault(body["token"], role)
     return identities, users
+
+
+@lru_cache(maxsize=8192)
+def _url(text: str) -> httpx.URL:
+    """A recorded URL, parsed once: loading a recording asks for the successes' twice (`identities_of`)."""
+    return httpx.URL(text)
 
 
 def _relative(path: str, base: str) -> str:
@@ -347,6 +355,7 @@ class Replay(httpx.BaseTransport):
         a 4xx or 5xx to a literal path that a parameterized template can answer (`/websites/charts` reaches
         `/websites/{websiteId}` where it is no route): only a success or the no-route page count there."""
         written = list(templates.written.values())
+        shadowed: dict[str, bool] = {}  # per template: whether another one can answer its paths
         rank = {"present": 0, "error": 1, "absent": 2}
         found: dict[str, Route] = {}
         for e in (e for rec in self.recordings for e in rec.entries if e.method == "GET"):
@@ -354,8 +363,11 @@ class Replay(httpx.BaseTransport):
             if key is None or e.status in NOT_EVIDENCE or e.status == NOT_RECORDED_STATUS:
                 continue
             template = templates.written[key]
-            if not (e.no_route or 200 <= e.status < 300) and shadows(template, written):
-                continue
+            if not (e.no_route or 200 <= e.status < 300):
+                if template not in shadowed:
+                    shadowed[template] = bool(shadows(template, written))
+                if shadowed[template]:
+                    continue
             ctype = next((v for k, v in e.headers if k.lower() == "content-type"), "").split(";")[0].strip()
             route = Route(template, e.status, ctype or None, presence(e.status, e.no_route), "recording")
             if key not in found or rank[route.presence] < rank[found[key].presence]:
@@ -371,7 +383,7 @@ class Replay(httpx.BaseTransport):
             return template
         segments = zip(path.strip("/").split("/"), template.strip("/").split("/"), strict=False)
         values = iter(v for v, t in segments if t == "{}")
-        return re.sub(r"\{\}", lambda _: "{}" if next(values, "") in self.known else "{?}", template)
+        return ANY_PARAM.sub(lambda _: "{}" if next(values, "") in self.known else "{?}", template)
 
     def match(self, method: str, path: str, query: Query, who: str, body: str,
               item: str | None) -> tuple[Entry, str] | None:

@@ -26,7 +26,7 @@ EXAMPLE_CHARS = 4000
 def example_body(exchange: Exchange, redactor: Redactor) -> Any:
     """A short, redacted example of the response body (lists cut to a few items)."""
     redactor.add(send_cache(exchange), stand_in=True)  # a session credential, wherever it shows up later
-    body = exchange.json()
+    body = exchange.body
     if body is None:
         text = exchange.response.text
         return redactor.text(text)[:200] if text and "<html" not in text[:200].lower() else None

@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -35,9 +35,14 @@ class Versions:
         except InvalidSpecifier as exc:
             raise ValueError(f"invalid version range {text!r} (use e.g. '>=2.0,<3' or '>=2.0,<2.16 || >=3')") \
                 from exc
+        self._contains: dict[tuple[str | Version, bool], bool] = {}  # asked for the same few versions per item
 
     def contains(self, version: str | Version, prereleases: bool = True) -> bool:
-        return any(p.contains(version, prereleases=prereleases) for p in self.parts)
+        key = (version, prereleases)
+        found = self._contains.get(key)
+        if found is None:
+            found = self._contains[key] = any(p.contains(version, prereleases=prereleases) for p in self.parts)
+        return found
 
     def __str__(self) -> str:
         return self.text
@@ -58,6 +63,7 @@ def path_regex(template: str) -> re.Pattern[str]:
     return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "/?")
 
 
+@lru_cache(maxsize=4096)  # asked for the same few hundred templates again and again
 def template_key(path: str) -> str:
     """`/websites/{websiteId}/stats` and `/websites/{id}/stats` compare equal."""
     return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))

@@ -114,6 +114,17 @@ def test_array_findings_are_grouped_per_path_pattern() -> None:
         ("type-changed", "$[*].x", 3), ("field-added", "$[*].y", 1)]
 
 
+def test_a_schema_validator_remembers_errors_only_for_the_same_body() -> None:
+    from conformance.loader import SchemaValidator
+    ep = next(e for e in SPECS.endpoints if e.id == "me/get")
+    validator = SchemaValidator(Draft202012Validator({"type": "object", "properties": {"n": {"type": "integer"}}}))
+    found = [[(f.cls, f.json_path) for f in schema_findings(ep, validator, body, "curl", Redactor())]
+             for body in ({"n": 1}, {"n": 1.5}, {"n": True}, {"n": 1.5}, {"n": 1})]
+    assert found == [[], [("type-changed", "$.n")], [("type-changed", "$.n")], [("type-changed", "$.n")], []]
+    uri = next(r.schema_uri for r in ep.responses if r.schema_uri)
+    assert SPECS.validator_for(uri) is SPECS.validator_for(uri)
+
+
 def test_stale_known_differences_only_for_the_servers_versions() -> None:
     from conformance.known import KnownDifference, stale
     from conformance.versions import Versions

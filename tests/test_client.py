@@ -28,11 +28,40 @@ def test_curl_redacts_headers_body_and_known_secrets() -> None:
     assert '"password":"***"' in curl
 
 
+def test_curl_line_of_a_request_follows_secrets_added_later() -> None:
+    r = Redactor()
+    request = httpx.Request("GET", "http://u.test/api/x?k=late-secret-123")
+    assert r.curl(request) == "curl -X GET 'http://u.test/api/x?k=late-secret-123'"
+    r.add("late-secret-123")
+    assert "late-secret-123" not in r.curl(request)
+
+
 def test_redactor_data_keeps_short_common_words() -> None:
     r = Redactor()
     r.add("umami")  # the default password is too short to be searched for in free text
     assert r.data({"tool": "umami-conformance", "password": "umami"}) == {
         "tool": "umami-conformance", "password": "***"}
+
+
+def test_redactor_text_finds_every_secret_whatever_its_characters() -> None:
+    r = Redactor()
+    assert r.text("nothing known yet: tok-1234567890") == "nothing known yet: tok-1234567890"
+    r.add("tok-1234567890")
+    r.add("tok-1234567890-longer")  # the shorter one is its prefix: the longer is replaced whole
+    r.add("a+b*c?(d)[e]|f$^\\g.")  # regex metacharacters are plain text in a secret
+    assert r.text("x tok-1234567890-longer y tok-1234567890 z") == "x *** y *** z"
+    assert r.text("q=a+b*c?(d)[e]|f$^\\g.&") == "q=***&"
+    assert r.text("aXb*c?(d)[e]|f$^\\g. tok-123456789") == "aXb*c?(d)[e]|f$^\\g. tok-123456789"
+    assert r.data({"tok-1234567890": ["$tok-1234567890", {"k": "tok-1234567890-longer"}]}) == \
+        {"***": ["$***", {"k": "***"}]}
+
+
+def test_redactor_replaces_overlapping_secrets_longest_first() -> None:
+    r = Redactor()
+    r.add("xxxxxxab")
+    r.add("abcdefgh12")  # overlaps the end of the first in the text below: the longer one goes first
+    assert r.text("xxxxxxabcdefgh12") == "xxxxxx***"
+    assert r.recorded_text("xxxxxxabcdefgh12") == "xxxxxx***"
 
 
 def test_login_registers_token_and_wrong_password_is_auth_error() -> None:
