@@ -55,7 +55,7 @@ def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], s
     for part, why in (run.sandbox.seeded.get("skipped", {}) if run.sandbox else {}).items():
         yield f"seeded without {part}: {why}", "yellow"
     outcomes = Counter(r.outcome.value for r in results)
-    yield "items: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())), ""
+    yield "items: " + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none ran"), ""
     unavailable = [r for r in results if r.outcome is Outcome.UNAVAILABLE]
     if run.client.retries or unavailable:
         yield (f"transient failures (502/503/504, dropped connections, timeouts; not drift): "

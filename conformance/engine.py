@@ -253,8 +253,8 @@ def run_items(run: UmamiRun, items: list[Item], concurrency: int) -> list[ItemRe
             stop.set()
             return exc
 
-    if concurrency <= 1 or len(items) <= 1:
-        return [task(item) for item in items]
+    if concurrency <= 1 or sum(1 for item in items if not skip_reason(item, run)) <= 1:
+        return [task(item) for item in items]  # a skip sends nothing: no pool for one item that asks the server
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ucf-item")
     try:
         # each task in its own copy of this context: the item and tally context variables stay per item

@@ -76,9 +76,11 @@ def _environment() -> Environment:
     return env
 
 
-def render_docs(results_path: Path, out: Path, history_dir: Path | None = None) -> list[Path]:
-    """Write index.md, one page per area and one per endpoint; return the files written."""
-    model = build_model(umami_results.load(results_path), load_history(history_dir))
+def render_docs(results: Path | dict[str, Any], out: Path, history_dir: Path | None = None) -> list[Path]:
+    """Write index.md, one page per area and one per endpoint, from a results.json (or its content, loaded by
+    umami_results.load); return the files written."""
+    doc = umami_results.load(results) if isinstance(results, Path) else results
+    model = build_model(doc, load_history(history_dir))
     env = _environment()
     env.filters["redact_example"] = lambda value: redact_example(value, model["prefix"])
     pages: dict[Path, str] = {Path("index.md"): env.get_template("index.md.j2").render(**model)}

@@ -6,6 +6,7 @@ results.json (`umami_results`) and never import each other."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -205,6 +206,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
                                           DEFAULT_SPECS)
         specs = args.load_specs(run_options.specs_dir)
         load_known(specs.root)  # spec errors stop the run before any request
+        gc.freeze()  # the specs live as long as the run: the collector need not walk them again and again
         if run_options.contract:
             from conformance.contract import Contract
             Contract.load(run_options.contract)
@@ -269,7 +271,7 @@ def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> 
     try:
         if docs_tmp is not None:
             rendered = [(path, docs_dir / path.relative_to(docs_tmp))
-                        for path in render_docs(staging / "results.json", docs_tmp, history)]
+                        for path in render_docs(results, docs_tmp, history)]
         for name in ("results.json", "junit.xml", "report.html"):
             if (staging / name).exists():
                 os.replace(staging / name, out / name)
