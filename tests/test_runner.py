@@ -15,9 +15,8 @@ from conformance.runner import select
 
 from conftest import bundled_specs, cli_in_process, in_process, shared_recording
 
-EXPRESSIONS = [("me/get", None), ("teams and not delete", None), ("admin-default", None), ("yaml", None),
-               ("WEBSITE-STATS/GET-STATS and share", None), (None, "teams or me"), ("v3", "not websites"),
-               (None, "negative"), ("routes", "discovery")]
+EXPRESSIONS = [("teams and not delete", None), ("WEBSITE-STATS/GET-STATS and share", None), (None, "teams or me"),
+               ("v3", "not websites"), ("routes or admin-negative", "discovery or negative")]
 
 
 def _pytest_selection(keyword: str | None, marker: str | None) -> list[str]:
@@ -33,7 +32,7 @@ def test_the_runner_selects_what_pytest_selects(keyword: str | None, marker: str
     items = list(collect(bundled_specs(), negative_examples=2, discover=True))
     chosen = [i.id for i in select(items, keyword, marker)]
     assert chosen == _pytest_selection(keyword, marker)
-    assert keyword == "yaml" or len(chosen) < len(items)  # the expression selected something less than all
+    assert 0 < len(chosen) < len(items)
 
 
 @pytest.mark.parametrize("flag", ["-k", "-m"])
