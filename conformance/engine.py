@@ -220,21 +220,27 @@ def batch(items: Sequence[Item | None], start: int, run: UmamiRun, concurrency: 
     return group
 
 
+def run_batch(run: UmamiRun, items: Sequence[Item | None], start: int, concurrency: int
+              ) -> list[tuple[Item, ItemResult | ServerGone]]:
+    """Run the batch that starts at `items[start]` (`batch`): each of its items with its result. Once an item met
+    `ServerGone`, the items not started then have it as their result too."""
+    group = batch(items, start, run, concurrency)
+    results = run_items(run, group, concurrency)
+    gone = next((r for r in results if isinstance(r, ServerGone)), None)
+    return [(item, gone if result is None else result) for item, result in zip(group, results, strict=True)]
+
+
 def run_all(run: UmamiRun, items: list[Item], concurrency: int) -> Iterator[tuple[Item, ItemResult | ServerGone]]:
-    """Every item's result, in the items' order, batch after batch (`batch`). After `ServerGone` (yielded in the
-    place of the item that met it) nothing more runs."""
+    """Every item's result, in the items' order, batch after batch (`run_batch`). After `ServerGone` (yielded in
+    the place of the item that met it) nothing more runs."""
     start = 0
     while start < len(items):
-        group = batch(items, start, run, concurrency)
-        results = run_items(run, group, concurrency)
-        gone = next((r for r in results if isinstance(r, ServerGone)), None)
-        for item, result in zip(group, results, strict=True):
-            if result is None or isinstance(result, ServerGone):
-                assert gone is not None
-                yield item, gone
-                return
+        ran = run_batch(run, items, start, concurrency)
+        for item, result in ran:
             yield item, result
-        start += len(group)
+            if isinstance(result, ServerGone):
+                return
+        start += len(ran)
 
 
 def run_items(run: UmamiRun, items: list[Item], concurrency: int) -> list[ItemResult | ServerGone | None]:
@@ -581,12 +587,13 @@ def finish_session(run: UmamiRun, outcome: SessionOutcome, interrupted: bool) ->
     except ConformanceError as exc:
         run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
     outcome.cleanup = run.cleanup_summary()
-    outcome.empty = None if interrupted else nothing_tested(run.results)
+    empty = nothing_tested(run.results)
+    outcome.empty = None if interrupted else empty
     ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in run.results)
     if outcome.stopped is not None and not ran:
         outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
     elif not ran:
-        outcome.not_written = nothing_tested(run.results) or "no item ran"
+        outcome.not_written = empty or "no item ran"
     else:
         write_results(run, interrupted=interrupted)
 

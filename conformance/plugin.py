@@ -13,8 +13,8 @@ import pytest
 
 from conformance import options as opts
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, Outcome, SessionOutcome, area_items, batch, discovery_items, \
-    finish_session, run_items, setup_failed, setup_results
+from conformance.engine import Item, ItemResult, Outcome, SessionOutcome, area_items, discovery_items, \
+    finish_session, run_batch, setup_failed, setup_results
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
 from conformance.known import load_known
@@ -172,12 +172,9 @@ def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
                                             [n.check if isinstance(n, SpecItem) else None for n in nodes])
         positions, checks = item.config.stash[ORDER_KEY]
         start = positions[item.nodeid]
-        concurrency = item.config.stash[OPTIONS_KEY].concurrency
-        group = batch(checks, start, run, concurrency)
-        results = run_items(run, group, concurrency)
-        gone = next((r for r in results if isinstance(r, ServerGone)), None)
-        nodes = item.session.items[start:start + len(group)]
-        done.update((node.nodeid, gone if r is None else r) for node, r in zip(nodes, results, strict=True))
+        ran = run_batch(run, checks, start, item.config.stash[OPTIONS_KEY].concurrency)
+        nodes = item.session.items[start:start + len(ran)]
+        done.update((node.nodeid, result) for node, (_, result) in zip(nodes, ran, strict=True))
     return done.pop(item.nodeid)
 
 

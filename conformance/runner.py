@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from conformance.loader import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.run import UmamiRun
 
+# How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
 MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
         Outcome.ERROR: "F", Outcome.SKIPPED: "s", Outcome.UNAVAILABLE: "s"}
 PROGRESS_WIDTH = 80
@@ -138,7 +140,7 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
         signal.signal(signal.SIGTERM, term)
     wall = time.perf_counter() - start
     checked = [r for r in run.results if r.item.case.name != "setup"]
-    suite.failed = setup_failed(run) or any(r.outcome in (Outcome.FAILED, Outcome.ERROR) for r in checked)
+    suite.failed = setup_failed(run) or any(MARK[r.outcome] == "F" for r in checked)
     _report(run, suite, checked, wall, out)
     if junit is not None and checked:
         write_junit(junit, checked, wall, stamp)
@@ -149,35 +151,36 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _marks(results: list[ItemResult]) -> Counter[str]:
+    """How many items failed (F), passed (.) and were skipped (s), as MARK tells them apart."""
+    return Counter(MARK[r.outcome] for r in results)
+
+
 def _report(run: UmamiRun, suite: Suite, results: list[ItemResult], wall: float, out: TextIO) -> None:
     """The failures, the summary, and one line of counts."""
-    write: Callable[[str], Any] = lambda text: out.write(text + "\n")  # noqa: E731
-    failures = [r for r in results if r.outcome in (Outcome.FAILED, Outcome.ERROR)]
+    failures = [r for r in results if MARK[r.outcome] == "F"]
     if failures:
-        write(" FAILURES ".center(PROGRESS_WIDTH, "="))
+        print(" FAILURES ".center(PROGRESS_WIDTH, "="), file=out)
         for r in failures:
-            write(f" {r.id} ".center(PROGRESS_WIDTH, "_"))
-            for line in failure_lines(r):
-                write(line)
-    write(" Umami conformance ".center(PROGRESS_WIDTH, "="))
+            print(f" {r.id} ".center(PROGRESS_WIDTH, "_"), file=out)
+            print("\n".join(failure_lines(r)), file=out)
+    print(" Umami conformance ".center(PROGRESS_WIDTH, "="), file=out)
     for text, _ in summary_lines(run, suite.outcome, cli_flags):
-        write(text)
-    passed = (Outcome.PASSED, Outcome.PASSED_NO_SCHEMA, Outcome.KNOWN)
-    counts = {"failed": len(failures), "passed": sum(1 for r in results if r.outcome in passed),
-              "skipped": sum(1 for r in results if r.outcome in (Outcome.SKIPPED, Outcome.UNAVAILABLE))}
+        print(text, file=out)
+    marks = _marks(results)
+    counts = {"failed": marks["F"], "passed": marks["."], "skipped": marks["s"]}
     shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n) or "no items"
-    write(f" {shown} in {wall:.2f}s ".center(PROGRESS_WIDTH, "="))
+    print(f" {shown} in {wall:.2f}s ".center(PROGRESS_WIDTH, "="), file=out)
     out.flush()
 
 
 def write_junit(path: Path, results: list[ItemResult], wall: float, stamp: str) -> None:
     """JUnit XML as CI systems read it: one testcase per item (classname: its spec file), a failure with its
     findings, a skip with its reason, and the known differences of a passed item as properties."""
-    failures = sum(1 for r in results if r.outcome in (Outcome.FAILED, Outcome.ERROR))
-    skips = sum(1 for r in results if r.outcome in (Outcome.SKIPPED, Outcome.UNAVAILABLE))
+    marks = _marks(results)
     root = ET.Element("testsuites", name="umami-conformance")
-    suite = ET.SubElement(root, "testsuite", name="umami-conformance", errors="0", failures=str(failures),
-                          skipped=str(skips), tests=str(len(results)), time=f"{wall:.3f}", timestamp=stamp,
+    suite = ET.SubElement(root, "testsuite", name="umami-conformance", errors="0", failures=str(marks["F"]),
+                          skipped=str(marks["s"]), tests=str(len(results)), time=f"{wall:.3f}", timestamp=stamp,
                           hostname=socket.gethostname())
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=r.item.endpoint.file.name, name=r.id,
@@ -189,10 +192,10 @@ def write_junit(path: Path, results: list[ItemResult], wall: float, stamp: str) 
                 for name, value in (("finding_class", f.cls), ("json_path", f.json_path),
                                     ("known_reason", f.known)):
                     ET.SubElement(properties, "property", name=name, value=str(value))
-        elif r.outcome in (Outcome.FAILED, Outcome.ERROR):
+        elif MARK[r.outcome] == "F":
             message = "the tool failed" if r.outcome is Outcome.ERROR else f"{len(r.open_findings)} finding(s)"
             ET.SubElement(case, "failure", message=message).text = "\n".join(failure_lines(r))
-        elif r.outcome in (Outcome.SKIPPED, Outcome.UNAVAILABLE):
+        elif MARK[r.outcome] == "s":
             reason = r.reason or "skipped"
             reason = f"unavailable: {reason}" if r.outcome is Outcome.UNAVAILABLE else reason
             ET.SubElement(case, "skipped", type="skipped", message=reason).text = reason

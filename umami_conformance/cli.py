@@ -15,12 +15,15 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import umami_results
 from conformance import __version__, options, server
 from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
 from conformance.options import cli_flags
+
+if TYPE_CHECKING:
+    from conformance.runner import Suite
 
 INTERRUPTED = 130
 
@@ -221,11 +224,11 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _outcome(args: argparse.Namespace, suite: Any, deadline: Deadline, out: Path, staging: Path) -> int:
+def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Path, staging: Path) -> int:
     """Publish what the run produced, say how it ended, and the exit code."""
     outcome = suite.outcome
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
-    published = suite.selected and outcome.not_written is None and (staging / "results.json").exists()
+    published = outcome.not_written is None and (staging / "results.json").exists()
     complete = not deadline.expired and not suite.interrupted and outcome.stopped is None
     results = _publish(args, out, staging, docs=complete and not outcome.empty) if published else None
     result, message = ExitCode.DRIFT if suite.failed else ExitCode.OK, ""
