@@ -9,6 +9,7 @@ On a server that cannot delete websites, the websites (and the team that owns on
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import re
 import secrets
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from conformance.client import Credential, Drift, Exchange, UmamiClient
+from conformance.client import BROWSER_UA, Credential, Drift, Exchange, UmamiClient
 from conformance.errors import ConnectionFailed, Unavailable
 from conformance.versions import Versions
 
@@ -407,11 +408,12 @@ class Sandbox:
     def seed(self, site: dict[str, Any]) -> None:
         """Send the seed (seed_requests) through /api/send: each visitor's requests in order, `concurrency`
         visitors at a time; a refusal ends the seed. A kept website that already holds a seed of the
-        last SEED_FRESH_SECONDS is not seeded again, and a kept seed's visitor ids are the same in every run,
-        so that its traffic does not pile up run after run."""
+        last SEED_FRESH_SECONDS is not seeded again, so that its traffic grows by at most one seed per run.
+        Every seed sent makes sessions of its own (the run's visitors): the realtime windows list the sessions
+        created in them, so a kept website's sessions of an earlier day would leave them empty."""
         plan = self.plan
         kept = self.kept.get(site["id"])
-        requests = seed_requests(site, KEEP_MARK if kept else self.prefix, plan)
+        requests = seed_requests(site, self.prefix, plan)
         fresh = kept is not None and self._freshly_seeded(site["id"], requests)
         if not fresh:
             refused = threading.Event()
@@ -505,10 +507,14 @@ def seed_requests(site: dict[str, Any], visitor: str, plan: SeedPlan
     """Realistic traffic for /api/send as (body, headers): sessions from several countries with distinct ids
     (`<visitor>visitor-<n>`), pageviews on several paths with UTM parameters and referrers, custom events with
     data, and revenue events (`revenue`/`currency` event data, as Umami's revenue reports read them) where the
-    seed plan allows them (never where they would make the website undeletable)."""
+    seed plan allows them (never where they would make the website undeletable). The sessions are new for
+    every `visitor`: before 2.14 Umami ignores the id and derives a session from the website, hostname, IP and
+    user agent (src/lib/session.ts), so the user agent carries a build number taken from `visitor` too."""
     requests = []
+    build = int(hashlib.sha256(visitor.encode()).hexdigest()[:4], 16)
+    agent = BROWSER_UA.replace("Chrome/124.0 ", f"Chrome/124.0.{build}.0 ")
     for i, ip in enumerate(SEED_IPS):
-        headers = {"X-Forwarded-For": ip}
+        headers = {"X-Forwarded-For": ip, "User-Agent": agent}
         base = {"website": site["id"], "hostname": site["domain"], "screen": "1920x1080", "language": "en-US",
                 "id": f"{visitor}visitor-{i}"}  # distinct id (v2.14+; older servers ignore it)
         for j, (page, title) in enumerate(SEED_PAGES[: 2 + i % 3]):

@@ -418,6 +418,24 @@ def stop(keep_postgres: bool = False) -> bool:
     return ran
 
 
+# Every timestamp column of Umami's own tables moved back, as a server of that age would hold them.
+AGE_SQL = """DO $$ DECLARE c record; BEGIN
+  FOR c IN SELECT table_name, column_name FROM information_schema.columns
+           WHERE table_schema = 'public' AND data_type LIKE 'timestamp%' AND table_name <> '_prisma_migrations' LOOP
+    EXECUTE format('UPDATE %I SET %I = %I - make_interval(days => {days}) WHERE %I IS NOT NULL',
+                   c.table_name, c.column_name, c.column_name, c.column_name);
+  END LOOP; END $$"""
+
+
+def age(info: ServerInfo, days: int) -> None:
+    """Make the local server look `days` days older: every row's times (created, updated, deleted, events,
+    sessions) move back, so what a long-lived server holds can be checked on this one. Umami keeps none of
+    them in memory (no Redis here). Only for the local server, whose database this project made."""
+    _run([_require("psql", "install postgresql-client"), "-h", "127.0.0.1", "-p", str(info.pg_port),
+          "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-d", info.database, "-c", AGE_SQL.format(days=int(days))],
+         what=f"age the database by {days} day(s)")
+
+
 def memory_rss_mb(pid: int) -> float:
     """Resident memory of `pid` and its children (from /proc), in MiB."""
     total = 0

@@ -1,7 +1,10 @@
-"""Render results.json (+ history) into Markdown with Jinja2; results.json alone says what the docs show.
+"""Render results.json (+ history, + the examples of the last docs) into Markdown with Jinja2; results.json alone
+says what the docs show.
 
-The same inputs always give the same bytes: everything is sorted, and examples have ids,
-timestamps and run prefixes replaced.
+The same inputs always give the same bytes: everything is sorted, and examples have ids, times, run prefixes and
+traffic counts normalised. A page changes only when the API does: the run's time and counts are on the index
+alone, and an endpoint's example stays as it was (`examples.json` beside the pages keeps it) while new answers
+have the same shape.
 """
 
 from __future__ import annotations
@@ -19,21 +22,71 @@ from docgen.history import endpoint_histories, load_history
 from docgen.legend import LEGEND, SYMBOL, Vocabulary, worst
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z")
+# A date with an optional time and zone: "2026-12-07", "2026-12-07 13:00:00", "2026-12-07T13:00:00.123Z".
+DATETIME = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?P<time>[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+# Epoch times in milliseconds (2001-2286) and seconds (2017-2033), also inside messages ("endAt must be ...").
+EPOCH_MS, EPOCH_S = re.compile(r"(?<!\d)1\d{12}(?!\d)"), re.compile(r"(?<!\d)1[5-9]\d{8}(?!\d)")
+# Fields that count traffic: they grow with every seed and every visit, so examples show them as 1.
+COUNTS = {"pageviews", "visitors", "visits", "bounces", "totaltime", "views", "y", "events", "sessions",
+          "count", "total", "sum", "value", "records", "fields", "average", "returnVisitors"}
+EXAMPLES = "examples.json"
 MARKER = re.compile(r"(<!--status:(?P<id>[a-z0-9-]+/[a-z0-9-]+)-->)(?P<body>.*?)(<!--status-end-->)", re.S)
 TABLE_MARKER = re.compile(r"(<!--table:(?P<area>[a-z0-9-]+)-->\n)(?P<body>.*?)(<!--table-end-->)", re.S)
+EXAMPLE_NOTE = ("Ids, times (as 2000-01-01, epoch 946684800000) and traffic counts (as 1) are normalised: they "
+                "change from run to run.")
 
 
-def redact_example(value: Any, prefix: re.Pattern[str]) -> Any:
-    """Ids, timestamps and run prefixes replaced, so examples stay stable from run to run."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    text = UUID.sub("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", text)
-    text = TIMESTAMP.sub("2000-01-01T00:00:00.000Z", text)
-    return json.loads(prefix.sub("ucf-<run>-", text))
+def _time_free(text: str) -> str:
+    text = DATETIME.sub(lambda m: "2000-01-01" + re.sub(r"\d", "0", m.group("time") or ""), text)
+    return EPOCH_S.sub("946684800", EPOCH_MS.sub("946684800000", text))
 
 
-def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Group items by area and endpoint, with one status cell per role."""
+def normalise(value: Any, prefix: re.Pattern[str], key: str | None = None) -> Any:
+    """`value` with ids, times, run prefixes and traffic counts (a number, or a numeric string, under a key of
+    COUNTS) replaced by fixed stand-ins, so that it stays the same from run to run."""
+    if isinstance(value, dict):
+        return {k: normalise(v, prefix, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v, prefix, key) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if key in COUNTS and (isinstance(value, (int, float)) or re.fullmatch(r"-?\d+(\.\d+)?", str(value))):
+        return 1 if isinstance(value, (int, float)) else "1"
+    if isinstance(value, (int, float)):
+        return json.loads(_time_free(json.dumps(value)))
+    return prefix.sub("ucf-<run>-", _time_free(UUID.sub("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", value)))
+
+
+def shape(value: Any) -> Any:
+    """The structure of a JSON value: object keys, and each leaf's JSON type (a list: its members' shapes)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return sorted({json.dumps(shape(v), sort_keys=True) for v in value})
+    return {bool: "boolean", int: "number", float: "number", str: "string", type(None): "null"}[type(value)]
+
+
+def example(ep: dict[str, Any], previous: dict[str, Any] | None, date: str,
+            prefix: re.Pattern[str]) -> dict[str, Any] | None:
+    """The endpoint's example: its first passing item with a body, normalised; the previous docs' example while
+    it is of the same item, status and shape (with the date it was taken), else this run's."""
+    item = next((i for i in ep["items"] if i.get("example") is not None
+                 and i["outcome"] in ("passed", "passed-no-schema", "known")), None)
+    if item is None:
+        return None
+    body = normalise(item["example"], prefix)
+    new = {"role": item["role"], "case": item["case"], "status": item["actual_status"], "taken": date,
+           "shape": shape(body), "body": body}
+    same = ("role", "case", "status", "shape")
+    if previous and all(previous.get(k) == new[k] for k in same):
+        return previous
+    return new
+
+
+def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = None,
+                examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Group items by area and endpoint, with one status cell per role and the example (`examples`: those of
+    the last docs, by endpoint)."""
     words = Vocabulary(results)
     areas: dict[str, dict[str, Any]] = defaultdict(lambda: {"endpoints": {}})
     views = results["endpoints"]
@@ -54,8 +107,9 @@ def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = 
             ep["roles"] = {role: SYMBOL[worst(keys)] for role, keys in by_role.items()}
             ep["status"] = SYMBOL[worst([k for keys in by_role.values() for k in keys])]
             ep["items"].sort(key=lambda i: (words.role_rank(i["role"]), i["case"]))
-            ep["findings"] = sorted(((i, f) for i in ep["items"] for f in i["findings"]),
-                                    key=lambda pair: words.rank(pair[1]["class"]))
+            ep["findings"] = sorted(((i, _time_free_finding(f, words.prefix)) for i in ep["items"]
+                                     for f in i["findings"]), key=lambda pair: words.rank(pair[1]["class"]))
+            ep["example"] = example(ep, (examples or {}).get(ep["id"]), results["started"][:10], words.prefix)
         area["endpoints"] = dict(sorted(area["endpoints"].items()))
     versions = sorted({r["version"] for r in history or []})
     grid = {ep_id: {v: SYMBOL[worst(h.by_version[v])] for v in versions if v in h.by_version}
@@ -65,7 +119,14 @@ def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = 
     return {"results": results, "areas": dict(sorted(areas.items())), "security": security,
             "roles": sorted(roles, key=words.role_rank), "legend": LEGEND, "symbol": SYMBOL,
             "item_symbol_key": words.item_key, "versions": versions, "grid": grid,
-            "date": results["started"][:10], "prefix": words.prefix}
+            "date": results["started"][:10], "prefix": words.prefix, "example_note": EXAMPLE_NOTE}
+
+
+def _time_free_finding(finding: dict[str, Any], prefix: re.Pattern[str]) -> dict[str, Any]:
+    """A finding as a page shows it: its expected and actual values normalised as examples are."""
+    key = re.sub(r"\[.*?\]", "", finding["json_path"]).rsplit(".", 1)[-1]
+    return {**finding, "expected": normalise(finding["expected"], prefix, key),
+            "actual": normalise(finding["actual"], prefix, key)}
 
 
 def _environment() -> Environment:
@@ -76,14 +137,22 @@ def _environment() -> Environment:
     return env
 
 
-def render_docs(results: Path | dict[str, Any], out: Path, history_dir: Path | None = None) -> list[Path]:
-    """Write index.md, one page per area and one per endpoint, from a results.json (or its content, loaded by
-    umami_results.load); return the files written."""
+def render_docs(results: Path | dict[str, Any], out: Path, history_dir: Path | None = None,
+                examples: Path | None = None) -> list[Path]:
+    """Write index.md, one page per area and one per endpoint, and `examples.json` (the examples shown, which the
+    next rendering keeps while answers keep their shape), from a results.json (or its content, loaded by
+    umami_results.load); `examples`: the last docs' examples.json (default: the one in `out`). Returns the files
+    written."""
     doc = umami_results.load(results) if isinstance(results, Path) else results
-    model = build_model(doc, load_history(history_dir))
+    examples = examples or out / EXAMPLES
+    previous = json.loads(examples.read_text(encoding="utf-8")) if examples.is_file() else {}
+    model = build_model(doc, load_history(history_dir), previous)
     env = _environment()
-    env.filters["redact_example"] = lambda value: redact_example(value, model["prefix"])
-    pages: dict[Path, str] = {Path("index.md"): env.get_template("index.md.j2").render(**model)}
+    shown = {ep_id: ep["example"] for area in model["areas"].values() for ep_id, ep in area["endpoints"].items()
+             if ep["example"]}
+    pages: dict[Path, str] = {Path("index.md"): env.get_template("index.md.j2").render(**model),
+                              Path(EXAMPLES): json.dumps({**previous, **shown}, indent=1, sort_keys=True,
+                                                         ensure_ascii=False) + "\n"}
     for name, area in model["areas"].items():
         pages[Path("areas") / f"{name}.md"] = env.get_template("area.md.j2").render(
             name=name, area=area, **model)

@@ -131,4 +131,4 @@ def test_history_and_version_grid(two_runs) -> None:
     assert new_cell == "🚨" and old_cell in ("✅", "📝"), row
     page = (b / "docs" / "endpoints" / "me" / "get.md").read_text()
     date = json.loads((b / "results.json").read_text())["started"][:10]
-    assert f"History: first seen {date}, last passed {date}, last changed {date}." in page
+    assert f"History: first seen {date}, failing since {date}, last changed {date}." in page

@@ -9,7 +9,7 @@ import pytest
 from conformance.describe import endpoint_views, vocabulary
 
 from docgen.legend import SYMBOL, Vocabulary, worst
-from docgen.render import build_model, redact_example
+from docgen.render import build_model, normalise
 from conftest import bundled_specs
 
 WORDS = vocabulary()
@@ -111,10 +111,16 @@ def test_the_spec_view_of_an_endpoint() -> None:
     assert {"$.id", "$.username"} <= {f["path"] for f in view["fields"]}, view["fields"]
 
 
-def test_examples_lose_ids_timestamps_and_run_prefixes() -> None:
+def test_examples_lose_ids_times_run_prefixes_and_traffic_counts() -> None:
     example = {"id": "e46d4189-ebdf-4687-bfb8-d77ec38eadd4", "createdAt": "2026-11-25T23:46:25.123Z",
-               "name": "ucf-20261125t234625-4431-site", "list": ["2026-01-01T00:00:00Z"], "n": 3}
+               "name": "ucf-20261125t234625-4431-site", "list": ["2026-01-01T00:00:00Z"], "n": 3,
+               "day": "2026-12-07 13:00:00", "date": "2026-12-07", "timestamp": 1796649325124, "at": 1796649325,
+               "message": "endAt must be greater than 1796649325124", "pageviews": 35, "visitors": "14",
+               "series": [{"x": "2026-12-07", "y": 40}], "comparison": {"bounces": 0}, "flag": True}
     prefix = Vocabulary({"vocabulary": WORDS}).prefix
-    assert redact_example(example, prefix) == {"id": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
-                                       "createdAt": "2000-01-01T00:00:00.000Z", "name": "ucf-<run>-site",
-                                       "list": ["2000-01-01T00:00:00.000Z"], "n": 3}
+    assert normalise(example, prefix) == {
+        "id": "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", "createdAt": "2000-01-01T00:00:00.000Z",
+        "name": "ucf-<run>-site", "list": ["2000-01-01T00:00:00Z"], "n": 3, "day": "2000-01-01 00:00:00",
+        "date": "2000-01-01", "timestamp": 946684800000, "at": 946684800,
+        "message": "endAt must be greater than 946684800000", "pageviews": 1, "visitors": "1",
+        "series": [{"x": "2000-01-01", "y": 1}], "comparison": {"bounces": 1}, "flag": True}

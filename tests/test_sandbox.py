@@ -16,7 +16,7 @@ from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is_kept, new_prefix, presence, remove,
-                                 remove_kept, seed_plan, seed_requests, write_ledger)
+                                 remove_kept, seed_plan, seed_requests, write_ledger, SEED_IPS)
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
@@ -240,8 +240,22 @@ def test_where_websites_cannot_be_deleted_runs_reuse_one_kept_set(tmp_path: Path
         assert not sandbox.ledger.exists()
     assert len(sets[0]) == 4 and sets[0] == sets[1] == sets[2]
     assert sent[0] > 0 and sent[0] == sent[1] == sent[2], "the kept websites were seeded once"
-    # Seeded visitors carry the kept mark, not a run prefix, so sessions are the same in every run.
-    assert {b["payload"]["id"].split("visitor")[0] for b in fake.sent} == {"ucf-keep-"}
+    # The one seed is the first run's: its visitors carry that run's prefix (issue 25: a seed makes new sessions).
+    assert {b["payload"]["id"].split("visitor")[0] for b in fake.sent} == {"ucf-20260101t000000-abcd-"}
+
+
+def test_every_seed_makes_sessions_of_its_own() -> None:
+    """Issue 25: realtime lists the sessions created in its window, so a seed must not reuse an earlier seed's
+    sessions. Before 2.14 a session is website + hostname + IP + user agent (the id is ignored): two seeds differ
+    in the user agent as well as in the visitor ids, and within one seed every visitor has one agent."""
+    site, plan = {"id": "w", "domain": "d.example"}, seed_plan(["2.10.0"])
+    first, second = seed_requests(site, "ucf-20261207t000000-aaaa-", plan), seed_requests(
+        site, "ucf-20261208t000000-bbbb-", plan)
+    agents = [{h["User-Agent"] for _, h in seed} for seed in (first, second)]
+    assert len(agents[0]) == len(agents[1]) == 1 and agents[0] != agents[1]
+    assert all("Chrome/124.0." in agent and "bot" not in agent.lower() for agent in agents[0] | agents[1])
+    ids = [{b["payload"]["id"] for b, _ in seed} for seed in (first, second)]
+    assert len(ids[0]) == len(SEED_IPS) and not ids[0] & ids[1]
 
 
 def test_where_websites_can_be_deleted_nothing_is_kept(tmp_path: Path) -> None:

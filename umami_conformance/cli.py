@@ -258,7 +258,7 @@ def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> 
     are rendered beside their directory first, then moved in, so a failure leaves the old ones whole.
     Returns the results published."""
     from docgen.history import archive
-    from docgen.render import render_docs
+    from docgen.render import EXAMPLES, render_docs
     from docgen.report import render_report
     results = _load(staging / "results.json")
     render_report(results, staging / "report.html")
@@ -274,7 +274,7 @@ def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> 
     try:
         if docs_tmp is not None:
             rendered = [(path, docs_dir / path.relative_to(docs_tmp))
-                        for path in render_docs(results, docs_tmp, history)]
+                        for path in render_docs(results, docs_tmp, history, docs_dir / EXAMPLES)]
         for name in ("results.json", "junit.xml", "report.html"):
             if (staging / name).exists():
                 os.replace(staging / name, out / name)
