@@ -1,6 +1,7 @@
-"""Placeholders in spec cases: `${website.id}`, `${now-7d}`, `${prefix}`, `${credentials.password}`.
+"""Placeholders in spec cases: `${website.id}`, `${now-7d}`, `${now-1d.iso}`, `${prefix}`, `${credentials.password}`.
 
-A string that is exactly one placeholder becomes the raw value (so `${now}` stays a number);
+A string that is exactly one placeholder becomes the raw value (so `${now}` stays a number, epoch ms, and
+`${now-1d.iso}` is the same time as an ISO 8601 string);
 placeholders inside longer strings are interpolated as text.
 """
 
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 from typing import Any
 from collections.abc import Mapping
 
-PLACEHOLDER = re.compile(r"\$\{([a-z_-]+(?:\.[a-zA-Z_]+)?|now(?:[-+]\d+[smhdw])?)\}")
+NOW = re.compile(r"now(?:[-+]\d+[smhdw])?(?:\.iso)?")
+PLACEHOLDER = re.compile(r"\$\{([a-z_-]+(?:\.[a-zA-Z_]+)?|now(?:[-+]\d+[smhdw])?(?:\.iso)?)\}")
 # Roots a spec may use; the sandbox provides them (see specs/README.md).
 KNOWN_ROOTS = {"website", "user", "prefix", "credentials", "target", "now", "share", "team", "team_website",
                "viewer"}
@@ -29,7 +32,8 @@ def unknown_placeholders(value: Any) -> list[str]:
         for match in re.finditer(r"\$\{([^}]*)\}", value):
             valid = PLACEHOLDER.fullmatch(match.group(0))
             root = match.group(1).split(".")[0]
-            if not valid or (root not in KNOWN_ROOTS and not root.startswith("now")):
+            moment = root.startswith("now") and NOW.fullmatch(match.group(1))
+            if not valid or (root not in KNOWN_ROOTS and not moment) or (root == "now" and not moment):
                 found.append(match.group(0))
     elif isinstance(value, dict):
         for v in value.values():
@@ -42,10 +46,14 @@ def unknown_placeholders(value: Any) -> list[str]:
 
 def _lookup(name: str, context: Mapping[str, Any], now_ms: int) -> Any:
     if name.startswith("now"):
+        moment, iso = name.removesuffix(".iso"), name.endswith(".iso")
         offset = 0
-        if len(name) > 3:
-            sign = -1 if name[3] == "-" else 1
-            offset = sign * int(name[4:-1]) * _UNITS[name[-1]] * 1000
+        if len(moment) > 3:
+            sign = -1 if moment[3] == "-" else 1
+            offset = sign * int(moment[4:-1]) * _UNITS[moment[-1]] * 1000
+        if iso:
+            stamp = datetime.fromtimestamp((now_ms + offset) / 1000, timezone.utc)
+            return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return now_ms + offset
     node: Any = context
     for part in name.split("."):

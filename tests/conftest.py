@@ -35,10 +35,11 @@ _held: list[IO[str]] = []
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the real server (the `umami` fixture, also through another fixture) is `live`:
-    `-m "not live"` is the unit tier."""
+    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old."""
     for item in items:
         if "umami" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
+    items.sort(key=lambda item: item.get_closest_marker("ageing") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,16 @@ def test_now_with_an_offset_is_epoch_milliseconds(name: str, offset_ms: int) -> 
     assert render(f"${{{name}}}", {}, now_ms=NOW) == NOW + offset_ms
 
 
+def test_now_iso_is_the_same_moment_as_an_iso_string() -> None:
+    """Report bodies take ISO dates: a window around the run's own seed (issue 25), never a fixed one."""
+    assert render("${now-1d.iso}", {}, now_ms=NOW) == "2027-01-14T08:00:00.000Z"
+    assert render("${now.iso}", {}, now_ms=NOW + 5) == "2027-01-15T08:00:00.005Z"
+    assert render({"dateRange": {"endDate": "${now+1d.iso}"}}, {}, now_ms=NOW) == {
+        "dateRange": {"endDate": "2027-01-16T08:00:00.000Z"}}
+    assert unknown_placeholders(["${now-1d.iso}", "${now.iso}", "${now.isox}", "${now.id}"]) == [
+        "${now.isox}", "${now.id}"]
+
+
 def test_a_whole_placeholder_keeps_its_type_and_one_inside_text_becomes_text() -> None:
     assert render("${now-1d}", {}, now_ms=NOW) == NOW - 86_400_000  # a number, as the API expects
     assert render("from ${now-1d} on", {}, now_ms=NOW) == f"from {NOW - 86_400_000} on"
