@@ -15,7 +15,7 @@ Against the local real Umami (started if needed), side by side:
   the speed-up this machine allows at that distance (the server on the same cores caps it);
 - requests per second of each;
 - the same two runs through a proxy that adds `--latency-ms` to every request (a server farther away);
-- the wall time of `umami-conformance recheck` of a full recording (default: the shared 3.1.0 one), and of
+- the wall time of `umami-conformance recheck` of a full recording (default: the 3.1.0 one of tests/recordings), and of
   rendering the docs from the concurrent run's results.json.
 Prints numbers; asserts nothing.
 """
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from proxy import RecordingProxy  # noqa: E402  (the test suite's proxy)
 
-DEFAULT_RECORDING = ROOT.parent / "shared" / "recordings" / "umami-3.1.0-run.har.gz"
+DEFAULT_RECORDING = ROOT / "tests" / "recordings" / "umami-3.1.0-run.har.gz"
 NOT_SENT_AGAIN = {"host", "content-length", "connection", "accept-encoding"}
 
 

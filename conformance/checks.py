@@ -8,12 +8,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from conformance.client import HASH_VALUE, REDACTED_HASH, Exchange, Redactor
+from conformance.client import HASH_VALUE, REDACTED, REDACTED_HASH, Exchange, Redactor
 from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {
-    "security": "a success answer exposes a password, a password hash or another principal's secret",
+    "security": "a success answer exposes a password, a password hash or another principal's secret, or a role "
+                "the spec refuses gets other principals' objects",
     "auth-looser": "a role got a success the spec forbids",
     "endpoint-missing": "404/405 where the spec expects success",
     "auth-stricter": "a role the spec allows was refused",
@@ -84,10 +85,46 @@ def json_type(value: Any) -> str:
     return "object"
 
 
-def status_finding(endpoint: Endpoint, expected: int, actual: int, curl: str, role_allowed: bool = False) -> Finding:
+def foreign_objects(body: Any, own: set[str]) -> dict[str, int]:
+    """The objects of other principals in a body: JSON path pattern -> count. An object is a JSON object with
+    a string `id`; it is the caller's own when its `id` or any of its `...Id` fields (`websiteId`, `userId`,
+    `teamId`, `entityId`) is one of `own` (the ids of what the role owns or may view), and then its fields are
+    looked at in turn; a foreign object is counted once, with what it holds."""
+    found: dict[str, int] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+            return
+        if not isinstance(value, dict):
+            return
+        if isinstance(value.get("id"), str):
+            ids = {v for k, v in value.items() if (k == "id" or k.endswith("Id")) and isinstance(v, str)}
+            if not ids & own:
+                pattern = path_pattern(path)
+                found[pattern] = found.get(pattern, 0) + 1
+                return
+        for key, item in value.items():
+            walk(item, _child_path(path, str(key)))
+
+    walk(body, "$")
+    return found
+
+
+def status_finding(endpoint: Endpoint, expected: int, actual: int, curl: str, role_allowed: bool = False,
+                   body: Any = None, own: set[str] | None = None) -> Finding:
     """Classify a status mismatch. A 404 expected of a role the endpoint allows is about an object that
-    does not exist, not a permission: a success there is a not-found defect (status-changed)."""
+    does not exist, not a permission: a success there is a not-found defect (status-changed). A success for
+    a role that must be refused is `auth-looser`, or `security` when its body holds other principals'
+    objects (`foreign_objects`; `own`: the ids of what the role owns or may view, None: not judged)."""
     if expected in DENIED and 200 <= actual < 300 and not (expected == 404 and role_allowed):
+        foreign = foreign_objects(body, own) if own is not None else {}
+        if foreign:
+            where = ", ".join(f"{path} ({n})" for path, n in foreign.items())
+            return Finding("security", endpoint.id, "$", expected, actual,
+                           f"expected HTTP {expected}, got HTTP {actual} with objects of other principals: {where}",
+                           curl, count=sum(foreign.values()))
         cls = "auth-looser"
     elif 200 <= expected < 300 and actual in MISSING:
         cls = "endpoint-missing"
@@ -116,12 +153,15 @@ def path_pattern(json_path: str) -> str:
 
 
 def schema_findings(endpoint: Endpoint, validator: SchemaValidator | Draft202012Validator, body: Any,
-                    curl: str, redactor: Redactor) -> list[Finding]:
+                    curl: str, redactor: Redactor, recorded: bool = False) -> list[Finding]:
     """All schema errors of `body`: one finding per class and JSON path pattern (array items grouped,
-    with their count), one per field for added/removed fields."""
+    with their count), one per field for added/removed fields. `recorded`: the body comes from a recording,
+    where `***` stands for a value the recorder hid (a secret field, whatever its type): not checked."""
     findings: dict[tuple[str, str], Finding] = {}
     seen: set[tuple[str, str]] = set()
     for error in sorted(validator.iter_errors(body), key=lambda e: e.json_path):
+        if recorded and _leaf(error).instance == REDACTED:
+            continue
         for finding in _classify(endpoint, _leaf(error), curl, redactor):
             concrete = (finding.cls, finding.json_path)
             if concrete in seen:  # jsonschema reports `required` once per missing key; each yields all keys
@@ -296,13 +336,15 @@ def error_findings(endpoint: Endpoint, shape: ErrorShape, validator: SchemaValid
 
 def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
                    responses: list[ResponseSpec], validator_for: Any, redactor: Redactor,
-                   error_shape: ErrorShape | None = None, role_allowed: bool = False) -> tuple[list[Finding], bool]:
-    """All findings for one exchange and whether a schema was checked."""
+                   error_shape: ErrorShape | None = None, role_allowed: bool = False,
+                   own: set[str] | None = None) -> tuple[list[Finding], bool]:
+    """All findings for one exchange and whether a schema was checked (`own`: see `status_finding`)."""
     curl = redactor.curl(exchange.request)
     actual = exchange.response.status_code
     findings: list[Finding] = []
     if actual != expected_status:
-        findings.append(status_finding(endpoint, expected_status, actual, curl, role_allowed))
+        findings.append(status_finding(endpoint, expected_status, actual, curl, role_allowed,
+                                       exchange.body if exchange.response.is_success else None, own))
     own_schema = bool(responses) and responses[0].schema is not None
     if actual >= 500 and findings:  # an unexpected server error: its body is part of that one finding
         return findings, False
@@ -326,5 +368,6 @@ def check_exchange(endpoint: Endpoint, expected_status: int, exchange: Exchange,
             findings.append(Finding("type-changed", endpoint.id, "$", "JSON", "not JSON",
                                     "the body is not JSON", curl))
             return findings, False
-    findings.extend(schema_findings(endpoint, validator_for(spec.schema_uri), body, curl, redactor))
+    findings.extend(schema_findings(endpoint, validator_for(spec.schema_uri), body, curl, redactor,
+                                    exchange.replayed))
     return findings, True

@@ -244,6 +244,11 @@ class Exchange:
         return self
 
     @property
+    def replayed(self) -> bool:
+        """The answer comes from a recording (a recheck), where `***` stands for whatever the recorder hid."""
+        return REPLAYED_HEADER in self.response.headers
+
+    @property
     def other_objects(self) -> bool:
         """A replay answered with an exchange on other objects (a template match): the run's seeded data
         is not in it."""

@@ -391,7 +391,7 @@ def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Findin
     if case.target and ep.method == "DELETE" and exchange.response.is_success \
             and path == f"/{case.target}s/{context['target']['id']}":
         run.sandbox.deleted(context["target"]["id"])
-    findings, checked = _check_versions(item, exchange, run)
+    findings, checked = _check_versions(item, exchange, run, context)
     # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
     # there is no seed to expect, and only the endpoint's schema applies; nor in a replayed answer
     # about other objects (recheck).
@@ -403,7 +403,8 @@ def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Findin
             result.reason = f"case schema not applied: {missing}"
         else:
             findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.body,
-                                        run.client.redactor.curl(exchange.request), run.client.redactor)
+                                        run.client.redactor.curl(exchange.request), run.client.redactor,
+                                        exchange.replayed)
             checked = True
     return with_security(_security(ep, exchange, run), findings), checked, exchange
 
@@ -490,10 +491,28 @@ def _own_credentials(exchange: Exchange) -> set[str]:
     return {v for v in values if v}
 
 
-def _check_versions(item: Item, exchange: Exchange, run: UmamiRun) -> tuple[list[Finding], bool]:
+# What each role owns or may view, as `run.context` names it: a success for a refused role whose body holds an
+# object none of whose ids is one of these shows other principals' objects (`checks.foreign_objects`: security).
+# The admin may see everything; it is never judged.
+OWNS = {"anonymous": (), "share": ("website",), "view-only": ("viewer", "team", "team_website"),
+        "user": ("user", "website", "team", "team_website", "target")}
+
+
+def own_ids(role: str, context: dict[str, Any], exchange: Exchange) -> set[str] | None:
+    """The ids of what `role` owns or may view (OWNS), or None when that cannot be told: the admin, and a
+    replayed answer about other objects than the run's (a template match)."""
+    if role not in OWNS or exchange.other_objects:
+        return None
+    return {str(context[name]["id"]) for name in OWNS[role]
+            if isinstance(context.get(name), dict) and context[name].get("id")}
+
+
+def _check_versions(item: Item, exchange: Exchange, run: UmamiRun,
+                    context: dict[str, Any]) -> tuple[list[Finding], bool]:
     """Check against the shapes of every version the server may be: the answer conforms when it holds for
-    one of them; otherwise the findings are those of the newest."""
+    one of them; otherwise the findings are those of the newest. `context`: the item's values (its target)."""
     ep = item.endpoint
+    own = own_ids(item.role, context, exchange)
     results = []
     seen: set[tuple[str, ...]] = set()
     for version in run.server_versions or [None]:
@@ -505,7 +524,8 @@ def _check_versions(item: Item, exchange: Exchange, run: UmamiRun) -> tuple[list
         seen.add(key)
         results.append(check_exchange(ep, item.expected_status, exchange, responses, run.specs.validator_for,
                                       run.client.redactor, error_shape,
-                                      role_allowed=200 <= ep.auth[item.role] < 300))
+                                      role_allowed=200 <= ep.auth[item.role] < 300,
+                                      own=own))
         if not results[-1][0]:
             return results[-1]
     return results[0]

@@ -145,6 +145,8 @@ def _data(value: Any, redactor: Redactor) -> Any:
             low = key.lower()
             if isinstance(item, str) and item and low in STAND_IN_FIELDS:
                 out[key] = redactor.stand_in(item)
+            elif isinstance(item, dict) and low in STAND_IN_FIELDS:  # a decoded token (/me's shareToken payload):
+                out[key] = _data(item, redactor)  # its fields are kept, secrets among them replaced
             elif item not in (None, "") and (low in SECRET_FIELDS or low == CACHE_FIELD):
                 out[key] = REDACTED
             else:

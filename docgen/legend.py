@@ -8,7 +8,8 @@ from typing import Any
 # Worst first: an endpoint/role cell shows the worst outcome of its cases. Keys are the finding groups and
 # outcomes of results.json's vocabulary.
 LEGEND = [
-    ("🔓", "security", "security: a success answer exposes a password, a password hash or another principal's secret"),
+    ("🔓", "security", "security: a success answer exposes a password, a password hash or another principal's "
+                      "secret, or a refused role gets other principals' objects"),
     ("🛑", "removed", "endpoint missing: 404/405 where the spec expects success"),
     ("🚨", "structure", "structure mismatch: a field added, removed or retyped, or auth looser than the spec"),
     ("⚠️", "status", "status mismatch: another status code than the spec says"),

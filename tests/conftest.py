@@ -28,7 +28,7 @@ from conformance.errors import ConformanceError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "umami_conformance.cli"]
-SHARED_RECORDINGS = ROOT.parent / "shared" / "recordings"
+RECORDINGS = ROOT / "tests" / "recordings"  # copies of ../shared/recordings, vendored so no test depends on ../shared
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
 _held: list[IO[str]] = []
 
@@ -131,10 +131,10 @@ def copy_specs(tmp_path: Path) -> Path:
 
 
 def shared_recording(name: str) -> Path:
-    """A recording of ../shared/recordings; the test is skipped, saying so, when ../shared is absent."""
-    path = SHARED_RECORDINGS / name
-    if not path.exists():
-        pytest.skip(f"../shared is absent ({path} not found): no reference recording")
+    """A recording of a real server, vendored in tests/recordings (copied from ../shared/recordings). It must
+    be there: a missing one fails the test, it never skips it."""
+    path = RECORDINGS / name
+    assert path.exists(), f"{path} is missing: the recordings of real servers are part of the repository"
     return path
 
 

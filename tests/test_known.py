@@ -80,6 +80,17 @@ def test_stale_entries_are_those_that_matched_nothing_where_their_item_was_check
     assert stale([unused], checked, versions=None) == [unused]
 
 
+def test_an_entry_about_array_items_is_not_stale_where_the_array_is_empty() -> None:
+    """2.19-2.20 revenue sums are strings: a run that seeded no revenue answers empty arrays, which show nothing
+    of their items."""
+    items = _entry(cls="type-changed", json_path="$.chart[*].y")
+    empty = _record(shape={"$": "object", "$.chart": "array"})
+    assert stale([items], [empty], versions=["2.10.0"]) == []
+    full = _record(shape={"$": "object", "$.chart": "array", "$.chart[*]": "object", "$.chart[*].y": "number"})
+    assert stale([items], [full], versions=["2.10.0"]) == [items]
+    assert stale([items], [_record()], versions=["2.10.0"]) == [items]  # no shape known: judged as before
+
+
 def test_a_read_only_run_judges_only_entries_about_a_status() -> None:
     about_status, about_schema = _entry(status=500), _entry(cls="field-removed", json_path="$.name")
     assert stale([about_status, about_schema], [_record()], read_only=True) == [about_status]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from conformance import server
 from conformance.client import NOT_RECORDED_HEADER, REPLAYED_HEADER, Redactor
@@ -303,6 +304,39 @@ def test_recheck_of_the_shared_2_20_2_recording(tmp_path: Path, recheck_2_20_2: 
         assert results["summary"]["findings"] == {} and results["summary"]["known"] > 0
         assert results["stale_known_differences"] == []
         assert sum(i["outcome"] != "skipped" for i in results["items"]) >= 400
+
+
+# The full recordings (`run --discover --record`, every role, the share token with its context header): every
+# finding a reviewed defect, no known difference stale, and no item skipped but for the version (the recording
+# answers every request of every item that applies). Exact counts, so that a change of specs or engine shows.
+FULL = {
+    "umami-3.1.0-full.har.gz": (">=3.1.0,<3.2", {"known": 77, "passed": 914, "skipped": 707}, 82, 1),
+    "umami-2.20.2-full.har.gz": (">=2.19.0,<3.0.0",
+                                 {"known": 105, "passed": 413, "passed-no-schema": 271, "skipped": 909}, 110, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FULL))
+def test_recheck_of_the_full_recordings(tmp_path: Path, name: str) -> None:
+    version_range, outcomes, known, security = FULL[name]
+    proc, results = recheck(tmp_path, shared_recording(name))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert results["server"]["version_range"] == version_range, results["server"]
+    assert results["summary"]["findings"] == {} and results["stale_known_differences"] == []
+    assert results["summary"]["outcomes"] == outcomes
+    assert (results["summary"]["known"], results["summary"]["security"]) == (known, security)
+    skips = Counter(i["reason"].split(":")[0] for i in results["items"] if i["outcome"] == "skipped")
+    assert skips == {"not on this server": outcomes["skipped"]}, skips
+
+
+def test_the_share_token_exposure_of_3_1_0_is_a_known_security_finding(tmp_path: Path) -> None:
+    """3.1.0's POST /auth/verify answers a website's share token (with its context header) every team on the
+    server: a refused role given other principals' objects is security, first, not auth-looser."""
+    _, results = recheck(tmp_path, shared_recording("umami-3.1.0-full.har.gz"), args=("-k", "auth"))
+    [item] = [i for i in results["items"] if i["id"] == "auth/verify[share-default]"]
+    assert [(f["class"], f["expected"], f["actual"]) for f in item["findings"]] == [("security", 401, 200)]
+    assert item["outcome"] == "known" and "every team on the server" in item["findings"][0]["known"]
+    assert "$.teams[*]" in item["findings"][0]["message"]
 
 
 def test_record_then_recheck_gives_the_same_results(umami: server.ServerInfo, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""What the shared recordings of real servers show about the sandbox (skipped with a message when ../shared is
-absent): which seeded websites could not be deleted, and the 2.20.2 password-hash leak as a security finding."""
+"""What the recordings of real servers (tests/recordings) show about the sandbox: which seeded websites could not
+be deleted, and the 2.20.2 password-hash leak as a security finding."""
 
 from __future__ import annotations
 

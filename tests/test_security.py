@@ -8,14 +8,16 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
-from conformance.checks import (CLASSES, Finding, class_rank, declared_paths, schema_findings, security_findings,
-                                with_security)
+from conformance.checks import (CLASSES, Finding, check_exchange, class_rank, declared_paths, foreign_objects,
+                               schema_findings, security_findings, with_security)
 from conformance.client import Exchange, Redactor
 from conformance.har import _data as recorded_data
 from conformance.known import apply_known, load_known
 
 from conformance.describe import vocabulary
+from conformance.engine import own_ids
 from conformance.results import summarize
 from docgen.legend import LEGEND, Vocabulary
 from umami_results import SCHEMA_PATH
@@ -156,3 +158,81 @@ def test_hashes_are_never_written_to_reports_or_recordings() -> None:
                                                                          "password": "***"}
     assert recorded_data({"x": [{"h": HASH}], "password": HASH}, redactor) == {"x": [{"h": "$2b$10$***"}],
                                                                                 "password": "***"}
+
+
+# Security means exposure, whatever the status class: a refused role's success with other principals' objects.
+SITE, TEAM, OTHER = "908aa67b-4695-4a59-9e08-ea962e87b1d8", "9f5fb0d0-c579-4bab-946b-5da41f155c11", \
+    "b48553f6-63b9-4d95-a508-f18442c00697"
+OWN_OF_SHARE = {SITE}  # a share token may view its website and nothing else
+
+
+def _refused(endpoint_id: str, body: object, own: set[str] | None = OWN_OF_SHARE, expected: int = 401,
+             allowed: bool = False) -> list[Finding]:
+    ep = _endpoint(endpoint_id)
+    ex = _exchange(body)
+    return check_exchange(ep, expected, ex, ep.responses_for(200, "3.1.0"), SPECS.validator_for, Redactor(),
+                          SPECS.error_shape("3.1.0"), role_allowed=allowed, own=own)[0]
+
+
+def test_a_refused_role_given_other_principals_objects_is_security() -> None:
+    """3.1.0's POST /auth/verify with a share token answers the server's teams: that is an exposure."""
+    [finding] = _refused("auth/verify", {"teams": [{"id": TEAM, "name": "t", "logoUrl": None},
+                                                   {"id": OTHER, "name": "u", "logoUrl": None}]})
+    assert (finding.cls, finding.json_path, finding.expected, finding.actual, finding.count) == \
+        ("security", "$", 401, 200, 2)
+    assert "$.teams[*] (2)" in finding.message and class_rank(finding.cls) < class_rank("auth-looser")
+
+
+@pytest.mark.parametrize("body", [
+    {"ok": True},  # nothing of anyone's
+    {"shareToken": "***", "user": None},
+    {"data": [{"id": OTHER, "entityId": SITE, "name": "the website's own share"}], "count": 1},  # own by entityId
+    [{"id": SITE, "name": "the shared website"}],
+])
+def test_a_refused_role_given_nothing_of_others_stays_auth_looser(body: object) -> None:
+    assert [f.cls for f in _refused("auth/verify", body)] == ["auth-looser"]
+
+
+def test_objects_inside_an_own_object_are_judged_too() -> None:
+    body = {"id": SITE, "name": "the shared website", "user": {"id": OTHER, "username": "its owner"}}
+    assert foreign_objects(body, OWN_OF_SHARE) == {"$.user": 1}
+    assert foreign_objects({"data": [{"id": TEAM, "userId": OTHER}]}, {OTHER}) == {}  # a *Id field names an own one
+
+
+@pytest.mark.parametrize("own, expected, allowed", [
+    (None, 401, False),  # not judged: the admin, or a replayed answer about other objects
+    ({SITE}, 404, True),  # a success for an unknown object, asked by an allowed role: a not-found defect
+])
+def test_the_rule_applies_only_to_a_judged_refusal(own: set[str] | None, expected: int, allowed: bool) -> None:
+    findings = _refused("auth/verify", {"teams": [{"id": TEAM}]}, own=own, expected=expected, allowed=allowed)
+    assert [f.cls for f in findings] == ["auth-looser" if not allowed else "status-changed"]
+
+
+def test_what_each_role_owns_comes_from_the_run() -> None:
+    context = {"website": {"id": SITE}, "team": {"id": TEAM}, "user": {"id": OTHER}, "viewer": {"id": "v"},
+               "team_website": {"id": "tw"}}
+    ex = _exchange({})
+    assert own_ids("share", context, ex) == {SITE}
+    assert own_ids("view-only", context, ex) == {"v", TEAM, "tw"}
+    assert own_ids("user", context, ex) == {OTHER, SITE, TEAM, "tw"}
+    assert own_ids("anonymous", context, ex) == set() and own_ids("admin", context, ex) is None
+    ex.response.headers["x-ucf-replayed"] = "template"  # a recheck's answer about other objects: not judged
+    assert own_ids("share", context, ex) is None
+
+
+def test_the_auth_verify_exposure_of_3_1_0_is_a_known_security_difference() -> None:
+    entries = [e for e in load_known(SPECS.root) if e.endpoint == "auth/verify" and e.roles == ["share"]
+               and e.versions.contains("3.1.0")]
+    assert [e.cls for e in entries] == ["security"]
+
+
+def test_a_decoded_token_keeps_its_fields_in_a_recording_and_a_recorded_stand_in_is_not_type_checked() -> None:
+    """2.16-2.20 /me answers the share token's payload as `shareToken`: the recorder keeps its fields (they are
+    no secret), and a recheck does not take an older recording's `***` for a string where an object is due."""
+    redactor = Redactor()
+    assert recorded_data({"user": None, "shareToken": {"websiteId": SITE, "token": "abcdefgh12"}}, redactor) == \
+        {"user": None, "shareToken": {"websiteId": SITE, "token": redactor.stand_in("abcdefgh12")}}
+    validator = Draft202012Validator({"properties": {"shareToken": {"type": "object"}}})
+    body = {"shareToken": "***"}
+    assert [f.cls for f in schema_findings(_endpoint("me/get"), validator, body, "curl", redactor)] == ["type-changed"]
+    assert schema_findings(_endpoint("me/get"), validator, body, "curl", redactor, recorded=True) == []

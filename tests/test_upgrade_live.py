@@ -1,5 +1,5 @@
 """The upgrade check on a real pair: a run against the local Umami 2.10.0 (with --discover) against a recheck of the
-recording of a real 3.1.0 in ../shared. Every entry rests on evidence of both sides; none comes from a skip."""
+recording of a real 3.1.0 in tests/recordings. Every entry rests on evidence of both sides; none comes from a skip."""
 
 from __future__ import annotations
 
