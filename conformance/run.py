@@ -204,7 +204,7 @@ class UmamiRun:
         removed = self.created - len(self.residue)
         line = f"cleanup: removed {removed} of the {self.created} object(s) the run created"
         order = "; ".join(deletion_notes(self.sandbox.versions))  # what this release's delete queries ask of it
-        line += f" ({order})" if order else ""
+        line += f" [{order}]" if order else ""
         if not self.residue:
             return line + "; nothing remains"
         return (line + f"; {len(self.residue)} remain, listed in {self.sandbox.ledger} "

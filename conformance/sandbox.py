@@ -109,13 +109,13 @@ def deletion_notes(versions: list[str] | None) -> list[str]:
     """What the cleanup does on this server because of LEFT_BEHIND, one phrase per remedy it acts on (a server that
     may be none of the releases: none)."""
     rows = [b for b in LEFT_BEHIND if _may_be(b.versions, versions)]
-    notes = [f"{b.kind}s before their {b.parent}, whose delete leaves them and answers 500 (Umami {b.versions})"
+    notes = [f"{b.kind}s before their {b.parent}: its delete leaves them and answers 500 on Umami {b.versions}"
              for b in rows if b.remedy == DELETE_FIRST]
     last = [b for b in rows if b.remedy == PARENT_LAST]
     if last:
         left = " and ".join(dict.fromkeys(b.kind for b in last))
-        notes.append(f"users after their websites, as deleteUser leaves their websites' {left} rows "
-                     f"(Umami {last[0].versions})")
+        notes.append(f"users after their websites: deleteUser leaves their websites' {left} rows on Umami "
+                     f"{last[0].versions}")
     return notes
 
 

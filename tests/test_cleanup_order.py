@@ -239,7 +239,7 @@ def test_the_cleanup_line_says_the_order_this_release_needs(tmp_path: Path, vers
     line = run.cleanup_summary()
     assert line.startswith("cleanup: removed 3 of the 3 object(s) the run created") and line.endswith(
         "; nothing remains")
-    assert ("segments before their website, whose delete leaves them and answers 500 (Umami >=2.19.0,<3.0.2)"
+    assert ("[segments before their website: its delete leaves them and answers 500 on Umami >=2.19.0,<3.0.2"
             in line) is segments_first
-    assert ("users after their websites, as deleteUser leaves their websites' segment and revenue rows" in line) \
-        is users_last
+    assert ("users after their websites: deleteUser leaves their websites' segment and revenue rows on Umami "
+            ">=2.19.0]" in line) is users_last
