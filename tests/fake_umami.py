@@ -28,7 +28,7 @@ class FakeUmami:
     sent (all of them recent), a website's reports.
 
     Segments (2.19+, `segment_routes`): POST/GET /websites/{id}/segments (GET needs `type`), GET/DELETE
-    /websites/{id}/segments/{segmentId} (an unknown one: GET 200 null before 3.0, else 404; DELETE 404).
+    /websites/{id}/segments/{segmentId} (an unknown one: GET 200 null before 3.1.0, else 404; DELETE 404).
     `website_delete_leaves_segments`: DELETE /websites/{id} answers 500 while the website has segments (2.19.0-3.0.1;
     later deleteWebsite removes them). `user_delete_leaves_segments`: DELETE /users/{id} answers 500 while one of
     its websites has segments (2.19.0-3.1.0: deleteUser deletes its websites without them). `release()` sets every
@@ -64,7 +64,7 @@ class FakeUmami:
                    revenue_blocks=since and v < Version("3.0.2"),
                    lists_websites_per_user=Version("2.16") <= v < Version("3.0.0"), segment_routes=since,
                    website_delete_leaves_segments=since and v < Version("3.0.2"),
-                   user_delete_leaves_segments=since, null_for_unknown_segment=v < Version("3.0.0"))
+                   user_delete_leaves_segments=since, null_for_unknown_segment=v < Version("3.1.0"))
 
     def add_segment(self, website_id: str, name: str) -> dict[str, Any]:
         segment = {"id": str(uuid.uuid4()), "websiteId": website_id, "type": "segment", "name": name,
