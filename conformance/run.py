@@ -22,7 +22,7 @@ from conformance.known import KnownDifference
 from conformance.loader import SpecSet
 from conformance.options import Options
 from conformance.replay import Replay
-from conformance.sandbox import Sandbox, new_prefix
+from conformance.sandbox import Sandbox, deletion_notes, new_prefix
 from conformance.versions import Answer, Detected, fingerprint
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class UmamiRun:
             return
         admin = self.credentials["admin"]
         prefix = (self.replay.prefix if self.replay else None) or new_prefix()
-        # The seed depends on the releases the server may be (no revenue where it makes websites undeletable).
+        # The seed and the cleanup's order depend on the releases the server may be (sandbox.LEFT_BEHIND).
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=(self.options.ledger_dir or self.options.results_path.parent)
                                / f"sandbox-ledger-{prefix.rstrip('-')}.json",
@@ -203,6 +203,8 @@ class UmamiRun:
             return "cleanup: the run had created nothing; nothing remains"
         removed = self.created - len(self.residue)
         line = f"cleanup: removed {removed} of the {self.created} object(s) the run created"
+        order = "; ".join(deletion_notes(self.sandbox.versions))  # what this release's delete queries ask of it
+        line += f" [{order}]" if order else ""
         if not self.residue:
             return line + "; nothing remains"
         return (line + f"; {len(self.residue)} remain, listed in {self.sandbox.ledger} "

@@ -26,8 +26,11 @@ from conformance.errors import ConnectionFailed, Unavailable
 from conformance.versions import Versions
 
 # Removal order: a team's websites go before the team (Umami's deleteTeam leaves them behind with no user and
-# no team), a user's websites before the user.
+# no team), a user's websites before the user. Children that a release's deleteWebsite leaves behind (LEFT_BEHIND)
+# go before all of these, through their own DELETE (removal_order).
 KINDS = ("report", "website", "team", "user")
+CHILD_KINDS = ("segment",)  # objects of a website that the ledger records and that have a DELETE route of their own
+SEGMENT_TYPES = ("segment", "cohort")  # GET /websites/{id}/segments requires one (src/lib/schema.ts segmentTypeParam)
 VIEW_ONLY_TEAM_ROLES = ("team-view-only", "team-guest")  # v2.11+ name, 2.10.0 name
 PREFIX_PATTERN = re.compile(r"^ucf-\d{8}t\d{6}-[0-9a-f]{4}-")
 KEEP_MARK = "ucf-keep-"  # the fixed set a run reuses where the server cannot delete websites
@@ -48,10 +51,79 @@ SEED_REFERRERS = ["https://www.google.com/", "https://news.ycombinator.com/", ""
 # 935517ce3); deleteUser still does not in 3.1.0, so users are removed after their websites.
 REVENUE_BLOCKS_DELETION = Versions(">=2.19.0,<3.0.2")
 
+# What the remedy of a LeftBehind row is.
+DELETE_FIRST = "deleted first"  # the cleanup deletes them through their own route before their parent
+NOT_SEEDED = "not seeded"  # no route deletes them: the run does not create them there
+PARENT_LAST = "parent last"  # the parent goes after the objects whose delete removes them (a user after its websites)
+
+
+@dataclass(frozen=True)
+class LeftBehind:
+    """Rows of `kind` that a release's delete of a `parent` leaves behind, which then make that delete fail: every
+    Umami 2.x/3.x schema uses Prisma's emulated relations (relationMode = "prisma"), where a required relation
+    restricts the delete of the row it points at, so the DELETE answers 500 and the parent stays."""
+
+    kind: str  # the rows left: a ledger kind (CHILD_KINDS) or "revenue"
+    parent: str  # "website" or "user": whose DELETE fails
+    versions: Versions  # the releases whose delete query leaves them
+    source: str  # where: the release's query and schema
+    remedy: str  # DELETE_FIRST, NOT_SEEDED or PARENT_LAST
+
+
+# The objects the sandbox and the spec items create on 2.10-3.1 that block a later delete (read from each release's
+# prisma schema and src/queries/prisma/{website,user,team}.ts; umami-source-history.json tells where they changed).
+# Nothing blocks a team's delete: deleteTeam removes its members (team_user) in every release, and its websites
+# (and 3.x links, pixels, boards) have an optional team, which the delete sets to null. Reports go with their website
+# and their user everywhere; team members with their team and their user; 3.1.0 website shares (no relation,
+# entityId) with their website; session data is never created (no `identify` is sent).
+LEFT_BEHIND = (
+    LeftBehind("segment", "website", Versions(">=2.19.0,<3.0.2"),
+               "deleteWebsite in src/queries/prisma/website.ts removes event data, session data, events, sessions "
+               "and reports but not segments, whose table arrives in 2.19.0 (migration 11_add_segment); it removes "
+               "them since 3.0.2", DELETE_FIRST),
+    LeftBehind("revenue", "website", REVENUE_BLOCKS_DELETION,
+               "the same deleteWebsite leaves revenue (table since 2.19.0, migration 13_add_revenue; removed since "
+               "3.0.2), and no route deletes revenue rows", NOT_SEEDED),
+    LeftBehind("segment", "user", Versions(">=2.19.0"),
+               "deleteUser in src/queries/prisma/user.ts deletes the user's websites (deleteMany) without their "
+               "segments, still in 3.1.0", PARENT_LAST),
+    LeftBehind("revenue", "user", Versions(">=2.19.0"),
+               "the same deleteUser leaves their revenue rows (and, 3.1.0, session replays), still in 3.1.0",
+               PARENT_LAST),
+)
+
+
+def _may_be(versions: Versions, server: list[str] | None) -> bool:
+    """Whether a server that may be any of `server` (None: not known) may be one of `versions`."""
+    return server is None or any(versions.contains(v) for v in server)
+
+
+def removal_order(versions: list[str] | None) -> tuple[str, ...]:
+    """The kinds in the order the cleanup deletes them on a server that may be any of `versions` (None: not
+    known, so the careful order): the children that a release's deleteWebsite leaves behind first, through their
+    own DELETE, then KINDS. A child kind not in the order goes with its website's delete."""
+    first = [b.kind for b in LEFT_BEHIND if b.remedy == DELETE_FIRST and _may_be(b.versions, versions)]
+    return (*dict.fromkeys(first), *KINDS)
+
+
+def deletion_notes(versions: list[str] | None) -> list[str]:
+    """What the cleanup does on this server because of LEFT_BEHIND, one phrase per remedy it acts on (a server that
+    may be none of the releases: none)."""
+    rows = [b for b in LEFT_BEHIND if _may_be(b.versions, versions)]
+    notes = [f"{b.kind}s before their {b.parent}: its delete leaves them and answers 500 on Umami {b.versions}"
+             for b in rows if b.remedy == DELETE_FIRST]
+    last = [b for b in rows if b.remedy == PARENT_LAST]
+    if last:
+        left = " and ".join(dict.fromkeys(b.kind for b in last))
+        notes.append(f"users after their websites: deleteUser leaves their websites' {left} rows on Umami "
+                     f"{last[0].versions}")
+    return notes
+
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """What the sandbox seeds on a server: revenue events only where they leave the website deletable."""
+    """What the sandbox seeds on a server: revenue events only where deleteWebsite removes revenue rows (no route
+    deletes them; LEFT_BEHIND). Segments, the other rows that can block a delete, are the cleanup's to remove."""
 
     revenue: bool
     reason: str | None = None  # why revenue is left out
@@ -60,14 +132,15 @@ class SeedPlan:
 def seed_plan(versions: list[str] | None) -> SeedPlan:
     """The seed for a server that may be any of `versions` (None: not known, so the careful plan)."""
     if versions is None:
-        return SeedPlan(False, "the server's version is not known, and on Umami 2.19.0-3.0.1 revenue rows make "
-                               "a website and its owner undeletable")
+        return SeedPlan(False, "the server's version is not known, and on Umami 2.19.0-3.0.1 deleteWebsite leaves "
+                               "revenue rows, which no route deletes, so they make a website and its owner "
+                               "undeletable")
     blocked = [v for v in versions if REVENUE_BLOCKS_DELETION.contains(v)]
     if blocked:
         shown = ", ".join(blocked[:3]) + (", ..." if len(blocked) > 3 else "")
-        return SeedPlan(False, f"the server may be Umami {shown}, where revenue rows make a website and its owner "
-                               f"undeletable (DELETE answers 500; fixed for websites in 3.0.2): no revenue "
-                               f"events were sent")
+        return SeedPlan(False, f"the server may be Umami {shown}, where deleteWebsite leaves revenue rows, which "
+                               f"no route deletes, so they make a website and its owner undeletable (DELETE "
+                               f"answers 500; deleteWebsite removes them since 3.0.2): no revenue events were sent")
     return SeedPlan(True)
 
 
@@ -83,12 +156,19 @@ def new_prefix() -> str:
 class Created:
     """One object the run created."""
 
-    kind: str  # one of KINDS
+    kind: str  # one of KINDS or CHILD_KINDS
     id: str
     name: str
     owner: str | None = None  # id of the sandbox user that owns it (websites)
-    website: str | None = None  # id of the website it belongs to (reports)
+    website: str | None = None  # id of the website it belongs to (reports, segments)
     kept: bool = False  # one of the kept set, reused by every run (found by `cleanup`, never in a ledger)
+
+    @property
+    def path(self) -> str:
+        """Its own path (DELETE and GET by id): a segment's is under its website."""
+        if self.kind == "segment":
+            return f"/websites/{self.website}/segments/{self.id}"
+        return f"/{self.kind}s/{self.id}"
 
 
 @dataclass
@@ -478,7 +558,7 @@ class Sandbox:
         there = each(lambda o: still_there(self.client, self.admin, o), gone, self.concurrency)
         back = {o.id for o, still in zip(gone, there, strict=True) if still}
         objects = [o for o in self.created if o.id not in self.gone or o.id in back]
-        return remove(self.client, self.admin, objects, self.concurrency)
+        return remove(self.client, self.admin, objects, self.concurrency, self.versions)
 
     def adopt_leftovers(self) -> None:
         """Adopt objects with this run's prefix that no answer told of: a create whose answer was lost may have
@@ -548,26 +628,28 @@ def write_ledger(path: Path, prefix: str, url: str, objects: list[Created]) -> N
     path.write_text(json.dumps({"prefix": prefix, "url": url, "created": [o.__dict__ for o in objects]}, indent=2))
 
 
-def remove(client: UmamiClient, admin: Credential, objects: list[Created], concurrency: int = 1
-           ) -> list[dict[str, str]]:
-    """Delete reports, websites, teams, then users (deleting a user also removes its websites); the objects of
-    one kind `concurrency` at a time, the kinds in that order. An object is residue only when it is still there
-    afterwards (one already gone is not, whatever its DELETE answered: 2.10.0 answers 500 for an unknown id);
-    its reason is the status its DELETE answered."""
+def remove(client: UmamiClient, admin: Credential, objects: list[Created], concurrency: int = 1,
+           versions: list[str] | None = None) -> list[dict[str, str]]:
+    """Delete the objects kind by kind in the removal order of a server that may be any of `versions` (None: not
+    known): segments first where deleteWebsite leaves them, then reports, websites, teams and users (deleting a
+    user also removes its websites); the objects of one kind `concurrency` at a time. A child kind not in the
+    order is left to its website's delete. An object is residue only when it is still there afterwards (one
+    already gone is not, whatever its DELETE answered: 2.10.0 answers 500 for an unknown id); its reason is the
+    status its DELETE answered."""
     answered: dict[str, tuple[str, int]] = {}  # id -> (DELETE path, status)
     deleted_teams: set[str] = set()
     unique = list({o.id: o for o in objects}.values())
+    order = removal_order(versions)
 
     def delete(obj: Created) -> None:
-        path = f"/{obj.kind}s/{obj.id}"
-        ex = client.request("DELETE", path, auth=admin, repeatable=True)  # presence is checked after
+        ex = client.request("DELETE", obj.path, auth=admin, repeatable=True)  # presence is checked after
         if ex.not_recorded:
             return
-        answered[obj.id] = (path, ex.response.status_code)
+        answered[obj.id] = (obj.path, ex.response.status_code)
         if ex.response.is_success and obj.kind == "team":
             deleted_teams.add(obj.id)
 
-    for kind in KINDS:
+    for kind in order:
         each(delete, list(reversed([o for o in unique if o.kind == kind])), concurrency)
 
     def failed(obj_id: str | None) -> str | None:
@@ -581,13 +663,16 @@ def remove(client: UmamiClient, admin: Credential, objects: list[Created], concu
             continue
         if failed(obj.id):
             reason = failed(obj.id)
+        elif obj.kind not in order:
+            reason = (f"left to its website's delete, which removes it on this release: "
+                      f"{failed(obj.website) or 'the website is still there'}")
         else:
-            path, status = answered.get(obj.id, (f"/{obj.kind}s/{obj.id}", 0))
+            path, status = answered.get(obj.id, (obj.path, 0))
             reason = f"still there although DELETE {path} answered HTTP {status}"
         if obj.kind == "website" and failed(obj.owner):
             reason += f"; deleting its owner user: {failed(obj.owner)}"
         if there is None:
-            reason += f"; GET /{obj.kind}s/{obj.id} answered HTTP {ex.response.status_code}, so it may remain"
+            reason += f"; GET {obj.path} answered HTTP {ex.response.status_code}, so it may remain"
         elif obj.kind == "website" and orphaned(client, admin, ex.json(), deleted_teams):
             reason += "; orphaned: it has no user and no team (Umami's deleteTeam leaves a team's websites)"
         residue.append({"kind": obj.kind, "id": obj.id, "name": _name(ex.json(), obj), "reason": reason})
@@ -596,9 +681,10 @@ def remove(client: UmamiClient, admin: Credential, objects: list[Created], concu
 
 def presence(client: UmamiClient, admin: Credential, obj: Created) -> tuple[bool | None, Exchange]:
     """Whether `obj` is on the server, asked by id as admin: True, False (404, or 200 without it: 2.10.0
-    answers `null`), or None when no answer can tell. 2.10.0's GET /reports/{unknown} answers 500, so a report
-    is looked for among its website's reports (and is gone with its website)."""
-    ex = client.request("GET", f"/{obj.kind}s/{obj.id}", auth=admin)
+    answers `null`, 2.20.2 for a segment too), or None when no answer can tell. A report or segment is gone with
+    its website (every release's deleteWebsite removes them or refuses while they remain); 2.10.0's GET
+    /reports/{unknown} answers 500, so a report is then looked for among its website's reports."""
+    ex = client.request("GET", obj.path, auth=admin)
     status = ex.response.status_code
     body = ex.json()
     if ex.not_recorded:
@@ -607,10 +693,10 @@ def presence(client: UmamiClient, admin: Credential, obj: Created) -> tuple[bool
         return isinstance(body, dict) and body.get("id") == obj.id, ex
     if status == 404:
         return False, ex
-    if obj.kind == "report" and obj.website:  # asked another way: its website's reports
+    if obj.website:  # asked another way: is its website there, and its website's reports
         if presence(client, admin, Created("website", obj.website, ""))[0] is False:
-            return False, ex  # a report goes with its website
-        rows = _rows(client, admin, "/reports", {"websiteId": obj.website})
+            return False, ex  # a child goes with its website
+        rows = _rows(client, admin, "/reports", {"websiteId": obj.website}) if obj.kind == "report" else None
         if rows is not None:
             return any(r.get("id") == obj.id for r in rows), ex
     return None, ex
@@ -660,7 +746,7 @@ def find_leftovers(client: UmamiClient, admin: Credential, prefix: str | None,
                    ledger_objects: list[Created] = ()) -> list[Created]:
     """Objects on the server whose name carries `prefix` (or, when None, any run prefix, and the kept set
     `ucf-keep-*`, known by name or website domain): from the admin lists (websites per user where the server
-    lists them only so), the reports of the runs' websites, a kept team website's team, and the ledgers'
+    lists them only so), the reports and segments of the runs' websites, a kept team website's team, and the ledgers'
     objects, asked by id, that are still there (the only way to find an orphaned website on 2.16-2.20, which
     list websites per user)."""
     def matches(row: dict[str, Any], name_key: str) -> bool:
@@ -687,10 +773,14 @@ def find_leftovers(client: UmamiClient, admin: Credential, prefix: str | None,
     add("team", _rows(client, admin, "/admin/teams") or _rows(client, admin, "/teams"), "name")
     # Reports hang off websites: those of the runs' websites (named with a run prefix, or kept) are listed there.
     sites = {r["id"] for r in websites or [] if isinstance(r.get("id"), str) and (is_kept(r) or matches(r, "name"))}
+    # Segments (2.19+; a release without the route answers 404) are listed per type, under their website.
     for site in sorted(sites | {o.id for o in found.values() if o.kind == "website"}):
-        for row in _rows(client, admin, "/reports", {"websiteId": site}) or []:
-            if matches(row, "name") and isinstance(row.get("id"), str):
-                found.setdefault(row["id"], Created("report", row["id"], str(row["name"]), website=site))
+        lists = [("report", "/reports", {"websiteId": site})] + [
+            ("segment", f"/websites/{site}/segments", {"type": t}) for t in SEGMENT_TYPES]
+        for kind, path, params in lists:
+            for row in _rows(client, admin, path, params) or []:
+                if matches(row, "name") and isinstance(row.get("id"), str):
+                    found.setdefault(row["id"], Created(kind, row["id"], str(row["name"]), website=site))
     if not prefix:  # a kept team is found through its kept website where the server lists no teams (2.10.0)
         for team_id in {r.get("teamId") for r in websites or [] if is_kept(r) and r.get("teamId")} - set(found):
             ex = client.request("GET", f"/teams/{team_id}", auth=admin)
@@ -714,9 +804,9 @@ def remove_kept(client: UmamiClient, admin: Credential, objects: list[Created]
                 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Remove the kept set where the server now can (e.g. after an upgrade): websites first, their teams only
     once no kept website is left (deleting the team would orphan one). Returns (removed, still kept)."""
-    websites = [o for o in objects if o.kind == "website"]
+    websites = [o for o in objects if o.kind in ("website", *CHILD_KINDS)]
     remaining = remove(client, admin, websites)
-    others = [o for o in objects if o.kind != "website"]
+    others = [o for o in objects if o not in websites]
     if remaining:
         why = "kept: a kept website remains, which the team owns"
         remaining += [{"kind": o.kind, "id": o.id, "name": o.name, "reason": why} for o in others]

@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from packaging.version import Version
+
 from conformance.client import Target, UmamiClient
 
 
@@ -23,12 +25,24 @@ class FakeUmami:
     (2.16-2.20). Unknown ids: GET /websites|/users answer 200 null, GET /teams 404, GET /reports 500, and every
     DELETE of an unknown id 500 (as 2.10.0 does). Lists as the caller sees them (the caller is not told apart:
     `/websites` are the websites of user "owner"), team creation and members, stats counting every pageview
-    sent (all of them recent), a website's reports."""
+    sent (all of them recent), a website's reports.
+
+    Segments (2.19+, `segment_routes`): POST/GET /websites/{id}/segments (GET needs `type`), GET/DELETE
+    /websites/{id}/segments/{segmentId} (an unknown one: GET 200 null before 3.1.0, else 404; DELETE 404).
+    `website_delete_leaves_segments`: DELETE /websites/{id} answers 500 while the website has segments (2.19.0-3.0.1;
+    later deleteWebsite removes them). `user_delete_leaves_segments`: DELETE /users/{id} answers 500 while one of
+    its websites has segments (2.19.0-3.1.0: deleteUser deletes its websites without them). `release()` sets every
+    flag as a release's source has it."""
 
     deletes_websites: bool = True
     revenue_table: bool = False
     revenue_blocks: bool = False
     lists_websites_per_user: bool = False
+    segment_routes: bool = False
+    website_delete_leaves_segments: bool = False
+    user_delete_leaves_segments: bool = False
+    null_for_unknown_segment: bool = True
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     websites: dict[str, dict[str, Any]] = field(default_factory=dict)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -37,6 +51,26 @@ class FakeUmami:
     revenue: list[str] = field(default_factory=list)  # website id per revenue row
     sent: list[dict[str, Any]] = field(default_factory=list)  # /send bodies
     log: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @classmethod
+    def release(cls, version: str) -> FakeUmami:
+        """The model of one release, its flags read from that release's source (not from the sandbox's table):
+        src/queries/prisma/website.ts and user.ts (src/queries/admin/ before 2.13), the prisma schema's segment
+        (migration 11_add_segment, 2.19.0) and revenue (13_add_revenue, 2.19.0) tables, and the 2.16-2.20
+        /admin/websites that needs userId."""
+        v = Version(version)
+        since = v >= Version("2.19.0")
+        return cls(deletes_websites=not Version("2.10") <= v < Version("2.11"), revenue_table=since,
+                   revenue_blocks=since and v < Version("3.0.2"),
+                   lists_websites_per_user=Version("2.16") <= v < Version("3.0.0"), segment_routes=since,
+                   website_delete_leaves_segments=since and v < Version("3.0.2"),
+                   user_delete_leaves_segments=since, null_for_unknown_segment=v < Version("3.1.0"))
+
+    def add_segment(self, website_id: str, name: str) -> dict[str, Any]:
+        segment = {"id": str(uuid.uuid4()), "websiteId": website_id, "type": "segment", "name": name,
+                   "parameters": {"filters": []}}
+        self.segments[segment["id"]] = segment
+        return segment
 
     def client(self) -> UmamiClient:
         return UmamiClient(Target(url="http://fake-umami", username="admin", password="umami"),
@@ -104,6 +138,9 @@ class FakeUmami:
                 self.members.setdefault(team_id, []).append(data["userId"])
                 return 200, {"teamId": team_id, "userId": data["userId"], "role": data["role"]}
             return 200, {"data": [{"userId": u} for u in self.members.get(team_id, [])]}
+        segments = re.fullmatch(r"/websites/([^/]+)/segments(?:/([^/]+))?", path)
+        if segments:
+            return self._segments(method, *segments.groups(), query, data)
         stats = re.fullmatch(r"/websites/([^/]+)/stats", path)
         if stats and method == "GET":
             views = sum(1 for b in self.sent
@@ -126,14 +163,43 @@ class FakeUmami:
             return self._delete(kind, obj_id)
         return 405, ...
 
+    def _segments(self, method: str, website_id: str, segment_id: str | None, query: dict[str, str],
+                  data: Any) -> tuple[int, Any]:
+        if not self.segment_routes:
+            return 404, ...
+        if segment_id is None and method == "POST":
+            if website_id not in self.websites:
+                return 500, ...
+            segment = self.add_segment(website_id, data["name"])
+            return 200, segment
+        if segment_id is None and method == "GET":
+            if query.get("type") not in ("segment", "cohort"):
+                return 400, {"error": ["type: Required"]}
+            return 200, [g for g in self.segments.values()
+                         if g["websiteId"] == website_id and g["type"] == query["type"]]
+        segment = self.segments.get(segment_id or "")
+        if segment is None or segment["websiteId"] != website_id:
+            return (200, None) if method == "GET" and self.null_for_unknown_segment else (404, {"error": "Not found"})
+        if method == "GET":
+            return 200, segment
+        if method == "DELETE":
+            del self.segments[segment["id"]]
+            return 200, {"ok": True}
+        return 405, ...
+
     def _delete(self, kind: str, obj_id: str) -> tuple[int, Any]:
         if kind == "websites":
-            if not self.deletes_websites or (self.revenue_blocks and obj_id in self.revenue):
+            if not self.deletes_websites or (self.revenue_blocks and obj_id in self.revenue) or (
+                    self.website_delete_leaves_segments and self._segments_of([obj_id])):
                 return 500, ...
+            for segment in self._segments_of([obj_id]):  # 3.0.2+: deleteWebsite removes them
+                del self.segments[segment]
             del self.websites[obj_id]
         elif kind == "users":
             owned = [w for w in self.websites.values() if w["userId"] == obj_id]
             if self.revenue_blocks and any(w["id"] in self.revenue for w in owned):
+                return 500, ...
+            if self.user_delete_leaves_segments and self._segments_of([w["id"] for w in owned]):
                 return 500, ...
             for site in owned:  # deleteUser removes the user's websites (not its teams' websites)
                 del self.websites[site["id"]]
@@ -143,3 +209,6 @@ class FakeUmami:
         else:
             del self.reports[obj_id]
         return 200, {"ok": True}
+
+    def _segments_of(self, website_ids: list[str]) -> list[str]:
+        return [g["id"] for g in self.segments.values() if g["websiteId"] in website_ids]
