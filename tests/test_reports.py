@@ -215,7 +215,8 @@ def test_install_is_quiet_and_ships_the_templates(tmp_path: Path) -> None:
     specs = {n.removeprefix("umami_specs/") for n in names if n.startswith("umami_specs/")}
     shipped = {str(p.relative_to(ROOT / "specs")) for p in (ROOT / "specs").rglob("*")
                if p.is_file() and p.suffix in (".yaml", ".json", ".md", ".py")}
-    assert shipped <= specs and {"meta-schema.yaml", "schemas/common.yaml", "references/umami-routes.json"} <= specs
+    assert shipped <= specs and {"meta-schema.yaml", "schemas/common.yaml", "references/umami-routes.json",
+                                  "references/umami-source-history.json"} <= specs
 
 
 def test_readme_bench_commands_use_the_venv_python() -> None:
