@@ -4,6 +4,7 @@ is checked against the schema of action metadata and linted as a workflow."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -131,3 +132,43 @@ def test_the_project_workflows_use_the_action() -> None:
     for name in ("conformance.yml", "upgrade-check.yml"):
         flow = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
         assert any(s.get("uses") == "./" for job in flow["jobs"].values() for s in job["steps"]), name
+
+
+def test_the_daily_docs_pull_request_opens_only_when_a_page_changed(tmp_path: Path) -> None:
+    """Issue 25: the index carries the run's date and counts and changes every day; only a change of another page
+    (or of the README's status markers) opens the docs pull request. The step's own shell runs here on a repo."""
+    import yaml
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "conformance.yml").read_text())
+    steps = flow["jobs"]["conformance"]["steps"]
+    [step] = [s for s in steps if s.get("id") == "pages"]
+    [pull] = [s for s in steps if "create-pull-request" in s.get("uses", "")]
+    assert pull["if"] == "steps.pages.outputs.changed == 'true'"
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    def changed() -> str:
+        output = tmp_path / "output"
+        output.write_text("")
+        subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, check=True, capture_output=True,
+                       env={**os.environ, "GITHUB_OUTPUT": str(output)})
+        return output.read_text().strip()
+
+    git("init", "-q")
+    (tmp_path / "README.md").write_text("# x\n")
+    git("add", "-A")
+    git("commit", "-qm", "start")
+    (tmp_path / "docs" / "endpoints").mkdir(parents=True)
+    (tmp_path / "docs" / "index.md").write_text("checked day 1\n")
+    (tmp_path / "docs" / "endpoints" / "get.md").write_text("a page\n")
+    assert changed() == "changed=true", "the first docs"
+    git("add", "-A")
+    git("commit", "-qm", "docs")
+    (tmp_path / "docs" / "index.md").write_text("checked day 2\n")
+    assert changed() == "changed=false", "the index alone changed"
+    (tmp_path / "docs" / "endpoints" / "get.md").write_text("another answer\n")
+    assert changed() == "changed=true"
+    git("checkout", "-q", "--", "docs/endpoints")
+    (tmp_path / "README.md").write_text("# x <!--status:me/get-->🚨<!--status-end-->\n")
+    assert changed() == "changed=true", "a status marker of the README"
