@@ -21,7 +21,8 @@ from conformance.loader import PATH_PARAM, SCHEMA_BASE, Case, Endpoint, SpecSet
 
 LOGIN_ROLES = ("admin", "user", "view-only")
 ID_PLACEHOLDER = re.compile(r"^\$\{(website|user|team|team_website|target|viewer)\.id\}$")
-NOW_PLACEHOLDER = re.compile(r"^\$\{now([+-]\d+[smhdw])?\}$")
+# Placeholders for epoch-ms times: `${now-7d}`, and where the run's seed began (`${now-1d.iso}` is a string).
+NOW_PLACEHOLDER = re.compile(r"^\$\{(now([+-]\d+[smhdw])?|website\.seededSince)\}$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 SECURITY_SCHEMES = {

@@ -490,11 +490,17 @@ class Sandbox:
         visitors at a time; a refusal ends the seed. A kept website that already holds a seed of the
         last SEED_FRESH_SECONDS is not seeded again, so that its traffic grows by at most one seed per run.
         Every seed sent makes sessions of its own (the run's visitors): the realtime windows list the sessions
-        created in them, so a kept website's sessions of an earlier day would leave them empty."""
+        created in them, so a kept website's sessions of an earlier day would leave them empty. The site gets
+        `seededSince` (epoch ms), a window start that holds this seed and no earlier one."""
         plan = self.plan
         kept = self.kept.get(site["id"])
         requests = seed_requests(site, self.prefix, plan)
+        started = int(time.time() * 1000)
         fresh = kept is not None and self._freshly_seeded(site["id"], requests)
+        # `${website.seededSince}`: from where the one seed the website's cases read begins. A reused seed is of the
+        # last SEED_FRESH_SECONDS, and the seed before it older still (seeds are that far apart); a seed sent now
+        # begins now, less a minute for a server clock behind ours.
+        site["seededSince"] = started - (SEED_FRESH_SECONDS if fresh else 60) * 1000
         if not fresh:
             refused = threading.Event()
 

@@ -16,7 +16,7 @@ from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is_kept, new_prefix, presence, remove,
-                                 remove_kept, seed_plan, seed_requests, write_ledger, SEED_IPS)
+                                 remove_kept, seed_plan, seed_requests, write_ledger, SEED_FRESH_SECONDS, SEED_IPS)
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
@@ -242,6 +242,21 @@ def test_where_websites_cannot_be_deleted_runs_reuse_one_kept_set(tmp_path: Path
     assert sent[0] > 0 and sent[0] == sent[1] == sent[2], "the kept websites were seeded once"
     # The one seed is the first run's: its visitors carry that run's prefix (issue 25: a seed makes new sessions).
     assert {b["payload"]["id"].split("visitor")[0] for b in fake.sent} == {"ucf-20260101t000000-abcd-"}
+
+
+def test_the_seed_window_holds_this_seed_and_no_earlier_one(tmp_path: Path) -> None:
+    """`${website.seededSince}`: a seed sent now begins a minute ago at most (a server clock behind ours); a reused
+    seed is of the last SEED_FRESH_SECONDS, and the seed before it older still (seeds are that far apart)."""
+    fake = FakeUmami(deletes_websites=False)
+    for n in range(2):
+        sandbox = Sandbox(fake.client(), ADMIN, f"ucf-20260101t00000{n}-abcd-", tmp_path / f"l{n}.json",
+                          versions=["2.10.0"])
+        sandbox.owner = ("owner", Credential.bearer("owner-token-0123456789"))
+        site = sandbox.create_website("site", *sandbox.owner)
+        sandbox.seed(site)
+        since = time.time() * 1000 - site["seededSince"]
+        fresh = SEED_FRESH_SECONDS * 1000
+        assert (fresh <= since < fresh + 5000) if n else (60_000 <= since < 65_000), (n, since)
 
 
 def test_every_seed_makes_sessions_of_its_own() -> None:
