@@ -125,9 +125,11 @@ def test_seeded_traffic_is_visible_in_stats(full_run) -> None:
     results = json.loads((out / "results.json").read_text())
     seeded = results["seeded"]
     item = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-last-7-days]")
-    # The kept website's traffic: this run's seed, or an earlier run's (re-seeded after SEED_FRESH_SECONDS).
+    # The kept website's traffic: this run's seed, or an earlier run's (re-seeded after SEED_FRESH_SECONDS); each
+    # seed sent has sessions of its own (issue 25), so the week holds the sessions of every seed of the session.
     assert item["example"]["pageviews"]["value"] >= seeded["pageviews"]
-    assert item["example"]["uniques"]["value"] == seeded["sessions"]
+    uniques = item["example"]["uniques"]["value"]
+    assert uniques >= seeded["sessions"] and uniques % seeded["sessions"] == 0, (uniques, seeded)
     by_url = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-filter-url]")
     assert 0 < by_url["example"]["pageviews"]["value"] < item["example"]["pageviews"]["value"]
     by_country = next(i for i in results["items"] if i["id"] == "website-stats/get-stats[admin-filter-country]")
