@@ -14,7 +14,7 @@ from typing import Any
 from collections.abc import Mapping
 
 NOW = re.compile(r"now(?:[-+]\d+[smhdw])?(?:\.iso)?")
-PLACEHOLDER = re.compile(r"\$\{([a-z_-]+(?:\.[a-zA-Z_]+)?|now(?:[-+]\d+[smhdw])?(?:\.iso)?)\}")
+PLACEHOLDER = re.compile(rf"\$\{{([a-z_-]+(?:\.[a-zA-Z_]+)?|{NOW.pattern})\}}")
 # Roots a spec may use; the sandbox provides them (see specs/README.md).
 KNOWN_ROOTS = {"website", "user", "prefix", "credentials", "target", "now", "share", "team", "team_website",
                "viewer"}

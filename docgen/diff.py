@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from docgen.history import json_types
+
 NO_ANSWER = ("skipped", "unavailable", "error", None)
 KNOWN = "📝"
 PARAMETER = re.compile(r"\{[^}]*\}")
@@ -317,7 +319,7 @@ def _route_changes(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]
 
 
 def _norm(types: str) -> set[str]:
-    return {"number" if t == "integer" else t for t in types.split("|")} - {"null"}
+    return json_types(types) - {"null"}
 
 
 FIELD_NAME = re.compile(r"[a-z_][A-Za-z0-9_]*")

@@ -20,14 +20,18 @@ PASSING = {"passed", "passed-no-schema", "known"}
 HISTORY_LIMIT = 100  # archived runs kept; each one differs from the run before it
 
 
-def _shape_hash(item: dict[str, Any]) -> str | None:
-    """A hash of the body's shape, with integer and number as one (JSON has one number type: a percentage of 100
-    and one of 16.7 are the same field)."""
+def json_types(kind: str) -> set[str]:
+    """The JSON types of a shape entry (`integer|null`), with integer and number as one (JSON has one number
+    type: a percentage of 100 and one of 16.7 are the same field)."""
+    return {"number" if t == "integer" else t for t in kind.split("|")}
+
+
+def shape_hash(item: dict[str, Any]) -> str | None:
+    """A hash of the item's body shape (`json_types` of each JSON path), None without one."""
     shape = item.get("shape")
     if not shape:
         return None
-    types = {path: "|".join(sorted({"number" if t == "integer" else t for t in kind.split("|")}))
-             for path, kind in shape.items()}
+    types = {path: "|".join(sorted(json_types(kind))) for path, kind in shape.items()}
     return hashlib.sha256(json.dumps(types, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -39,7 +43,7 @@ def archive(results: dict[str, Any], history_dir: Path) -> Path | None:
     version = results["server"]["version"] or "unknown"
     stamp = re.sub(r"[^0-9T]", "", results["started"])[:15]
     compact = {"started": results["started"], "version": version,
-               "items": {i["id"]: [i["endpoint"], symbol_key(i), i.get("actual_status"), _shape_hash(i)]
+               "items": {i["id"]: [i["endpoint"], symbol_key(i), i.get("actual_status"), shape_hash(i)]
                          for i in sorted(results["items"], key=lambda i: i["id"])}}
     runs = load_history(history_dir)
     if runs and runs[-1]["version"] == version and runs[-1]["items"] == compact["items"]:

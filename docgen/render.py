@@ -18,7 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import umami_results
-from docgen.history import endpoint_histories, load_history
+from docgen.history import endpoint_histories, load_history, shape_hash
 from docgen.legend import LEGEND, SYMBOL, Vocabulary, worst
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -57,26 +57,18 @@ def normalise(value: Any, prefix: re.Pattern[str], key: str | None = None) -> An
     return prefix.sub("ucf-<run>-", _time_free(UUID.sub("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", value)))
 
 
-def shape(value: Any) -> Any:
-    """The structure of a JSON value: object keys, and each leaf's JSON type (a list: its members' shapes)."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return sorted({json.dumps(shape(v), sort_keys=True) for v in value})
-    return {bool: "boolean", int: "number", float: "number", str: "string", type(None): "null"}[type(value)]
-
-
 def example(ep: dict[str, Any], previous: dict[str, Any] | None, date: str,
             prefix: re.Pattern[str]) -> dict[str, Any] | None:
     """The endpoint's example: its first passing item with a body, normalised; the previous docs' example while
-    it is of the same item, status and shape (with the date it was taken), else this run's."""
+    it is of the same item, status and body shape (`shape_hash`, as the history compares runs; with the date it
+    was taken), else this run's."""
     item = next((i for i in ep["items"] if i.get("example") is not None
                  and i["outcome"] in ("passed", "passed-no-schema", "known")), None)
     if item is None:
         return None
     body = normalise(item["example"], prefix)
     new = {"role": item["role"], "case": item["case"], "status": item["actual_status"], "taken": date,
-           "shape": shape(body), "body": body}
+           "shape": shape_hash(item), "body": body}
     same = ("role", "case", "status", "shape")
     if previous and all(previous.get(k) == new[k] for k in same):
         return previous

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.describe import vocabulary
-from docgen.history import _shape_hash, archive, endpoint_histories, load_history
+from docgen.history import shape_hash, archive, endpoint_histories, load_history
 
 
 def _item(item_id: str, outcome: str, status: int | None = 200, shape: Any = None) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def test_archive_is_one_compact_file_per_run(tmp_path: Path) -> None:
     assert json.loads(gzip.decompress(other.read_bytes()))["items"]["me/get[admin-default]"][3] != shape
     # A field that is sometimes a whole number is not another shape (a percentage of 100, one of 16.7).
     whole, fraction = ({"$[*].percentage": kind} for kind in ("integer", "integer|number"))
-    assert _shape_hash({"shape": whole}) == _shape_hash({"shape": fraction}) != _shape_hash({"shape": {
+    assert shape_hash({"shape": whole}) == shape_hash({"shape": fraction}) != shape_hash({"shape": {
         "$[*].percentage": "string"}})
 
 
