@@ -183,12 +183,16 @@ def stop_postgres() -> None:
 def create_database(pg_port: int, app: Path) -> str:
     """A fresh database with Umami's own SQL migrations applied (they also seed admin/umami)."""
     name = f"umami_{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(3)}"
-    psql = [_require("psql", "install Debian package postgresql-client"),
-            "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q"]
-    _run(psql + ["-d", "postgres", "-c", f'CREATE DATABASE "{name}"'], what="create database")
+    psql(pg_port, "postgres", "-c", f'CREATE DATABASE "{name}"', what="create database")
     for migration in sorted((app / "db" / "postgresql" / "migrations").glob("*/migration.sql")):
-        _run(psql + ["-d", name, "-f", str(migration)], what=f"migration {migration.parent.name}")
+        psql(pg_port, name, "-f", str(migration), what=f"migration {migration.parent.name}")
     return name
+
+
+def psql(pg_port: int, database: str, *args: str, what: str) -> str:
+    """Run psql as `postgres` on the private cluster's `database` (stops at the first error)."""
+    return _run([_require("psql", "install Debian package postgresql-client"), "-h", "127.0.0.1", "-p", str(pg_port),
+                 "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, *args], what=what)
 
 
 def create_user_sql(pg_port: int, database: str, app: Path, username: str, role: str) -> str:
@@ -203,16 +207,12 @@ def create_user_sql(pg_port: int, database: str, app: Path, username: str, role:
                   cwd=app, env={"UCF_PASSWORD": password}, what="hash password").strip()
     sql = ('INSERT INTO "user" (user_id, username, password, role) '
            f"VALUES (gen_random_uuid(), '{username}', '{hashed}', '{role}')")
-    _run([_require("psql", "install postgresql-client"), "-h", "127.0.0.1", "-p", str(pg_port),
-          "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql],
-         what=f"create user {username}")
+    psql(pg_port, database, "-c", sql, what=f"create user {username}")
     return password
 
 
 def drop_database(pg_port: int, name: str) -> None:
-    psql = [_require("psql", "install Debian package postgresql-client"),
-            "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "-q", "-d", "postgres"]
-    _run(psql + ["-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], what="drop database")
+    psql(pg_port, "postgres", "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', what="drop database")
 
 
 # --- Umami ------------------------------------------------------------------------------------
@@ -431,9 +431,7 @@ def age(info: ServerInfo, days: int) -> None:
     """Make the local server look `days` days older: every row's times (created, updated, deleted, events,
     sessions) move back, so what a long-lived server holds can be checked on this one. Umami keeps none of
     them in memory (no Redis here). Only for the local server, whose database this project made."""
-    _run([_require("psql", "install postgresql-client"), "-h", "127.0.0.1", "-p", str(info.pg_port),
-          "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-d", info.database, "-c", AGE_SQL.format(days=int(days))],
-         what=f"age the database by {days} day(s)")
+    psql(info.pg_port, info.database, "-c", AGE_SQL.format(days=int(days)), what=f"age the database by {days} day(s)")
 
 
 def memory_rss_mb(pid: int) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 from conformance import server
 from conformance.sandbox import KEEP_MARK
@@ -12,14 +11,17 @@ TABLES = {"user": "user_id", "team": "team_id", "team_user": "team_user_id", "we
           "report": "report_id"}
 
 
+def sql(info: server.ServerInfo, query: str) -> str:
+    """The unaligned answer of one query on the local server's database."""
+    return server.psql(info.pg_port, info.database, "-At", "-c", query, what="query").strip()
+
+
 def snapshot(info: server.ServerInfo) -> dict[str, dict[str, dict]]:
     """{table: {id: row}} read with psql, so that nothing the API hides is missed."""
     result = {}
     for table, key in TABLES.items():
-        sql = f'SELECT coalesce(json_agg(t), \'[]\') FROM "{table}" t'
-        out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(info.pg_port), "-U", "postgres", "-d",
-                              info.database, "-At", "-c", sql], capture_output=True, text=True, check=True)
-        result[table] = {row[key]: row for row in json.loads(out.stdout)}
+        rows = sql(info, f'SELECT coalesce(json_agg(t), \'[]\') FROM "{table}" t')
+        result[table] = {row[key]: row for row in json.loads(rows)}
     return result
 
 

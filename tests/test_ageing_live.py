@@ -8,7 +8,6 @@ session (conftest orders it so): a fresh server to begin with, and an aged one a
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,14 @@ from conformance import server
 from conformance.sandbox import SEED_IPS, seed_plan, seed_requests
 
 from conftest import run_cli, user_env
+from snapshot import sql
 
 pytestmark = pytest.mark.ageing
 OBJECTS = ("user", "team", "team_user", "website", "report")  # what a run may create; none may pile up
 
 
-def _sql(info: server.ServerInfo, sql: str) -> str:
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(info.pg_port), "-U", "postgres", "-d",
-                           info.database, "-At", "-c", sql], capture_output=True, text=True, check=True).stdout
-
-
 def _objects(info: server.ServerInfo) -> dict[str, int]:
-    return {table: int(_sql(info, f'SELECT count(*) FROM "{table}"')) for table in OBJECTS}
+    return {table: int(sql(info, f'SELECT count(*) FROM "{table}"')) for table in OBJECTS}
 
 
 def _verdict(results: dict[str, Any]) -> dict[str, tuple]:
@@ -58,7 +53,7 @@ def test_day_31_gives_the_verdict_of_day_1(umami: server.ServerInfo, tmp_path: P
         pages.append(_files(docs))
         archived.append(sorted(p.name for p in history.iterdir()))
         kept = [k["id"] for k in results[-1]["kept"] if k["kind"] == "website"]
-        events.append(int(_sql(info, "SELECT count(*) FROM website_event WHERE website_id IN ('"
+        events.append(int(sql(info, "SELECT count(*) FROM website_event WHERE website_id IN ('"
                                      + "','".join(kept) + "')")))
 
     assert all(r["summary"]["outcomes"].get("failed", 0) == 0 for r in results), "no open finding on any day"

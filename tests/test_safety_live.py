@@ -22,7 +22,7 @@ from conformance.sandbox import KEEP_MARK, Created, Sandbox, remove
 
 from conftest import CLI, ROOT, cli_in_process, run_cli, user_env
 from proxy import RecordingProxy
-from snapshot import compare, snapshot
+from snapshot import compare, snapshot, sql
 
 
 KEPT = {f"{KEEP_MARK}site", f"{KEEP_MARK}team", f"{KEEP_MARK}team-site", f"{KEEP_MARK}target"}
@@ -97,7 +97,7 @@ def test_three_consecutive_runs_leave_the_same_set(umami: server.ServerInfo, tmp
     areas = "websites or realtime or send or reports or website-stats"
     # An earlier test's run may have seeded the kept set up to 4 minutes ago; made older, the first run seeds it
     # afresh, and the next two fall inside the window in which a seed is reused (SEED_FRESH_SECONDS).
-    _sql(umami, "UPDATE website_event SET created_at = created_at - interval '10 minutes' WHERE website_id IN "
+    sql(umami, "UPDATE website_event SET created_at = created_at - interval '10 minutes' WHERE website_id IN "
                 "(SELECT website_id FROM website WHERE domain LIKE 'ucf-keep-%')")
     sets, events, results = [], [], []
     for n in range(3):
@@ -150,14 +150,8 @@ def test_seeded_website_goes_with_its_owner_and_gone_objects_are_not_residue(uma
         assert _count(umami, table, site["id"]) == 0, f"{table} rows of the seeded website remain"
 
 
-def _sql(umami: server.ServerInfo, sql: str) -> str:
-    out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(umami.pg_port), "-U", "postgres", "-d", umami.database,
-                          "-At", "-c", sql], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
 def _count(umami: server.ServerInfo, table: str, website_id: str) -> int:
-    return int(_sql(umami, f"SELECT count(*) FROM \"{table}\" WHERE website_id = '{website_id}'"))
+    return int(sql(umami, f"SELECT count(*) FROM \"{table}\" WHERE website_id = '{website_id}'"))
 
 
 def test_failing_run_leaves_only_reported_residue(umami: server.ServerInfo, tmp_path: Path) -> None:
