@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import os
 import re
 import secrets
 import threading
@@ -630,8 +631,11 @@ def each(func: Callable[[Any], Any], values: list[Any], concurrency: int) -> lis
 
 
 def write_ledger(path: Path, prefix: str, url: str, objects: list[Created]) -> None:
+    """Write the ledger atomically: a run killed mid-write leaves the previous ledger whole, never an empty file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"prefix": prefix, "url": url, "created": [o.__dict__ for o in objects]}, indent=2))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"prefix": prefix, "url": url, "created": [o.__dict__ for o in objects]}, indent=2))
+    os.replace(tmp, path)
 
 
 def remove(client: UmamiClient, admin: Credential, objects: list[Created], concurrency: int = 1,

@@ -358,6 +358,25 @@ def test_a_ledger_is_read_back_into_the_objects_it_lists(tmp_path: Path) -> None
     assert [Created(**o) for o in data["created"]] == objects  # as `cleanup` reads it
 
 
+def test_a_write_cut_short_leaves_the_previous_ledger_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed (SIGKILL) while writing its ledger leaves the last whole ledger, never an empty file."""
+    path = tmp_path / "sandbox-ledger-ucf-x-.json"
+    first = [Created("user", "u-1", "ucf-x-user")]
+    write_ledger(path, "ucf-x-", "http://umami.test", first)
+
+    def cut_short(self: Path, text: str) -> int:
+        with self.open("w") as fh:
+            fh.write(text[:5])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        write_ledger(path, "ucf-x-", "http://umami.test", [*first, Created("team", "t-1", "ucf-x-team")])
+    monkeypatch.undo()
+    assert [Created(**o) for o in json.loads(path.read_text())["created"]] == first
+    assert sorted(p.name for p in tmp_path.glob("sandbox-ledger-*.json")) == [path.name]
+
+
 def test_concurrent_items_find_or_make_the_kept_target_once(tmp_path: Path) -> None:
     """Where websites cannot be deleted, target items of one batch run at a time (--concurrency): they share the
     one kept target, made once even when its making is slow, never one per item."""

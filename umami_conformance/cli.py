@@ -368,7 +368,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         admin = client.login(args.username, password)
         ledgers = {}
         for ledger in sorted(args.out.glob("sandbox-ledger-*.json")):
-            data = json.loads(ledger.read_text())
+            try:
+                data = json.loads(ledger.read_text())
+            except (OSError, ValueError) as exc:
+                print(f"umami-conformance: warning: ledger {ledger} is unreadable ({exc.__class__.__name__}); "
+                      "its objects are found by their run prefix", file=sys.stderr)
+                continue
             if data.get("url") == url and (not args.prefix or data.get("prefix") == args.prefix):
                 ledgers[ledger] = data
         # The ledgers' objects are asked by id: an orphaned website (no user, no team) is in no list.
