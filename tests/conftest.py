@@ -29,6 +29,7 @@ from conformance.errors import ConformanceError
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "umami_conformance.cli"]
 RECORDINGS = ROOT / "tests" / "recordings"  # copies of ../shared/recordings, vendored so no test depends on ../shared
+REFERENCE = ROOT / "tests" / "reference"  # copies of ../shared/reference (the sources of specs/references), vendored
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
 _held: list[IO[str]] = []
 
