@@ -25,7 +25,8 @@ class FakeUmami:
     (2.16-2.20). Unknown ids: GET /websites|/users answer 200 null, GET /teams 404, GET /reports 500, and every
     DELETE of an unknown id 500 (as 2.10.0 does). Lists as the caller sees them (the caller is not told apart:
     `/websites` are the websites of user "owner"), team creation and members, stats counting every pageview
-    sent (all of them recent), a website's reports.
+    sent (all of them recent), a website's reports; `/heartbeat`, and a login for anyone, so that a command can
+    reach it over HTTP (`proxy.RecordingProxy(..., transport=fake.transport())`).
 
     Segments (2.19+, `segment_routes`): POST/GET /websites/{id}/segments (GET needs `type`), GET/DELETE
     /websites/{id}/segments/{segmentId} (an unknown one: GET 200 null before 3.1.0, else 404; DELETE 404).
@@ -72,9 +73,12 @@ class FakeUmami:
         self.segments[segment["id"]] = segment
         return segment
 
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
     def client(self) -> UmamiClient:
         return UmamiClient(Target(url="http://fake-umami", username="admin", password="umami"),
-                           transport=httpx.MockTransport(self.handle))
+                           transport=self.transport())
 
     def add_website(self, name: str, user_id: str | None = None, team_id: str | None = None) -> dict[str, Any]:
         site = {"id": str(uuid.uuid4()), "name": name, "domain": f"{name}.example.com", "userId": user_id,
@@ -100,6 +104,10 @@ class FakeUmami:
     def _answer(self, method: str, path: str, request: httpx.Request) -> tuple[int, Any]:
         query = dict(request.url.params)
         data = json.loads(request.content) if request.content else None
+        if (method, path) == ("GET", "/heartbeat"):
+            return 200, {"ok": True}
+        if (method, path) == ("POST", "/auth/login"):
+            return 200, {"token": "fake-token-0123456789", "user": {"id": "owner", "username": data["username"]}}
         if (method, path) == ("POST", "/send"):
             self.sent.append(data)
             payload = data["payload"]

@@ -1,4 +1,5 @@
-"""A recording (and optionally mutating or faulty) reverse proxy in front of the real local Umami.
+"""A recording (and optionally mutating or faulty) reverse proxy in front of the real local Umami, or of any
+httpx transport (a recording's `Replay`: a server answering from a recording, for tests without a live server).
 
 Used to count every request the suite sends and to see every response (e.g. login tokens).
 Mutations exist only to test the drift detector itself; faults (a flaky gateway) to test that transient
@@ -71,11 +72,12 @@ class RecordingProxy:
     mutate: Mutation | None = None
     faults: Faults | None = None
     delay: float = 0.0  # seconds added before every request is forwarded: a server farther away (the bench)
+    transport: httpx.BaseTransport | None = None  # answers instead of `upstream` (e.g. a recording's Replay)
     seen: list[Seen] = field(default_factory=list)
 
     def __enter__(self) -> RecordingProxy:
         proxy = self
-        client = httpx.Client(base_url=self.upstream, timeout=30)
+        client = httpx.Client(base_url=self.upstream, timeout=30, transport=self.transport)
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:

@@ -16,8 +16,6 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 from conformance.coverage import coverage
 from conformance.loader import Endpoint, load_specs
 from conformance.versions import INVENTORY, Inventory, Versions, template_key
