@@ -32,6 +32,7 @@ COUNTS = {"pageviews", "visitors", "visits", "bounces", "totaltime", "views", "y
 EXAMPLES = "examples.json"
 MARKER = re.compile(r"(<!--status:(?P<id>[a-z0-9-]+/[a-z0-9-]+)-->)(?P<body>.*?)(<!--status-end-->)", re.S)
 TABLE_MARKER = re.compile(r"(<!--table:(?P<area>[a-z0-9-]+)-->\n)(?P<body>.*?)(<!--table-end-->)", re.S)
+OPENING = re.compile(r"<!--(?:status:[a-z0-9-]+/[a-z0-9-]+|table:[a-z0-9-]+)-->")  # of either block
 EXAMPLE_NOTE = ("Ids, times (as 2000-01-01, epoch 946684800000) and traffic counts (as 1) are normalised: they "
                 "change from run to run.")
 
@@ -161,33 +162,42 @@ def render_docs(results: Path | dict[str, Any], out: Path, history_dir: Path | N
     return written
 
 
-def update_markers(markdown: Path, results_path: Path, docs_link: str = "") -> int:
+def update_markers(markdown: Path, results_path: Path, docs_link: str = "") -> tuple[int, list[str]]:
     """Replace `<!--status:area/name-->...<!--status-end-->` and `<!--table:area-->...<!--table-end-->`
-    blocks in `markdown` in place; text outside them is untouched. Returns the number replaced."""
+    blocks in `markdown` in place; text outside them is untouched. Returns the number replaced and the markers
+    left as they were, each as `file:line: marker why`: one without an end of its own (the text up to another
+    block's end is never swallowed), a table marker without a line break after it, one naming nothing of the
+    results."""
     model = build_model(umami_results.load(results_path))
     endpoints = {ep_id: ep for area in model["areas"].values() for ep_id, ep in area["endpoints"].items()}
     table = _environment().get_template("_area_table.md.j2")
-    count = 0
-
-    def status(m: re.Match[str]) -> str:
-        nonlocal count
-        ep = endpoints.get(m.group("id"))
-        if ep is None:
-            return m.group(0)
-        count += 1
-        return f"{m.group(1)}{ep['status']}{m.group(4)}"
-
-    def area_table(m: re.Match[str]) -> str:
-        nonlocal count
-        area = model["areas"].get(m.group("area"))
-        if area is None:
-            return m.group(0)
-        count += 1
-        body = table.render(area=area, name=m.group("area"), link_base=docs_link, **model)
-        return f"{m.group(1)}{body}{m.group(4)}"
-
     text = markdown.read_text(encoding="utf-8")
-    new = TABLE_MARKER.sub(area_table, MARKER.sub(status, text))
+    parts: list[str] = []  # the text with the blocks filled, four parts per block
+    problems: list[str] = []
+    done = 0  # where the text not yet copied begins
+    for opening in OPENING.finditer(text):
+        status = opening.group(0).startswith("<!--status:")
+        block = (MARKER if status else TABLE_MARKER).match(text, opening.start())
+        following = OPENING.search(text, opening.end())
+        why = None
+        if block is None:
+            why = "has no <!--table-end-->" if not status and text.startswith("\n", opening.end()) else \
+                "has no <!--status-end-->" if status else "is not followed by a line break"
+        elif following is not None and following.start() < block.end():
+            why = f"has no {block.group(4)} of its own"
+        else:
+            ep, area = (endpoints.get(block.group("id")), None) if status else (None, model["areas"].get(
+                block.group("area")))
+            if ep is None and area is None:
+                why = f"names no {'endpoint' if status else 'area'} of the results"
+            else:
+                body = ep["status"] if ep else table.render(area=area, name=block.group("area"),
+                                                            link_base=docs_link, **model)
+                parts += [text[done:block.start()], block.group(1), body, block.group(4)]
+                done = block.end()
+        if why:
+            problems.append(f"{markdown}:{text.count(chr(10), 0, opening.start()) + 1}: {opening.group(0)} {why}")
+    new = "".join(parts) + text[done:]
     if new != text:
         markdown.write_text(new, encoding="utf-8")
-    return count
+    return len(parts) // 4, problems

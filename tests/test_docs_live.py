@@ -101,7 +101,8 @@ def test_marker_blocks_are_replaced_in_place(two_runs, tmp_path: Path) -> None:
               "<!--table:me-->\nold table\n<!--table-end-->\n\nUnknown: <!--status:nope/nothing-->x<!--status-end-->\n"
               "Tail text.\n")
     readme.write_text(before)
-    assert update_markers(readme, a / "results.json", "docs/") == 2
+    assert update_markers(readme, a / "results.json", "docs/") == (
+        2, [f"{readme}:9: <!--status:nope/nothing--> names no endpoint of the results"])
     after = readme.read_text()
     assert "Login: <!--status:auth/login-->✅<!--status-end--> keep this." in after
     assert "old table" not in after and "| [me/get](docs/endpoints/me/get.md) |" in after

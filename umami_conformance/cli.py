@@ -335,7 +335,10 @@ def cmd_docs(args: argparse.Namespace) -> int:
     print(f"{args.out}: {len(written)} files")
     for markdown in args.markers:
         link = os.path.relpath(args.out, markdown.parent) + "/"
-        print(f"{markdown}: {update_markers(markdown, results, link)} marker block(s) updated")
+        updated, problems = update_markers(markdown, results, link)
+        print(f"{markdown}: {updated} marker block(s) updated")
+        for problem in problems:
+            print(f"umami-conformance: warning: {problem}", file=sys.stderr)
     return ExitCode.OK
 
 
