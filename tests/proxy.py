@@ -30,7 +30,8 @@ class Seen:
     request_body: bytes
     status: int
     response_body: bytes
-    at: float
+    at: float  # when the answer was sent (time.monotonic)
+    request_headers: dict[str, str] = field(default_factory=dict)  # as forwarded (no hop-by-hop headers)
 
 
 BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -101,7 +102,7 @@ class RecordingProxy:
                         if changed:
                             status, content = changed[0], changed[1]
                             out_headers.update(changed[2] if len(changed) > 2 else {})
-                proxy.seen.append(Seen(self.command, self.path, body, status, content, time.monotonic()))
+                proxy.seen.append(Seen(self.command, self.path, body, status, content, time.monotonic(), headers))
                 self.send_response(status)
                 for k, v in out_headers.items():
                     self.send_header(k, v)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,24 @@ def test_the_document_is_valid_openapi_3_1(exported: tuple[str, dict]) -> None:
     assert "umami-conformance.local" not in json.dumps(doc)  # every $ref bundled into components
 
 
+def _one_path(doc: dict) -> dict:
+    """The document cut to its first path and the component schemas that path needs (validating the whole
+    document takes seconds; that the validator rejects a broken one is as well shown on a small one)."""
+    path = next(iter(doc["paths"]))
+    schemas, needed, todo = doc["components"]["schemas"], set(), [doc["paths"][path]]
+    while todo:
+        for name in re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(todo.pop())):
+            if name not in needed:
+                needed.add(name)
+                todo.append(schemas[name])
+    return {**doc, "paths": {path: doc["paths"][path]},
+            "components": {**doc["components"], "schemas": {k: v for k, v in schemas.items() if k in needed}}}
+
+
 def test_the_validator_rejects_a_broken_document(exported: tuple[str, dict]) -> None:
     _, doc = exported
+    doc = _one_path(doc)
+    validate(doc)
     broken = copy.deepcopy(doc)
     op = next(iter(broken["paths"].values()))
     next(iter(op.values()))["responses"]["200"] = {"content": {}}  # a response without its description

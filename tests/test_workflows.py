@@ -49,17 +49,31 @@ def _lint(tools: Path, files: list[Path]) -> list[dict]:
     return json.loads(proc.stdout)
 
 
-def test_workflows_pass_actionlint(actionlint: Path) -> None:
+BROKEN = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n"
+
+
+@pytest.fixture(scope="module")
+def linted(actionlint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
+    """actionlint's errors per file name, in one run (starting actionlint takes seconds): the project's workflows,
+    a broken workflow (bad.yml) and the action's steps as a reusable workflow (action-as-workflow.yml)."""
+    tmp = tmp_path_factory.mktemp("actionlint")
+    (tmp / "bad.yml").write_text(BROKEN)
+    (tmp / "action-as-workflow.yml").write_text(_action_as_workflow())
+    files = [*sorted((ROOT / ".github" / "workflows").glob("*.yml")), tmp / "bad.yml", tmp / "action-as-workflow.yml"]
+    errors: dict[str, list[dict]] = {f.name: [] for f in files}
+    for error in _lint(actionlint, files):
+        errors[Path(error["file"]).name].append(error)
+    return errors
+
+
+def test_workflows_pass_actionlint(linted: dict[str, list[dict]]) -> None:
     files = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
     assert {f.name for f in files} >= {"tests.yml", "conformance.yml", "upgrade-check.yml"}
-    assert _lint(actionlint, files) == []
+    assert {f.name: linted[f.name] for f in files} == {f.name: [] for f in files}
 
 
-def test_actionlint_catches_a_broken_workflow(actionlint: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo ${{ github.nope }}\n")
-    errors = _lint(actionlint, [bad])
+def test_actionlint_catches_a_broken_workflow(linted: dict[str, list[dict]]) -> None:
+    errors = linted["bad.yml"]
     assert errors and errors[0]["line"] == 6
 
 
@@ -101,7 +115,18 @@ def test_action_metadata_matches_the_github_action_schema() -> None:
     assert {"results", "findings", "security"} <= set(action["outputs"])
 
 
-def test_action_steps_pass_actionlint_and_keep_secrets_off_command_lines(actionlint: Path, tmp_path: Path) -> None:
+def _action_as_workflow() -> str:
+    """The action's steps as a reusable workflow with the same inputs, which actionlint lints."""
+    import yaml
+    action = _action()
+    flow = {"on": {"workflow_call": {"inputs": {k: {"type": "string", "required": bool(v.get("required")),
+                                                    **({"default": v["default"]} if "default" in v else {})}
+                                                for k, v in action["inputs"].items()}}},
+            "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": action["runs"]["steps"]}}}
+    return yaml.safe_dump(flow, sort_keys=False)
+
+
+def test_action_steps_pass_actionlint_and_keep_secrets_off_command_lines(linted: dict[str, list[dict]]) -> None:
     import yaml
     action = _action()
     text = (ROOT / "action.yml").read_text()
@@ -110,13 +135,7 @@ def test_action_steps_pass_actionlint_and_keep_secrets_off_command_lines(actionl
     for step in action["runs"]["steps"]:
         for name in SECRET_INPUTS:  # secrets reach the tool through env only, never a command line
             assert f"inputs.{name}" not in step.get("run", ""), step
-    flow = {"on": {"workflow_call": {"inputs": {k: {"type": "string", "required": bool(v.get("required")),
-                                                    **({"default": v["default"]} if "default" in v else {})}
-                                                for k, v in action["inputs"].items()}}},
-            "jobs": {"action": {"runs-on": "ubuntu-latest", "steps": action["runs"]["steps"]}}}
-    as_workflow = tmp_path / "action-as-workflow.yml"
-    as_workflow.write_text(yaml.safe_dump(flow, sort_keys=False))
-    assert _lint(actionlint, [as_workflow]) == []
+    assert linted["action-as-workflow.yml"] == []
     # The workflows that use the action give only its inputs, and every required one.
     for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
         for job in yaml.safe_load(path.read_text())["jobs"].values():
