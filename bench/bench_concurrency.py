@@ -1,6 +1,7 @@
 """Benchmark: a full run against the server's own limit, sequential and concurrent, near and far.
 
     .venv/bin/python bench/bench_concurrency.py [--concurrency 4] [--latency-ms 20] [--runs 1] [--recording FILE]
+                                                [--offline]
 
 Against the local real Umami (started if needed), side by side:
 - the suite's wall time (a whole `umami-conformance run`, process start to reports and docs written), with
@@ -16,15 +17,21 @@ Against the local real Umami (started if needed), side by side:
 - requests per second of each;
 - the same two runs through a proxy that adds `--latency-ms` to every request (a server farther away);
 - the wall time of `umami-conformance recheck` of a full recording (default: the 3.1.0 one of tests/recordings), and of
-  rendering the docs from the concurrent run's results.json.
+  rendering the docs from the concurrent run's results.json;
+- the scheduler at a distance, without a server (alone with --offline): the recording served over HTTP by a child
+  process, `--latency-ms` away; a whole `run` there with --concurrency 1 and N, then a bare ThreadPoolExecutor
+  sending the very requests the concurrent run sent, in its order, 1 and N at a time, to the same kind of server;
+  both speed-ups side by side and their ratio (the suite's over the pool's).
 Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -32,6 +39,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +189,94 @@ def docs_wall(results: dict[str, Any], runs: int = 3) -> float:
     return statistics.median(walls)
 
 
+def _serve(recording: Path, latency: float, log: Path, ready: Any, stop: Any) -> None:
+    """In a child process: answer from `recording` over HTTP, `latency` seconds away, until `stop`; then write
+    every request it answered to `log` (JSON lines: method, path, headers, body in base64, when answered)."""
+    from conformance.loader import DEFAULT_SPECS, load_specs
+    from conformance.replay import Replay
+    specs = load_specs(DEFAULT_SPECS)
+    replay = Replay.load([recording], [e.path for e in specs.endpoints] + list(specs.inventory.templates))
+    with RecordingProxy("http://umami", transport=replay, delay=latency) as proxy:
+        ready.put(proxy.url)
+        stop.wait()
+        seen = list(proxy.seen)
+    log.write_text("".join(json.dumps({"method": s.method, "path": s.path, "headers": s.request_headers,
+                                       "body": base64.b64encode(s.request_body).decode(), "at": s.at}) + "\n"
+                           for s in seen))
+
+
+@contextlib.contextmanager
+def served(recording: Path, latency: float, log: Path) -> Iterator[str]:
+    """A recording served over HTTP by a child process (its own interpreter: the clients here do not slow it),
+    `latency` seconds away: its URL. The requests it answered are in `log` afterwards."""
+    ctx = multiprocessing.get_context("fork")
+    ready, stop = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_serve, args=(recording, latency, log, ready, stop))
+    child.start()
+    try:
+        yield ready.get(timeout=120)
+    finally:
+        stop.set()
+        child.join(60)
+
+
+def _answered(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@dataclass
+class Far:
+    """The scheduler at a distance, offline: the suite's and a bare pool's wall times, 1 and N at a time."""
+
+    requests: int = 0
+    suite_one: float = 0.0  # whole runs (process start to reports)
+    suite_many: float = 0.0
+    sent_one: float = 0.0  # from the first request answered to the last (the suite's sending alone)
+    sent_many: float = 0.0
+    pool_one: float = 0.0
+    pool_many: float = 0.0
+
+
+def far_offline(recording: Path, concurrency: int, latency: float) -> Far:
+    """A whole `run` against `recording` served `latency` away, --concurrency 1 and N; then the requests the
+    concurrent run sent, sent again in its order by a bare ThreadPoolExecutor, 1 and N at a time, each time to a
+    fresh server of the same recording (its answers do not depend on what was asked before)."""
+    far = Far()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UMAMI_")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, concurrency):
+            log = Path(tmp) / f"suite-{n}.jsonl"
+            with served(recording, latency, log) as url:
+                _, wall, _ = timed_run(url, env, "--concurrency", str(n), "--retries", "0", "--no-docs")
+            answered = _answered(log)
+            sent = answered[-1]["at"] - answered[0]["at"]
+            if n == 1:
+                far.suite_one, far.sent_one = wall, sent
+            else:
+                far.suite_many, far.sent_many, far.requests = wall, sent, len(answered)
+                requests = [httpx.Request(a["method"], "http://umami" + a["path"], headers=a["headers"],
+                                          content=base64.b64decode(a["body"])) for a in answered]
+        for n in (1, concurrency):
+            with served(recording, latency, Path(tmp) / f"pool-{n}.jsonl") as url:
+                wall, _ = send_all(requests, n, url)
+            far.pool_one, far.pool_many = (wall, far.pool_many) if n == 1 else (far.pool_one, wall)
+    return far
+
+
+def print_far(far: Far, recording: Path, concurrency: int, latency_ms: float) -> None:
+    n = concurrency
+    print(f"{latency_ms:g} ms away, offline: {recording.name} served over HTTP by a child process, "
+          f"{far.requests} requests")
+    print(f"{'':<38} {'1 at a time':>11} {f'{n} at a time':>11} {'speed-up':>9}")
+    for name, one, many in (("suite, whole run", far.suite_one, far.suite_many),
+                            ("suite, first to last request", far.sent_one, far.sent_many),
+                            ("bare pool, the same requests", far.pool_one, far.pool_many)):
+        print(f"{name:<38} {one:>10.2f}s {many:>10.2f}s {one / many:>8.2f}x")
+    pool = far.pool_one / far.pool_many
+    print(f"suite's speed-up / bare pool's: {far.suite_one / far.suite_many / pool:.2f} (whole run), "
+          f"{far.sent_one / far.sent_many / pool:.2f} (first to last request); target >= 0.9")
+
+
 def row(name: str, wall: float, requests: int, limit: float | None = None) -> str:
     ratio = f"{wall / limit:>8.2f}x" if limit else f"{'':>9}"
     return f"{name:<38} {wall:>8.2f} {requests:>9} {requests / wall:>8.1f} {ratio}"
@@ -192,8 +288,14 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=1, help="whole runs per figure (the median is printed)")
     parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
+    parser.add_argument("--offline", action="store_true",
+                        help="only the scheduler at a distance, against the recording (no local server)")
     args = parser.parse_args()
     n = args.concurrency
+    far = far_offline(args.recording, n, args.latency_ms / 1000)
+    if args.offline:
+        print_far(far, args.recording, n, args.latency_ms)
+        return 0
     url, env = local_server()
     replay = bare_replay(url, env, n, args.latency_ms / 1000)
     seq_wall, seq_requests, _ = suite(url, env, 1, args.runs)
@@ -223,6 +325,7 @@ def main() -> int:
     print(f"recheck {args.recording.name}: " + (f"{recheck:.2f} s (target <= 2 s)" if recheck is not None
                                                else "not measured (no such file)"))
     print(f"docs render ({len(results['items'])} items): {docs:.3f} s (target <= 0.3 s)")
+    print_far(far, args.recording, n, args.latency_ms)
     return 0
 
 
