@@ -8,8 +8,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from conformance.client import HASH_VALUE, REDACTED, REDACTED_HASH, Exchange, Redactor
+from conformance.client import Exchange
 from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
+from conformance.redact import HASH_VALUE, REDACTED, REDACTED_HASH, Redactor
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {

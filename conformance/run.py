@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import Version
 
 from conformance import __version__
-from conformance.client import REDACTED, Credential, UmamiClient
+from conformance.client import Credential, UmamiClient
 from conformance.contract import Contract
 from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
@@ -22,6 +22,7 @@ from conformance.har import HarRecorder
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
 from conformance.options import Options
+from conformance.redact import REDACTED
 from conformance.replay import Replay
 from conformance.sandbox import Sandbox, deletion_notes, new_prefix
 from conformance.versions import Answer, Detected, fingerprint
