@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance.checks import CLASSES
 from conformance.loader import ROLES, Endpoint, SpecSet
-from conformance.sandbox import PREFIX_PATTERN
+from conformance.objects import PREFIX_PATTERN
 
 # Worst first. `error`: the tool itself failed on the item (a bug to report), never the server's answer.
 OUTCOMES = {
