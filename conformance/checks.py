@@ -8,11 +8,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from conformance.client import HASH_VALUE, REDACTED, REDACTED_HASH, Exchange, Redactor
+from conformance.client import Exchange
 from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
+from conformance.redact import HASH_VALUE, REDACTED, REDACTED_HASH, Redactor
 from umami_results.vocabulary import FINDING_CLASSES
 
-# Most severe first; the terminal summary and the docs group findings in this order.
+
 def class_rank(cls: str) -> int:
     """The position of a finding class, most severe (security) first; unknown classes last."""
     return list(FINDING_CLASSES).index(cls) if cls in FINDING_CLASSES else len(FINDING_CLASSES)

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from conformance.loader import ROLES, Endpoint, SpecSet
-from conformance.sandbox import PREFIX_PATTERN
+from conformance.objects import PREFIX_PATTERN
 from umami_results.vocabulary import FINDING_CLASSES, FINDING_GROUPS, OUTCOMES, SKIP_CODES
 
 

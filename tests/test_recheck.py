@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from conformance import server
-from conformance.client import NOT_RECORDED_HEADER, REPLAYED_HEADER, Redactor
+from conformance.client import NOT_RECORDED_HEADER, REPLAYED_HEADER
 from conformance.har import HarRecorder, exchange_item, load_har
+from conformance.redact import Redactor
 
 from conformance.replay import Recording, Replay, Templates, body_key, identities_of, query_key
 from conformance.versions import template_key
