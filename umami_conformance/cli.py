@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = Non
     """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
     commands in one process may pass one that keeps what it loaded)."""
     from conformance.loader import load_specs
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # an environment variable the parser reads for a default
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     args.load_specs = load or load_specs
     try:
         return int(COMMANDS[args.command](args))
