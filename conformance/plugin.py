@@ -4,6 +4,7 @@ prints the summary."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +14,15 @@ import pytest
 
 from conformance import options as opts
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, Outcome, SessionOutcome, area_items, discovery_items, \
-    finish_session, run_batch, setup_failed, setup_results
+from conformance.engine import Item, ItemResult, SessionOutcome, area_items, discovery_items, finish_session, \
+    run_batch, setup_failed, setup_results
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
 from conformance.known import load_known
 from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from conformance.options import Options
 from conformance.run import UmamiRun
+from umami_results.vocabulary import Outcome
 
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
@@ -38,16 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOME_KEY] = SessionOutcome()
     config.stash[RUN_KEY] = None
+    specs_dir = Path(config.getoption("umami_specs") or os.environ.get(opts.BY_NAME["specs"].env or "")
+                     or DEFAULT_SPECS).resolve()
+    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
+               Path(a).resolve() == specs_dir for a in config.args):
+        return  # not a session of the specs: their options and environment variables are not read
     try:
         options = Options.from_values(
             {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
-    except ConformanceError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    specs_dir = options.specs_dir
-    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
-               Path(a).resolve() == specs_dir for a in config.args):
-        return
-    try:
         specs = load_specs(specs_dir)
     except ConformanceError as exc:
         raise pytest.UsageError(str(exc)) from None

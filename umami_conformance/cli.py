@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = Non
     """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
     commands in one process may pass one that keeps what it loaded)."""
     from conformance.loader import load_specs
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # an environment variable the parser reads for a default
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     args.load_specs = load or load_specs
     try:
         return int(COMMANDS[args.command](args))
@@ -356,8 +360,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from conformance.cleanup import find_leftovers, remove, remove_kept, write_ledger
     from conformance.client import Target, UmamiClient
-    from conformance.sandbox import Created, find_leftovers, remove, remove_kept, write_ledger
+    from conformance.objects import Created
     local = None if args.url else server.status()
     url = args.url or (local.url if local else None)
     if not url:
