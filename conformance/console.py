@@ -9,7 +9,9 @@ from pathlib import Path
 
 from conformance import __version__
 from conformance.checks import CLASSES, class_rank
-from conformance.engine import READ_ONLY_NO_WEBSITE, ItemResult, Outcome, SessionOutcome, skip_group
+from conformance.driver import SessionOutcome
+from conformance.execute import READ_ONLY_NO_WEBSITE, skip_group
+from conformance.items import ItemResult, Outcome
 from conformance.known import stale
 from conformance.run import UmamiRun
 

@@ -13,14 +13,15 @@ import pytest
 
 from conformance import options as opts
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, Outcome, SessionOutcome, area_items, discovery_items, \
-    finish_session, run_batch, setup_failed, setup_results
+from conformance.driver import SessionOutcome, finish_session, setup_failed, setup_results
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
+from conformance.items import Item, ItemResult, Outcome, area_items, discovery_items
 from conformance.known import load_known
 from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from conformance.options import Options
 from conformance.run import UmamiRun
+from conformance.schedule import run_batch
 
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()

@@ -27,7 +27,7 @@ from conformance.sandbox import Sandbox, deletion_notes, new_prefix
 from conformance.versions import Answer, Detected, fingerprint
 
 if TYPE_CHECKING:
-    from conformance.engine import ItemResult
+    from conformance.items import ItemResult
 
 
 @dataclass

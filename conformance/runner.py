@@ -1,5 +1,5 @@
 """The CLI's runner: the engine's items without pytest in the loop. It selects items with pytest's -k and -m
-expressions (areas, `negative` and `discovery` are the markers), runs them in order (engine.run_all, with
+expressions (areas, `negative` and `discovery` are the markers), runs them in order (schedule.run_all, with
 --concurrency), prints progress, the failures and the summary (console.py), and writes junit.xml."""
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, Kind, Outcome, SessionOutcome, collect, finish_session, run_all, \
-    setup_failed, setup_results
+from conformance.driver import SessionOutcome, finish_session, setup_failed, setup_results
 from conformance.errors import ConformanceError, ServerGone, UsageError
 from conformance.har import exchange_item
+from conformance.items import Item, ItemResult, Kind, Outcome, collect
 from conformance.known import load_known
 from conformance.loader import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.run import UmamiRun
+from conformance.schedule import run_all
 
 # How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
 MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from conformance.client import Credential
-from conformance.engine import Item, ItemResult, _execute
+from conformance.execute import _execute
+from conformance.items import Item, ItemResult
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.sandbox import Created, Sandbox, deletion_notes, find_leftovers, remove, removal_order

@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from conformance import engine
+from conformance import schedule
 from conformance.client import Target, UmamiClient, tallied
-from conformance.engine import Item, Kind, batch, collect, lane, run_items
+from conformance.items import Item, Kind, collect
+from conformance.schedule import batch, lane, run_items
 from conformance.errors import ServerGone
 
 from conftest import bundled_specs, cli_in_process
@@ -84,7 +85,7 @@ def test_the_pool_keeps_the_order_and_its_bound(monkeypatch: pytest.MonkeyPatch)
             running[0] -= 1
         return item.id
 
-    monkeypatch.setattr(engine, "run_item", fake_run_item)
+    monkeypatch.setattr(schedule, "run_item", fake_run_item)
     assert run_items(_run(), items, 3) == [i.id for i in items]
     assert 1 <= peak[0] <= 3
     peak[0] = 0
@@ -101,7 +102,7 @@ def test_a_server_gone_in_the_pool_stops_the_items_not_started(monkeypatch: pyte
             raise gone
         return item.id
 
-    monkeypatch.setattr(engine, "run_item", fake_run_item)
+    monkeypatch.setattr(schedule, "run_item", fake_run_item)
     results = run_items(_run(), items, 1)
     assert results[:3] == [items[0].id, items[1].id, gone] and results[3:] == [None] * 9
     results = run_items(_run(), items, 2)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import engine
+from conformance import execute
 from conformance.client import Credential
-from conformance.engine import Item, Kind, Outcome, collect, run_item
+from conformance.execute import run_item
 from conformance.errors import Unavailable
+from conformance.items import Item, Kind, Outcome, collect
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.versions import Detected
@@ -66,7 +67,7 @@ def test_a_bug_of_the_tool_is_the_item_s_error_not_a_crash(run: UmamiRun, monkey
     def broken(*args: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(engine, "_check_versions", broken)
+    monkeypatch.setattr(execute, "_check_versions", broken)
     result = run_item(run, _item("admin/users[admin-first-page]"))
     assert result.outcome is Outcome.ERROR
     assert re.fullmatch(r"RuntimeError: a bug \(test_engine\.py:\d+\)", result.reason)

@@ -21,7 +21,7 @@ from conformance.options import cli_flags
 
 from conformance.results import example_body, write_results
 from umami_results import load as load_results
-from conformance.engine import Item, ItemResult, Outcome
+from conformance.items import Item, ItemResult, Outcome
 from conformance.options import Options
 from conformance.run import UmamiRun
 from docgen.report import render_report

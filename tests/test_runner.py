@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.engine import collect
+from conformance.items import collect
 from conformance.runner import select
 
 from conftest import bundled_specs, cli_in_process, in_process, shared_recording

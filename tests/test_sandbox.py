@@ -12,7 +12,8 @@ import pytest
 
 from conformance.client import Credential
 from conformance.loader import Case
-from conformance.engine import Item, ItemResult, _execute
+from conformance.execute import _execute
+from conformance.items import Item, ItemResult
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is_kept, new_prefix, presence, remove,
