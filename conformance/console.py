@@ -1,5 +1,5 @@
 """What a run says on the terminal: the details of a failed item and the "Umami conformance" summary. The CLI's
-runner (runner.py) and the pytest plugin (plugin.py) print the same lines."""
+adapter (cli_adapter.py) and the pytest plugin (plugin.py) print the same lines."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conformance.driver import SessionOutcome
 from conformance.execute import READ_ONLY_NO_WEBSITE, skip_group
 from conformance.items import ItemResult, Outcome
 from conformance.known import stale
-from conformance.run import UmamiRun
+from conformance.session import Session
 
 Line = tuple[str, str]  # text, style: "" or any of "red", "yellow", "bold" joined by spaces
 
@@ -45,24 +45,24 @@ def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:
     return [f"  {path.name}:{n:>4} | {lines[n - 1]}" for n in range(line, min(line + count, len(lines) + 1))]
 
 
-def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], str] = str) -> Iterator[Line]:
+def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str], str] = str) -> Iterator[Line]:
     """The summary after the items: server and version, outcomes, transient failures, tool errors, skips by
     reason, findings by class (security first), known differences, stale entries, the kept set, residue and
     the cleanup. `say` rewrites option names (the CLI's flags instead of pytest's --umami-* options)."""
-    results: list[ItemResult] = run.results
+    results: list[ItemResult] = session.results
     findings = [(r, f) for r in results for f in r.findings]
-    detected = run.detected
-    yield (f"server {run.options.target.url} - Umami {detected.range if detected else 'unknown'} "
+    detected = session.detected
+    yield (f"server {session.options.target.url} - Umami {detected.range if detected else 'unknown'} "
            f"({detected.source if detected else 'not detected'}); tool {__version__}"), ""
-    for part, why in (run.sandbox.seeded.get("skipped", {}) if run.sandbox else {}).items():
+    for part, why in (session.sandbox.seeded.get("skipped", {}) if session.sandbox else {}).items():
         yield f"seeded without {part}: {why}", "yellow"
     outcomes = Counter(r.outcome.value for r in results)
     yield "items: " + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none ran"), ""
     unavailable = [r for r in results if r.outcome is Outcome.UNAVAILABLE]
-    if run.client.retries or unavailable:
+    if session.client.retries or unavailable:
         yield (f"transient failures (502/503/504, dropped connections, timeouts; not drift): "
-               f"{run.client.retries} request(s) retried, {len(unavailable)} item(s) unavailable after "
-               f"{run.options.target.retries} retries"), "yellow"
+               f"{session.client.retries} request(s) retried, {len(unavailable)} item(s) unavailable after "
+               f"{session.options.target.retries} retries"), "yellow"
         for r in unavailable:
             yield f"  {r.id}: {r.reason}", ""
     for r in (r for r in results if r.outcome is Outcome.ERROR):
@@ -70,7 +70,7 @@ def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], s
     skipped = Counter(skip_group(r.reason or "") for r in results if r.outcome is Outcome.SKIPPED)
     for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
         yield f"  skipped {n}: {say(reason)}", ""
-    if run.read_only and not run.options.website_id and skipped.get(READ_ONLY_NO_WEBSITE):
+    if session.read_only and not session.options.website_id and skipped.get(READ_ONLY_NO_WEBSITE):
         yield say(f"{READ_ONLY_NO_WEBSITE}: {skipped[READ_ONLY_NO_WEBSITE]} items that read one website were "
                   "skipped; pass --umami-website-id with the id of an existing website to check them"), "yellow"
     for cls in CLASSES:
@@ -92,18 +92,18 @@ def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], s
                "specs/known-differences.yaml:"), "yellow"
         for (endpoint, cls, reason), n in sorted(known.items(), key=lambda kv: (class_rank(kv[0][1]), kv[0])):
             yield f"  {endpoint} [{cls}] x{n}: {reason}", ""
-    for entry in stale(run.known, [r.as_dict() for r in results], run.read_only, run.server_versions):
+    for entry in stale(session.known, [r.as_dict() for r in results], session.read_only, session.server_versions):
         yield f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", "yellow"
-    kept = list(run.sandbox.kept.values()) if run.sandbox else []
+    kept = list(session.sandbox.kept.values()) if session.sandbox else []
     if kept:
         yield (f"kept set on this server, which cannot delete websites ({len(kept)} object(s), reused by every "
                "run, never more):"), "yellow"
         for k in kept:
             traffic = f", traffic {k['traffic']}" if "traffic" in k else ""
             yield f"  {k['kind']} {k['name']} ({k['id']}): {'reused' if k['reused'] else 'created'}{traffic}", ""
-    if run.residue:
-        yield f"could not remove {len(run.residue)} object(s) the run created:", "red"
-        for r in run.residue:
+    if session.residue:
+        yield f"could not remove {len(session.residue)} object(s) the run created:", "red"
+        for r in session.residue:
             yield f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}", ""
     if outcome.cleanup:
-        yield outcome.cleanup, "yellow" if run.residue else ""
+        yield outcome.cleanup, "yellow" if session.residue else ""

@@ -18,7 +18,7 @@ from conformance.items import Item, ItemResult, Outcome
 from conformance.known import apply_known
 from conformance.loader import Case, Endpoint
 from conformance.results import write_results
-from conformance.run import UmamiRun
+from conformance.session import Session
 from conformance.versions import Versions, path_regex
 
 @dataclass
@@ -31,85 +31,85 @@ class SessionOutcome:
     cleanup: str = ""  # what the cleanup removed and what remains
 
 
-def setup_results(run: UmamiRun) -> list[ItemResult]:
+def setup_results(session: Session) -> list[ItemResult]:
     """The set-up's drift (answers the run worked around) as results of the endpoints the requests went to,
     case `setup`, one per endpoint and role: a drift there is a finding like any other."""
     results: dict[str, ItemResult] = {}
-    base = httpx.URL(run.options.target.api_base).path.rstrip("/")
-    for drift in run.client.drift:
+    base = httpx.URL(session.options.target.api_base).path.rstrip("/")
+    for drift in session.client.drift:
         ex = drift.exchange
         path = ex.request.url.path.removeprefix(base) or "/"
-        ep = _endpoint_of(run, ex.request.method, path)
-        role = _role_of(run, ex)
+        ep = _endpoint_of(session, ex.request.method, path)
+        role = _role_of(session, ex)
         endpoint = ep or Endpoint(id=f"setup/{ex.request.method.lower()}{re.sub(r'[^a-z0-9]+', '-', path)}",
                                   area="setup", method=ex.request.method, path=path, versions=Versions(""),
                                   source="the run's set-up", summary="", auth={}, cases=[], responses=[],
-                                  file=run.specs.root, line=1)
+                                  file=session.specs.root, line=1)
         item_id = f"{endpoint.id}[{role}-setup]"
         result = results.get(item_id)
         if result is None:
             case = Case(name="setup", line=1, status=drift.expected_status)
-            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role), run.server_version,
+            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role), session.server_version,
                                                    duration=ex.seconds)
-            result.answer = _answer(ex, run)
+            result.answer = _answer(ex, session)
             result.answer.pop("shape")
         finding = Finding(drift.cls, endpoint.id, drift.json_path, drift.expected, drift.actual, drift.message,
                           result.answer["curl"])
-        apply_known([finding], run.known, role, "setup", run.server_versions)
+        apply_known([finding], session.known, role, "setup", session.server_versions)
         result.findings.append(finding)
         result.reason = "; ".join(f.message for f in result.findings)
         result.outcome = Outcome.FAILED if result.open_findings else Outcome.KNOWN
     return list(results.values())
 
 
-def _endpoint_of(run: UmamiRun, method: str, path: str) -> Endpoint | None:
+def _endpoint_of(session: Session, method: str, path: str) -> Endpoint | None:
     """The spec endpoint a request goes to (on this server's versions), the one with fewest parameters."""
-    found = [ep for ep in run.specs.endpoints if ep.method == method and path_regex(ep.path).fullmatch(path)
-             and (run.detected is None or run.detected.applies(ep.versions))]
+    found = [ep for ep in session.specs.endpoints if ep.method == method and path_regex(ep.path).fullmatch(path)
+             and (session.detected is None or session.detected.applies(ep.versions))]
     return min(found, key=lambda ep: ep.path.count("{"), default=None)
 
 
-def _role_of(run: UmamiRun, ex: Exchange) -> str:
+def _role_of(session: Session, ex: Exchange) -> str:
     """Whose request it was: the role whose credential it carried (a login: whose username it sent)."""
     if ex.request.url.path.endswith("/auth/login"):
         try:
             username = json.loads(ex.request.content).get("username")
         except (ValueError, AttributeError):
             username = None
-        sandbox = run.sandbox
+        sandbox = session.sandbox
         labels = {**{label: f"{sandbox.prefix}{label}" for label in sandbox.passwords}, **sandbox.logins} \
             if sandbox else {}
         label = next((label for label, name in labels.items() if name == username), None)
         return {"user": "user", "viewer": "view-only"}.get(label or "", "admin")
-    for role, credential in run.credentials.items():
+    for role, credential in session.credentials.items():
         if ex.request.headers.get(credential.header) == credential.value:
             return role
     return "admin" if {"authorization", "x-umami-api-key"} & set(ex.request.headers) else "anonymous"
 
 
-def finish_session(run: UmamiRun, outcome: SessionOutcome, interrupted: bool) -> None:
+def finish_session(session: Session, outcome: SessionOutcome, interrupted: bool) -> None:
     """After the last item, also after a stop or an interrupt: remove what the sandbox made, then write
     results.json, unless the run produced nothing worth writing (the last good one then stays as it was)."""
     try:
         with exchange_item("cleanup"):
-            run.finish()
+            session.finish()
     except ConformanceError as exc:
-        run.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
-    outcome.cleanup = run.cleanup_summary()
-    empty = nothing_tested(run.results)
+        session.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
+    outcome.cleanup = session.cleanup_summary()
+    empty = nothing_tested(session.results)
     outcome.empty = None if interrupted else empty
-    ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in run.results)
+    ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in session.results)
     if outcome.stopped is not None and not ran:
         outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
     elif not ran:
         outcome.not_written = empty or "no item ran"
     else:
-        write_results(run, interrupted=interrupted)
+        write_results(session, interrupted=interrupted)
 
 
-def setup_failed(run: UmamiRun) -> bool:
+def setup_failed(session: Session) -> bool:
     """Whether the set-up met drift that is not a known difference (a finding like any other)."""
-    return any(r.item.case.name == "setup" and r.outcome is Outcome.FAILED for r in run.results)
+    return any(r.item.case.name == "setup" and r.outcome is Outcome.FAILED for r in session.results)
 
 
 def nothing_tested(results: list[ItemResult]) -> str | None:

@@ -1,4 +1,4 @@
-"""Executing one item (`run_item(session, item) -> ItemResult`): its request, the checks of the answer, the known
+"""Executing one item (`execute_item(session, item) -> ItemResult`): its request, the checks of the answer, the known
 differences; a skip, a transient failure and a tool error are outcomes too."""
 
 from __future__ import annotations
@@ -20,48 +20,48 @@ from conformance.items import Item, ItemResult, Kind, Outcome
 from conformance.known import apply_known
 from conformance.loader import Endpoint
 from conformance.results import example_body, shape
-from conformance.run import UmamiRun
+from conformance.session import Session
 from conformance.values import MissingValue, render
 from conformance.versions import template_key
 
 READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
 NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
 
-def run_item(run: UmamiRun, item: Item) -> ItemResult:
+def execute_item(session: Session, item: Item) -> ItemResult:
     """Check one item against the server (or the recordings). Never raises for the item's own sake: a skip, a
     transient failure, a finding and a tool error are outcomes. Only `ServerGone` (the server stopped
     answering) escapes: the run cannot go on. Every exchange is recorded (and replayed) under the item's id."""
     with exchange_item(item.id), tallied() as tally:
-        return _run_item(run, item, tally)
+        return _execute_item(session, item, tally)
 
 
-def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
-    result = ItemResult(item, run.server_version)
-    reason = skip_reason(item, run)
+def _execute_item(session: Session, item: Item, tally: Tally) -> ItemResult:
+    result = ItemResult(item, session.server_version)
+    reason = skip_reason(item, session)
     if reason:
         result.outcome, result.reason = Outcome.SKIPPED, reason
         return result
     start = time.perf_counter()
     exchange = None
     try:
-        findings, checked, exchange = _execute(item, run, result)
+        findings, checked, exchange = _execute(item, session, result)
     except MissingValue as exc:
-        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], run)
+        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], session)
         return result
     except ServerGone:
         raise
     except Unavailable as exc:  # transient after the retries: not checked, and never drift
-        result.outcome, result.reason = Outcome.UNAVAILABLE, run.client.redactor.text(str(exc))
+        result.outcome, result.reason = Outcome.UNAVAILABLE, session.client.redactor.text(str(exc))
         return result
     except ConformanceError as exc:
         if not tally.not_recorded:
-            result.reason = run.client.redactor.text(str(exc))
+            result.reason = session.client.redactor.text(str(exc))
             return result  # ERROR: a failure of the run's own requests (e.g. a login), reported, not raised
         findings, checked = [], False  # a target or login the replay lacks
     except Exception as exc:  # a bug of the tool must not end the run: it is reported per item
         frame = traceback.extract_tb(exc.__traceback__)[-1]
-        result.reason = run.client.redactor.text(f"{type(exc).__name__}: {exc} ({frame.filename.rsplit('/', 1)[-1]}"
-                                                 f":{frame.lineno})")
+        result.reason = session.client.redactor.text(f"{type(exc).__name__}: {exc} ({frame.filename.rsplit('/', 1)[-1]}"
+                                                     f":{frame.lineno})")
         return result
     finally:
         result.duration = time.perf_counter() - start
@@ -69,13 +69,13 @@ def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
     if tally.not_recorded:
         result.outcome, result.reason = Outcome.SKIPPED, NOT_RECORDED
         return result
-    apply_known(findings, run.known, item.role, item.case.name, run.server_versions)
-    contract = run.contract_once() if findings and exchange is not None else None
+    apply_known(findings, session.known, item.role, item.case.name, session.server_versions)
+    contract = session.contract_once() if findings and exchange is not None else None
     for finding in findings if contract else []:
         finding.contract = contract.verdict(finding, item.endpoint.method, item.endpoint.path, exchange)
     result.schema_checked, result.findings = checked, findings
     if exchange is not None:
-        result.answer = _answer(exchange, run)
+        result.answer = _answer(exchange, session)
     if result.open_findings:
         result.outcome = Outcome.FAILED
     else:
@@ -83,13 +83,13 @@ def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
     return result
 
 
-def _answer(exchange: Exchange, run: UmamiRun) -> dict[str, Any]:
+def _answer(exchange: Exchange, session: Session) -> dict[str, Any]:
     body = exchange.body
     return {"actual_status": exchange.response.status_code,
             "content_type": exchange.response.headers.get("content-type"),
-            "url": run.client.redactor.text(_without_query(exchange.request.url)),
-            "curl": run.client.redactor.curl(exchange.request),
-            "example": example_body(exchange, run.client.redactor),
+            "url": session.client.redactor.text(_without_query(exchange.request.url)),
+            "curl": session.client.redactor.curl(exchange.request),
+            "example": example_body(exchange, session.client.redactor),
             "shape": shape(body) if body is not None else None}
 
 
@@ -99,108 +99,108 @@ def _without_query(url: httpx.URL) -> str:
     return str(url.copy_with(query=None)) if url.fragment else str(url).partition("?")[0]
 
 
-def skip_reason(item: Item, run: UmamiRun) -> str | None:
+def skip_reason(item: Item, session: Session) -> str | None:
     """Why the item is not checked on this server and in this run, or None."""
     ep, case = item.endpoint, item.case
-    detected = run.detected
+    detected = session.detected
     if detected is not None and not detected.applies(ep.versions):
         return f"not on this server: applies to Umami {ep.versions}, server is {detected.range}"
     if detected is not None and not detected.applies(case.versions):
         return f"not on this server: case applies to Umami {case.versions}, server is {detected.range}"
-    if run.read_only and (ep.writes or case.target):
+    if session.read_only and (ep.writes or case.target):
         return "read-only run: write endpoint not checked"
-    if item.role in run.unavailable:
-        return f"role {item.role!r} not available: {run.unavailable[item.role]}"
-    if item.role != "anonymous" and item.role not in run.credentials:
+    if item.role in session.unavailable:
+        return f"role {item.role!r} not available: {session.unavailable[item.role]}"
+    if item.role != "anonymous" and item.role not in session.credentials:
         return f"role {item.role!r} has no credentials in this run"
-    if case.creates == "website" and run.sandbox is not None and run.sandbox.keeps \
+    if case.creates == "website" and session.sandbox is not None and session.sandbox.keeps \
             and 200 <= item.expected_status < 300:
         return ("not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
                 "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
     return None
 
 
-def _missing_reason(name: str, run: UmamiRun) -> str:
+def _missing_reason(name: str, session: Session) -> str:
     """Why an item that needs `${name}` is skipped."""
-    if run.read_only and name.split(".")[0] == "website" and not run.options.website_id:
+    if session.read_only and name.split(".")[0] == "website" and not session.options.website_id:
         return f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read"
-    if run.read_only:
+    if session.read_only:
         return f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has"
     return f"needs ${{{name}}}, which this run does not have"
 
 
-def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+def _execute(item: Item, session: Session, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
     if item.kind is Kind.NEGATIVE:
-        return _negative(item, run, result)
+        return _negative(item, session, result)
     if item.kind is Kind.DISCOVERY:
-        return _discover(item, run)
+        return _discover(item, session)
     if item.kind is Kind.ROUTES:
-        return _routes(run, result)
+        return _routes(session, result)
     ep, case = item.endpoint, item.case
-    context = dict(run.context)
+    context = dict(session.context)
     if case.target:
-        assert run.sandbox is not None
-        context["target"] = run.sandbox.target(case.target)
+        assert session.sandbox is not None
+        context["target"] = session.sandbox.target(case.target)
     path = ep.path.format(**{k: render(v, context) for k, v in case.path_params.items()})
-    auth = run.credentials.get(item.role)
+    auth = session.credentials.get(item.role)
     if case.fresh_login and auth is not None:
-        auth = _fresh_login(item.role, run) or auth
-    exchange = run.client.request(ep.method, path, auth=auth, params=render(case.query, context) or None,
-                                  json_body=render(case.body, context))
+        auth = _fresh_login(item.role, session) or auth
+    exchange = session.client.request(ep.method, path, auth=auth, params=render(case.query, context) or None,
+                                      json_body=render(case.body, context))
     if exchange.not_recorded:
         return [], False, exchange  # skipped: there is no answer to check
     exchange.settled()  # a gateway error that outlived the retries: the item is unavailable
-    if case.creates and run.sandbox is not None and exchange.response.is_success:
-        run.sandbox.adopt(case.creates, exchange.json())
+    if case.creates and session.sandbox is not None and exchange.response.is_success:
+        session.sandbox.adopt(case.creates, exchange.json())
     if case.target and ep.method == "DELETE" and exchange.response.is_success \
             and path == f"/{case.target}s/{context['target']['id']}":
-        run.sandbox.deleted(context["target"]["id"])
-    findings, checked = _check_versions(item, exchange, run, context)
+        session.sandbox.deleted(context["target"]["id"])
+    findings, checked = _check_versions(item, exchange, session, context)
     # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
     # there is no seed to expect, and only the endpoint's schema applies; nor in a replayed answer
     # about other objects (recheck).
-    seeded = run.sandbox is not None and not exchange.other_objects
+    seeded = session.sandbox is not None and not exchange.other_objects
     if seeded and case.schema_uri and exchange.response.status_code == item.expected_status \
             and exchange.response.is_success:
-        missing = run.sandbox.not_seeded(case.needs)
+        missing = session.sandbox.not_seeded(case.needs)
         if missing:  # the sandbox left this out on purpose (results.json seeded.skipped says why)
             result.reason = f"case schema not applied: {missing}"
         else:
-            findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.body,
-                                        run.client.redactor.curl(exchange.request), run.client.redactor,
+            findings += schema_findings(ep, session.specs.validator_for(case.schema_uri), exchange.body,
+                                        session.client.redactor.curl(exchange.request), session.client.redactor,
                                         exchange.replayed)
             checked = True
-    return with_security(_security(ep, exchange, run), findings), checked, exchange
+    return with_security(_security(ep, exchange, session), findings), checked, exchange
 
 
-def _negative(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+def _negative(item: Item, session: Session, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
     """Generated bad inputs for one endpoint; a 5xx is a finding with the smallest request."""
     ep = item.endpoint
-    parts = negative.render_parts(item.case, lambda v: render(v, run.context))
-    failing, sent = negative.find_server_errors(run.client, ep, run.credentials.get(item.role), parts,
-                                                run.options.negative)
+    parts = negative.render_parts(item.case, lambda v: render(v, session.context))
+    failing, sent = negative.find_server_errors(session.client, ep, session.credentials.get(item.role), parts,
+                                                session.options.negative)
     result.reason = f"{sent} generated requests" + ("" if failing else ", no 5xx")
     if failing is None:
         return [], False, None
-    curl = run.client.redactor.curl(failing.request)
+    curl = session.client.redactor.curl(failing.request)
     return [Finding("status-changed", ep.id, "$", "4xx", failing.response.status_code,
                     "server error on a generated bad input (smallest request hypothesis found)", curl)], \
         False, failing
 
 
-def _discover(item: Item, run: UmamiRun) -> tuple[list[Finding], bool, Exchange | None]:
+def _discover(item: Item, session: Session) -> tuple[list[Finding], bool, Exchange | None]:
     """One candidate path: an existing route that no spec describes is a finding."""
-    prober = run.prober
+    prober = session.prober
     # Candidates were filtered at collection; the server's own document only now.
-    paths = (discovery.undescribed(prober.published_paths(), run.specs.endpoints)
+    paths = (discovery.undescribed(prober.published_paths(), session.specs.endpoints)
              if item.case.name == "published" else [item.endpoint.path])
     findings: list[Finding] = []
     last = None
     for path in paths:
-        found = prober.exists(path, run.context)
+        found = prober.exists(path, session.context)
         if found is not None:
             last = found
-            curl = run.client.redactor.curl(found.request)
+            curl = session.client.redactor.curl(found.request)
             findings += security_findings(item.endpoint, found, curl, own=_own_credentials(found))
             findings.append(Finding("undocumented-endpoint", item.endpoint.id, path, "no route or a spec",
                                     f"HTTP {found.response.status_code}",
@@ -208,16 +208,16 @@ def _discover(item: Item, run: UmamiRun) -> tuple[list[Finding], bool, Exchange 
     return findings, False, last
 
 
-def _routes(run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+def _routes(session: Session, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
     """Route evidence, not a check: GET every template of the specs, the candidates and the route inventory
     (those an undocumented item probed already are not sent again); results.json `routes` lists the answers."""
-    prober = run.prober
-    templates = discovery.route_templates(run.specs)
+    prober = session.prober
+    templates = discovery.route_templates(session.specs)
     failed = []
     for template in templates:
         if template_key(template) not in prober.seen:
             try:
-                prober.exists(template, run.context)
+                prober.exists(template, session.context)
             except Unavailable as exc:  # the other templates are still evidence
                 failed.append(str(exc))
     counts = Counter(r.presence for r in prober.seen.values())
@@ -229,20 +229,20 @@ def _routes(run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exc
     return [], False, None
 
 
-def _security(ep: Endpoint, exchange: Exchange, run: UmamiRun) -> list[Finding]:
+def _security(ep: Endpoint, exchange: Exchange, session: Session) -> list[Finding]:
     """Secrets in a success answer, whatever its shape: credentials are allowed only where one of the
     endpoint's response schemas for this status names them, or as the caller's own."""
     status = exchange.response.status_code
     if not exchange.response.is_success:
         return []
-    declared = run.credential_paths.get((ep.id, status))
+    declared = session.credential_paths.get((ep.id, status))
     if declared is None:
         declared = set()
         for spec in ep.responses:
             if spec.status == status and spec.schema is not None:
-                declared |= declared_paths(spec.schema, run.specs.registry.resolver(base_uri=spec.schema_uri))
-        run.credential_paths[(ep.id, status)] = declared
-    return security_findings(ep, exchange, run.client.redactor.curl(exchange.request), declared,
+                declared |= declared_paths(spec.schema, session.specs.registry.resolver(base_uri=spec.schema_uri))
+        session.credential_paths[(ep.id, status)] = declared
+    return security_findings(ep, exchange, session.client.redactor.curl(exchange.request), declared,
                              _own_credentials(exchange))
 
 
@@ -271,7 +271,7 @@ def own_ids(role: str, context: dict[str, Any], exchange: Exchange) -> set[str] 
             if isinstance(context.get(name), dict) and context[name].get("id")}
 
 
-def _check_versions(item: Item, exchange: Exchange, run: UmamiRun,
+def _check_versions(item: Item, exchange: Exchange, session: Session,
                     context: dict[str, Any]) -> tuple[list[Finding], bool]:
     """Check against the shapes of every version the server may be: the answer conforms when it holds for
     one of them; otherwise the findings are those of the newest. `context`: the item's values (its target)."""
@@ -279,15 +279,15 @@ def _check_versions(item: Item, exchange: Exchange, run: UmamiRun,
     own = own_ids(item.role, context, exchange)
     results = []
     seen: set[tuple[str, ...]] = set()
-    for version in run.server_versions or [None]:
+    for version in session.server_versions or [None]:
         responses = ep.responses_for(exchange.response.status_code, version)
-        error_shape = run.specs.error_shape(version)
+        error_shape = session.specs.error_shape(version)
         key = (*(r.schema_uri for r in responses[:1]), error_shape.description if error_shape else "")
         if key in seen:
             continue
         seen.add(key)
-        results.append(check_exchange(ep, item.expected_status, exchange, responses, run.specs.validator_for,
-                                      run.client.redactor, error_shape,
+        results.append(check_exchange(ep, item.expected_status, exchange, responses, session.specs.validator_for,
+                                      session.client.redactor, error_shape,
                                       role_allowed=200 <= ep.auth[item.role] < 300,
                                       own=own))
         if not results[-1][0]:
@@ -295,14 +295,14 @@ def _check_versions(item: Item, exchange: Exchange, run: UmamiRun,
     return results[0]
 
 
-def _fresh_login(role: str, run: UmamiRun) -> Credential | None:
+def _fresh_login(role: str, session: Session) -> Credential | None:
     """A new session for `role` (None where the role does not log in, e.g. an API key)."""
-    target = run.options.target
+    target = session.options.target
     if role == "admin" and target.username and target.password and not target.api_key:
-        return run.client.login(target.username, target.password)
+        return session.client.login(target.username, target.password)
     label = {"user": "user", "view-only": "viewer"}.get(role)
-    if label and run.sandbox is not None and label in run.sandbox.passwords:
-        return run.sandbox.login_again(label)
+    if label and session.sandbox is not None and label in session.sandbox.passwords:
+        return session.sandbox.login_again(label)
     return None
 
 

@@ -1,5 +1,5 @@
 """pytest plugin (pytest11 entry point): each spec file becomes a pytest file and each endpoint x role x case an
-item. The engine (engine.py) runs them; the plugin only collects, maps each result to pass, fail or skip, and
+item. The session driver (driver.py) runs them; the plugin only collects, maps each result to pass, fail or skip, and
 prints the summary."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from conformance.items import Item, ItemResult, Outcome, area_items, discovery_i
 from conformance.known import load_known
 from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from conformance.options import Options
-from conformance.run import UmamiRun
-from conformance.schedule import run_batch
+from conformance.session import Session
+from conformance.schedule import execute_batch
 
-RUN_KEY = pytest.StashKey["UmamiRun | None"]()
+SESSION_KEY = pytest.StashKey["Session | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
 OPTIONS_KEY = pytest.StashKey[Options]()
 OUTCOME_KEY = pytest.StashKey[SessionOutcome]()
@@ -38,7 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOME_KEY] = SessionOutcome()
-    config.stash[RUN_KEY] = None
+    config.stash[SESSION_KEY] = None
     try:
         options = Options.from_values(
             {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
@@ -131,11 +131,11 @@ class SpecItem(pytest.Item):
         self.check = check
 
     def runtest(self) -> None:
-        run = _run(self.config)
-        result = _result(self, run)
+        session = _run(self.config)
+        result = _result(self, session)
         if isinstance(result, ServerGone):
-            _stop(self.config, result, run)
-        run.results.append(result)
+            _stop(self.config, result, session)
+        session.results.append(result)
         if result.outcome is Outcome.SKIPPED:
             pytest.skip(result.reason or "skipped")
         if result.outcome is Outcome.UNAVAILABLE:
@@ -160,9 +160,9 @@ class SpecItem(pytest.Item):
         return self.path, self.check.case.line - 1, self.name
 
 
-def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
+def _result(item: SpecItem, session: Session) -> ItemResult | ServerGone:
     """The item's result. With --umami-concurrency N > 1, an item runs together with the items that directly
-    follow it in the same lane (engine.batch), N at a time; each of them then reports its own result when pytest
+    follow it in the same lane (schedule.batch), N at a time; each of them then reports its own result when pytest
     reaches it. A batch ends where the lane changes (a write after reads), so every read sees what it would see
     in a sequential run, and the results come in the same order."""
     done = item.config.stash.setdefault(DONE_KEY, {})
@@ -173,35 +173,35 @@ def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
                                             [n.check if isinstance(n, SpecItem) else None for n in nodes])
         positions, checks = item.config.stash[ORDER_KEY]
         start = positions[item.nodeid]
-        ran = run_batch(run, checks, start, item.config.stash[OPTIONS_KEY].concurrency)
+        ran = execute_batch(session, checks, start, item.config.stash[OPTIONS_KEY].concurrency)
         nodes = item.session.items[start:start + len(ran)]
         done.update((node.nodeid, result) for node, (_, result) in zip(nodes, ran, strict=True))
     return done.pop(item.nodeid)
 
 
-def _run(config: pytest.Config) -> UmamiRun:
+def _run(config: pytest.Config) -> Session:
     """The run's session, started at the first item (so a -k that selects nothing sends nothing)."""
-    run = config.stash[RUN_KEY]
-    if run is not None:
-        return run
+    session = config.stash[SESSION_KEY]
+    if session is not None:
+        return session
     if ERROR_KEY in config.stash:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
     specs = config.stash[SPECS_KEY]
-    run = UmamiRun(options=config.stash[OPTIONS_KEY], specs=specs, known=load_known(specs.root))
-    config.stash[RUN_KEY] = run
+    session = Session(options=config.stash[OPTIONS_KEY], specs=specs, known=load_known(specs.root))
+    config.stash[SESSION_KEY] = session
     try:
         with exchange_item("setup"):
-            run.start()
+            session.start()
     except ConformanceError as exc:
-        _stop(config, exc, run)
-    run.results += setup_results(run)
-    return run
+        _stop(config, exc, session)
+    session.results += setup_results(session)
+    return session
 
 
-def _stop(config: pytest.Config, exc: ConformanceError, run: UmamiRun) -> NoReturn:
+def _stop(config: pytest.Config, exc: ConformanceError, session: Session) -> NoReturn:
     """End the session: the server cannot be used (set-up failed, or it stopped answering). Cleanup still runs
     (pytest_sessionfinish), and the CLI adds what it removed and what remains."""
-    message = run.client.redactor.text(str(exc))
+    message = session.client.redactor.text(str(exc))
     config.stash[ERROR_KEY] = message
     config.stash[OUTCOME_KEY].stopped = type(exc)(message)
     pytest.exit(message, returncode=int(exc.exit_code))
@@ -209,27 +209,27 @@ def _stop(config: pytest.Config, exc: ConformanceError, run: UmamiRun) -> NoRetu
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
         return
     outcome = config.stash[OUTCOME_KEY]
-    finish_session(run, outcome, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    finish_session(session, outcome, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if outcome.empty:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
-    elif exitstatus == pytest.ExitCode.OK and setup_failed(run):
+    elif exitstatus == pytest.ExitCode.OK and setup_failed(session):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a drift in the set-up is a finding too
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
         return
     outcome = config.stash[OUTCOME_KEY]
     tr = terminalreporter
     tr.section("Umami conformance")
-    for text, style in summary_lines(run, outcome):
+    for text, style in summary_lines(session, outcome):
         tr.line(text, **dict.fromkeys(style.split(), True))
-    path = run.options.results_path
+    path = session.options.results_path
     if outcome.not_written:
         kept_note = f"{path} of an earlier run is left as it was" if path.exists() else f"{path} was not written"
         tr.line(f"no results: {kept_note} ({outcome.not_written})", yellow=True)

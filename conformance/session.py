@@ -1,5 +1,5 @@
 """The session of one conformance run: options, client, version, sandbox, role credentials, prober, contract,
-and the results of its items. It knows nothing of pytest (see engine.py for the items)."""
+and the results of its items. It knows nothing of pytest (see items.py for the items)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class UmamiRun:
+class Session:
     """One run's session: made before the first item, finished (sandbox removed) after the last."""
 
     options: Options

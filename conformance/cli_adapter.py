@@ -1,5 +1,5 @@
-"""The CLI's runner: the engine's items without pytest in the loop. It selects items with pytest's -k and -m
-expressions (areas, `negative` and `discovery` are the markers), runs them in order (schedule.run_all, with
+"""The CLI's adapter: the engine's items without pytest in the loop. It selects items with pytest's -k and -m
+expressions (areas, `negative` and `discovery` are the markers), runs them in order (schedule.execute_in_batches, with
 --concurrency), prints progress, the failures and the summary (console.py), and writes junit.xml."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from conformance.items import Item, ItemResult, Kind, Outcome, collect
 from conformance.known import load_known
 from conformance.loader import SpecSet
 from conformance.options import Options, cli_flags
-from conformance.run import UmamiRun
-from conformance.schedule import run_all
+from conformance.session import Session
+from conformance.schedule import execute_in_batches
 
 # How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
 MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
@@ -118,31 +118,31 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
     start = time.perf_counter()
     stamp = dt.datetime.now(dt.timezone.utc).isoformat()
     progress = Progress(len(items), out, quiet)
-    run = UmamiRun(options=options, specs=specs, known=load_known(specs.root))
+    session = Session(options=options, specs=specs, known=load_known(specs.root))
     term = signal.signal(signal.SIGTERM, _terminate)
     try:
         try:
             with exchange_item("setup"):
-                run.start()
-            run.results += setup_results(run)
-            for _, result in run_all(run, items, options.concurrency):
+                session.start()
+            session.results += setup_results(session)
+            for _, result in execute_in_batches(session, items, options.concurrency):
                 if isinstance(result, ServerGone):
                     raise result
-                run.results.append(result)
+                session.results.append(result)
                 progress.add(result)
         except ConformanceError as exc:
-            suite.outcome.stopped = type(exc)(run.client.redactor.text(str(exc)))
+            suite.outcome.stopped = type(exc)(session.client.redactor.text(str(exc)))
         except KeyboardInterrupt:
             suite.interrupted = True
         finally:  # also after a bug of the tool: what the run made is removed
             progress.end_line()
-            finish_session(run, suite.outcome, suite.interrupted)
+            finish_session(session, suite.outcome, suite.interrupted)
     finally:
         signal.signal(signal.SIGTERM, term)
     wall = time.perf_counter() - start
-    checked = [r for r in run.results if r.item.case.name != "setup"]
-    suite.failed = setup_failed(run) or any(MARK[r.outcome] == "F" for r in checked)
-    _report(run, suite, checked, wall, out)
+    checked = [r for r in session.results if r.item.case.name != "setup"]
+    suite.failed = setup_failed(session) or any(MARK[r.outcome] == "F" for r in checked)
+    _report(session, suite, checked, wall, out)
     if junit is not None and checked:
         write_junit(junit, checked, wall, stamp)
     return suite
@@ -157,7 +157,7 @@ def _marks(results: list[ItemResult]) -> Counter[str]:
     return Counter(MARK[r.outcome] for r in results)
 
 
-def _report(run: UmamiRun, suite: Suite, results: list[ItemResult], wall: float, out: TextIO) -> None:
+def _report(session: Session, suite: Suite, results: list[ItemResult], wall: float, out: TextIO) -> None:
     """The failures, the summary, and one line of counts."""
     failures = [r for r in results if MARK[r.outcome] == "F"]
     if failures:
@@ -166,7 +166,7 @@ def _report(run: UmamiRun, suite: Suite, results: list[ItemResult], wall: float,
             print(f" {r.id} ".center(PROGRESS_WIDTH, "_"), file=out)
             print("\n".join(failure_lines(r)), file=out)
     print(" Umami conformance ".center(PROGRESS_WIDTH, "="), file=out)
-    for text, _ in summary_lines(run, suite.outcome, cli_flags):
+    for text, _ in summary_lines(session, suite.outcome, cli_flags):
         print(text, file=out)
     marks = _marks(results)
     counts = {"failed": marks["F"], "passed": marks["."], "skipped": marks["s"]}
