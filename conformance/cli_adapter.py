@@ -1,36 +1,23 @@
 """The CLI's adapter: the engine's items without pytest in the loop. It selects items with pytest's -k and -m
-expressions (areas, `negative` and `discovery` are the markers), runs them in order (schedule.execute_in_batches, with
---concurrency), prints progress, the failures and the summary (console.py), and writes junit.xml."""
+expressions (areas, `negative` and `discovery` are the markers) and hands them to the session driver (driver.py),
+with the console (console.py), results.json, junit.xml and the HAR recording as the handlers of its events."""
 
 from __future__ import annotations
 
-import datetime as dt
-import signal
-import socket
 import sys
-import time
-import xml.etree.ElementTree as ET
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from conformance.console import failure_lines, summary_lines
-from conformance.driver import SessionOutcome, finish_session, setup_failed, setup_results
-from conformance.errors import ConformanceError, ServerGone, UsageError
-from conformance.har import exchange_item
-from conformance.items import Item, ItemResult, Kind, Outcome, collect
-from conformance.known import load_known
+from conformance.console import MARK, Console
+from conformance.driver import Driver, setup_failed
+from conformance.errors import UsageError
+from conformance.events import Handler, SessionOutcome
+from conformance.items import Item, Kind, collect
 from conformance.loader import SpecSet
 from conformance.options import Options, cli_flags
-from conformance.session import Session
-from conformance.schedule import execute_in_batches
-
-# How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
-MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
-        Outcome.ERROR: "F", Outcome.SKIPPED: "s", Outcome.UNAVAILABLE: "s"}
-PROGRESS_WIDTH = 80
+from conformance.writers import HarWriter, JUnitWriter, ResultsWriter
 
 
 @dataclass
@@ -78,127 +65,21 @@ def _marked(item: Item) -> Callable[..., bool]:
     return lambda name, /, **kwargs: not kwargs and name in marks
 
 
-class Progress:
-    """One line per spec file, a mark per item (. passed, F failed, s skipped), the share done at the end."""
-
-    def __init__(self, total: int, out: TextIO, quiet: bool) -> None:
-        self.total, self.out, self.quiet = total, out, quiet
-        self.done, self.file, self.width = 0, "", 0
-
-    def add(self, result: ItemResult) -> None:
-        self.done += 1
-        if self.quiet:
-            return
-        name = result.item.endpoint.file.name
-        if name != self.file or self.width >= PROGRESS_WIDTH:
-            self.end_line()
-            self.file = name
-            self.out.write(name + " ")
-            self.width = len(name) + 1
-        self.out.write(MARK[result.outcome])
-        self.width += 1
-
-    def end_line(self) -> None:
-        if self.width:
-            self.out.write(" " * max(1, PROGRESS_WIDTH - self.width) + f"[{100 * self.done // self.total:>3}%]\n")
-            self.out.flush()
-        self.width = 0
-
-
 def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, marker: str | None = None,
               quiet: bool = False, junit: Path | None = None, out: TextIO | None = None) -> Suite:
     """Select, run and report the suite's items; the session starts at the first selected item (a selection
     of none sends nothing), and its cleanup runs whatever happens (also after Ctrl-C and --max-time)."""
-    out = out or sys.stdout
     suite = Suite()
     items = select(collect(specs, options.negative, options.discover), keyword, marker)
     suite.selected = len(items)
     if not items:
         return suite
-    start = time.perf_counter()
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat()
-    progress = Progress(len(items), out, quiet)
-    session = Session(options=options, specs=specs, known=load_known(specs.root))
-    term = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        try:
-            with exchange_item("setup"):
-                session.start()
-            session.results += setup_results(session)
-            for _, result in execute_in_batches(session, items, options.concurrency):
-                if isinstance(result, ServerGone):
-                    raise result
-                session.results.append(result)
-                progress.add(result)
-        except ConformanceError as exc:
-            suite.outcome.stopped = type(exc)(session.client.redactor.text(str(exc)))
-        except KeyboardInterrupt:
-            suite.interrupted = True
-        finally:  # also after a bug of the tool: what the run made is removed
-            progress.end_line()
-            finish_session(session, suite.outcome, suite.interrupted)
-    finally:
-        signal.signal(signal.SIGTERM, term)
-    wall = time.perf_counter() - start
-    checked = [r for r in session.results if r.item.case.name != "setup"]
-    suite.failed = setup_failed(session) or any(MARK[r.outcome] == "F" for r in checked)
-    _report(session, suite, checked, wall, out)
-    if junit is not None and checked:
-        write_junit(junit, checked, wall, stamp)
+    handlers: list[Handler] = [HarWriter(), ResultsWriter(), Console(len(items), out or sys.stdout, quiet, cli_flags)]
+    if junit is not None:
+        handlers.append(JUnitWriter(junit))
+    driver = Driver(options, specs, handlers)
+    suite.outcome = driver.outcome
+    suite.interrupted = driver.drive(items)
+    checked = [r for r in driver.session.results if r.item.case.name != "setup"]
+    suite.failed = setup_failed(driver.session) or any(MARK[r.outcome] == "F" for r in checked)
     return suite
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _marks(results: list[ItemResult]) -> Counter[str]:
-    """How many items failed (F), passed (.) and were skipped (s), as MARK tells them apart."""
-    return Counter(MARK[r.outcome] for r in results)
-
-
-def _report(session: Session, suite: Suite, results: list[ItemResult], wall: float, out: TextIO) -> None:
-    """The failures, the summary, and one line of counts."""
-    failures = [r for r in results if MARK[r.outcome] == "F"]
-    if failures:
-        print(" FAILURES ".center(PROGRESS_WIDTH, "="), file=out)
-        for r in failures:
-            print(f" {r.id} ".center(PROGRESS_WIDTH, "_"), file=out)
-            print("\n".join(failure_lines(r)), file=out)
-    print(" Umami conformance ".center(PROGRESS_WIDTH, "="), file=out)
-    for text, _ in summary_lines(session, suite.outcome, cli_flags):
-        print(text, file=out)
-    marks = _marks(results)
-    counts = {"failed": marks["F"], "passed": marks["."], "skipped": marks["s"]}
-    shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n) or "no items"
-    print(f" {shown} in {wall:.2f}s ".center(PROGRESS_WIDTH, "="), file=out)
-    out.flush()
-
-
-def write_junit(path: Path, results: list[ItemResult], wall: float, stamp: str) -> None:
-    """JUnit XML as CI systems read it: one testcase per item (classname: its spec file), a failure with its
-    findings, a skip with its reason, and the known differences of a passed item as properties."""
-    marks = _marks(results)
-    root = ET.Element("testsuites", name="umami-conformance")
-    suite = ET.SubElement(root, "testsuite", name="umami-conformance", errors="0", failures=str(marks["F"]),
-                          skipped=str(marks["s"]), tests=str(len(results)), time=f"{wall:.3f}", timestamp=stamp,
-                          hostname=socket.gethostname())
-    for r in results:
-        case = ET.SubElement(suite, "testcase", classname=r.item.endpoint.file.name, name=r.id,
-                             time=f"{r.duration:.3f}")
-        if r.outcome is Outcome.KNOWN:
-            properties = ET.SubElement(case, "properties")
-            ET.SubElement(properties, "property", name="outcome", value="known")
-            for f in r.findings:
-                for name, value in (("finding_class", f.cls), ("json_path", f.json_path),
-                                    ("known_reason", f.known)):
-                    ET.SubElement(properties, "property", name=name, value=str(value))
-        elif MARK[r.outcome] == "F":
-            message = "the tool failed" if r.outcome is Outcome.ERROR else f"{len(r.open_findings)} finding(s)"
-            ET.SubElement(case, "failure", message=message).text = "\n".join(failure_lines(r))
-        elif MARK[r.outcome] == "s":
-            reason = r.reason or "skipped"
-            reason = f"unavailable: {reason}" if r.outcome is Outcome.UNAVAILABLE else reason
-            ET.SubElement(case, "skipped", type="skipped", message=reason).text = reason
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

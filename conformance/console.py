@@ -1,21 +1,27 @@
-"""What a run says on the terminal: the details of a failed item and the "Umami conformance" summary. The CLI's
-adapter (cli_adapter.py) and the pytest plugin (plugin.py) print the same lines."""
+"""What a run says on the terminal: the details of a failed item and the "Umami conformance" summary, which the
+CLI's adapter (cli_adapter.py) and the pytest plugin (plugin.py) print the same; and the CLI's console, a handler
+of the session's events: a line of marks per spec file as items finish, then the failures and the summary."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from conformance import __version__
 from conformance.checks import CLASSES, class_rank
-from conformance.driver import SessionOutcome
+from conformance.events import Event, ItemFinished, ItemsDone, SessionFinished, SessionOutcome
 from conformance.execute import READ_ONLY_NO_WEBSITE, skip_group
 from conformance.items import ItemResult, Outcome
 from conformance.known import stale
 from conformance.session import Session
 
 Line = tuple[str, str]  # text, style: "" or any of "red", "yellow", "bold" joined by spaces
+# How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
+MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
+        Outcome.ERROR: "F", Outcome.SKIPPED: "s", Outcome.UNAVAILABLE: "s"}
+PROGRESS_WIDTH = 80
 
 
 def failure_lines(result: ItemResult) -> list[str]:
@@ -107,3 +113,69 @@ def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str]
             yield f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}", ""
     if outcome.cleanup:
         yield outcome.cleanup, "yellow" if session.residue else ""
+
+
+def marks(results: list[ItemResult]) -> Counter[str]:
+    """How many items failed (F), passed (.) and were skipped (s), as MARK tells them apart."""
+    return Counter(MARK[r.outcome] for r in results)
+
+
+class Progress:
+    """One line per spec file, a mark per item (. passed, F failed, s skipped), the share done at the end."""
+
+    def __init__(self, total: int, out: TextIO, quiet: bool) -> None:
+        self.total, self.out, self.quiet = total, out, quiet
+        self.done, self.file, self.width = 0, "", 0
+
+    def add(self, result: ItemResult) -> None:
+        self.done += 1
+        if self.quiet:
+            return
+        name = result.item.endpoint.file.name
+        if name != self.file or self.width >= PROGRESS_WIDTH:
+            self.end_line()
+            self.file = name
+            self.out.write(name + " ")
+            self.width = len(name) + 1
+        self.out.write(MARK[result.outcome])
+        self.width += 1
+
+    def end_line(self) -> None:
+        if self.width:
+            self.out.write(" " * max(1, PROGRESS_WIDTH - self.width) + f"[{100 * self.done // self.total:>3}%]\n")
+            self.out.flush()
+        self.width = 0
+
+
+class Console:
+    """The CLI's terminal: the progress as items finish, then the failures, the summary and a line of counts.
+    `say` rewrites option names (the CLI's flags)."""
+
+    def __init__(self, total: int, out: TextIO, quiet: bool, say: Callable[[str], str] = str) -> None:
+        self.progress, self.out, self.say = Progress(total, out, quiet), out, say
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, ItemFinished):
+            self.progress.add(event.result)
+        elif isinstance(event, ItemsDone):
+            self.progress.end_line()
+        elif isinstance(event, SessionFinished):
+            self.report(event)
+
+    def report(self, event: SessionFinished) -> None:
+        out = self.out
+        results = [r for r in event.session.results if r.item.case.name != "setup"]
+        failures = [r for r in results if MARK[r.outcome] == "F"]
+        if failures:
+            print(" FAILURES ".center(PROGRESS_WIDTH, "="), file=out)
+            for r in failures:
+                print(f" {r.id} ".center(PROGRESS_WIDTH, "_"), file=out)
+                print("\n".join(failure_lines(r)), file=out)
+        print(" Umami conformance ".center(PROGRESS_WIDTH, "="), file=out)
+        for text, _ in summary_lines(event.session, event.outcome, self.say):
+            print(text, file=out)
+        counted = marks(results)
+        counts = {"failed": counted["F"], "passed": counted["."], "skipped": counted["s"]}
+        shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n) or "no items"
+        print(f" {shown} in {event.seconds:.2f}s ".center(PROGRESS_WIDTH, "="), file=out)
+        out.flush()

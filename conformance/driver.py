@@ -1,110 +1,113 @@
-"""The session's end: the set-up's drift as results, and `finish_session` (cleanup, then results.json)."""
+"""The session driver, the one both front ends call (the CLI's adapter and the pytest plugin): start (the set-up),
+the items batch after batch, finish (the cleanup, whatever happened), and the events of it all for the handlers
+(events.py). The CLI hands it the whole loop (`drive`); pytest calls its steps from its hooks."""
 
 from __future__ import annotations
 
-import json
-import re
+import datetime as dt
+import signal
+import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
-import httpx
-
-from conformance.checks import Finding
-from conformance.client import Exchange
-from conformance.execute import _answer
-from conformance.errors import ConformanceError
+from conformance.context import ExecutionContext
+from conformance.errors import ConformanceError, ServerGone
+from conformance.events import Event, Handler, ItemFinished, ItemsDone, SessionFinished, SessionOutcome, \
+    SessionStarted
 from conformance.har import exchange_item
 from conformance.items import Item, ItemResult, Outcome
-from conformance.known import apply_known
-from conformance.loader import Case, Endpoint
-from conformance.results import write_results
+from conformance.known import load_known
+from conformance.loader import SpecSet
+from conformance.options import Options
+from conformance.schedule import execute_batch, execute_in_batches
 from conformance.session import Session
-from conformance.versions import Versions, path_regex
-
-@dataclass
-class SessionOutcome:
-    """What a session tells whoever ran it, beside its results."""
-
-    stopped: ConformanceError | None = None  # a set-up error, or the server gone, that stopped the session
-    not_written: str | None = None  # why results.json was not written (the run produced no results)
-    empty: str | None = None  # why the run tested nothing (every selected item skipped)
-    cleanup: str = ""  # what the cleanup removed and what remains
+from conformance.setup_drift import setup_results
 
 
-def setup_results(session: Session) -> list[ItemResult]:
-    """The set-up's drift (answers the run worked around) as results of the endpoints the requests went to,
-    case `setup`, one per endpoint and role: a drift there is a finding like any other."""
-    results: dict[str, ItemResult] = {}
-    base = httpx.URL(session.options.target.api_base).path.rstrip("/")
-    for drift in session.client.drift:
-        ex = drift.exchange
-        path = ex.request.url.path.removeprefix(base) or "/"
-        ep = _endpoint_of(session, ex.request.method, path)
-        role = _role_of(session, ex)
-        endpoint = ep or Endpoint(id=f"setup/{ex.request.method.lower()}{re.sub(r'[^a-z0-9]+', '-', path)}",
-                                  area="setup", method=ex.request.method, path=path, versions=Versions(""),
-                                  source="the run's set-up", summary="", auth={}, cases=[], responses=[],
-                                  file=session.specs.root, line=1)
-        item_id = f"{endpoint.id}[{role}-setup]"
-        result = results.get(item_id)
-        if result is None:
-            case = Case(name="setup", line=1, status=drift.expected_status)
-            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role), session.server_version,
-                                                   duration=ex.seconds)
-            result.answer = _answer(ex, session)
-            result.answer.pop("shape")
-        finding = Finding(drift.cls, endpoint.id, drift.json_path, drift.expected, drift.actual, drift.message,
-                          result.answer["curl"])
-        apply_known([finding], session.known, role, "setup", session.server_versions)
-        result.findings.append(finding)
-        result.reason = "; ".join(f.message for f in result.findings)
-        result.outcome = Outcome.FAILED if result.open_findings else Outcome.KNOWN
-    return list(results.values())
+class Driver:
+    """One session from its start to its end; every step emits its events to the handlers, in their order."""
 
+    def __init__(self, options: Options, specs: SpecSet, handlers: Sequence[Handler]) -> None:
+        self.started = time.perf_counter()
+        self.timestamp = dt.datetime.now(dt.timezone.utc).isoformat()
+        self.handlers = list(handlers)
+        self.session = Session(options=options, specs=specs, known=load_known(specs.root))
+        self.outcome = SessionOutcome()
+        self.context: ExecutionContext | None = None  # what the items read, once the set-up is done
 
-def _endpoint_of(session: Session, method: str, path: str) -> Endpoint | None:
-    """The spec endpoint a request goes to (on this server's versions), the one with fewest parameters."""
-    found = [ep for ep in session.specs.endpoints if ep.method == method and path_regex(ep.path).fullmatch(path)
-             and (session.detected is None or session.detected.applies(ep.versions))]
-    return min(found, key=lambda ep: ep.path.count("{"), default=None)
+    def emit(self, event: Event) -> None:
+        for handler in self.handlers:
+            handler.handle(event)
 
+    def start(self) -> None:
+        """The set-up: probe the server, log in, build the sandbox; its drift becomes results. A set-up error
+        (ConformanceError) is raised: the caller stops (`stop`) and still finishes."""
+        self.emit(SessionStarted(self.session, self.timestamp))
+        with exchange_item("setup"):
+            self.session.start()
+        self.session.results += setup_results(self.session)
+        self.context = self.session.execution()
 
-def _role_of(session: Session, ex: Exchange) -> str:
-    """Whose request it was: the role whose credential it carried (a login: whose username it sent)."""
-    if ex.request.url.path.endswith("/auth/login"):
+    def execute_batch(self, items: Sequence[Item | None], start: int) -> list[tuple[Item, ItemResult | ServerGone]]:
+        """The batch of items that starts at `items[start]` (schedule.batch), each with its result."""
+        assert self.context is not None, "start() first"
+        return execute_batch(self.context, items, start, self.session.options.concurrency)
+
+    def record(self, result: ItemResult) -> None:
+        """An item's result, in the items' order."""
+        self.session.results.append(result)
+        self.emit(ItemFinished(result))
+
+    def stop(self, exc: ConformanceError) -> ConformanceError:
+        """The session cannot go on (the set-up failed, or the server stopped answering): the error, redacted,
+        becomes the outcome's `stopped`."""
+        self.outcome.stopped = type(exc)(self.session.client.redactor.text(str(exc)))
+        return self.outcome.stopped
+
+    def finish(self, interrupted: bool) -> SessionOutcome:
+        """After the last item, also after a stop or an interrupt: remove what the sandbox made, then tell the
+        handlers (results.json is written unless the run produced nothing worth writing: the last good one then
+        stays as it was)."""
+        session, outcome = self.session, self.outcome
+        self.emit(ItemsDone(session))
         try:
-            username = json.loads(ex.request.content).get("username")
-        except (ValueError, AttributeError):
-            username = None
-        sandbox = session.sandbox
-        labels = {**{label: f"{sandbox.prefix}{label}" for label in sandbox.passwords}, **sandbox.logins} \
-            if sandbox else {}
-        label = next((label for label, name in labels.items() if name == username), None)
-        return {"user": "user", "viewer": "view-only"}.get(label or "", "admin")
-    for role, credential in session.credentials.items():
-        if ex.request.headers.get(credential.header) == credential.value:
-            return role
-    return "admin" if {"authorization", "x-umami-api-key"} & set(ex.request.headers) else "anonymous"
+            with exchange_item("cleanup"):
+                session.finish()
+        except ConformanceError as exc:
+            session.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
+        outcome.cleanup = session.cleanup_summary()
+        empty = nothing_tested(session.results)
+        outcome.empty = None if interrupted else empty
+        ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in session.results)
+        if outcome.stopped is not None and not ran:
+            outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
+        elif not ran:
+            outcome.not_written = empty or "no item ran"
+        self.emit(SessionFinished(session, outcome, interrupted, time.perf_counter() - self.started))
+        return outcome
 
-
-def finish_session(session: Session, outcome: SessionOutcome, interrupted: bool) -> None:
-    """After the last item, also after a stop or an interrupt: remove what the sandbox made, then write
-    results.json, unless the run produced nothing worth writing (the last good one then stays as it was)."""
-    try:
-        with exchange_item("cleanup"):
-            session.finish()
-    except ConformanceError as exc:
-        session.residue.append({"kind": "run", "id": "-", "name": "-", "reason": f"cleanup failed: {exc}"})
-    outcome.cleanup = session.cleanup_summary()
-    empty = nothing_tested(session.results)
-    outcome.empty = None if interrupted else empty
-    ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in session.results)
-    if outcome.stopped is not None and not ran:
-        outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
-    elif not ran:
-        outcome.not_written = empty or "no item ran"
-    else:
-        write_results(session, interrupted=interrupted)
+    def drive(self, items: list[Item]) -> bool:
+        """The whole session: start, every item batch after batch, finish. The cleanup runs whatever happens
+        (a set-up error, the server gone, Ctrl-C, SIGTERM, the --max-time alarm, a bug of the tool). Returns
+        whether it was interrupted."""
+        interrupted = False
+        with sigterm_interrupts():
+            try:
+                self.start()
+                assert self.context is not None
+                for _, result in execute_in_batches(self.context, items, self.session.options.concurrency):
+                    if isinstance(result, ServerGone):
+                        raise result
+                    self.record(result)
+            except ConformanceError as exc:
+                self.stop(exc)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                self.finish(interrupted)
+        return interrupted
 
 
 def setup_failed(session: Session) -> bool:
@@ -120,3 +123,18 @@ def nothing_tested(results: list[ItemResult]) -> str | None:
     reasons = Counter(r.reason or "" for r in results)
     top = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common(3))
     return f"nothing was tested: all {len(results)} selected items were skipped ({top})"
+
+
+def terminate(signum: int, frame: Any) -> NoReturn:
+    """SIGTERM as Ctrl-C: the session stops where it is and still cleans up."""
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """`terminate` as the SIGTERM handler while the block runs."""
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,4 @@
-"""Executing one item (`execute_item(session, item) -> ItemResult`): its request, the checks of the answer, the known
+"""Executing one item (`execute_item(context, item) -> ItemResult`): its request, the checks of the answer, the known
 differences; a skip, a transient failure and a tool error are outcomes too."""
 
 from __future__ import annotations
@@ -11,56 +11,56 @@ from typing import Any
 import httpx
 
 from conformance import discovery, negative
-from conformance.checks import Finding, check_exchange, declared_paths, schema_findings, security_findings, \
-    with_security
-from conformance.client import Credential, Exchange, Tally, tallied
+from conformance.checks import Finding, check_exchange, schema_findings, security_findings, with_security
+from conformance.client import Credential, Exchange, Redactor, Tally, tallied
+from conformance.context import ExecutionContext
 from conformance.errors import ConformanceError, ServerGone, Unavailable
 from conformance.har import exchange_item
 from conformance.items import Item, ItemResult, Kind, Outcome
 from conformance.known import apply_known
 from conformance.loader import Endpoint
 from conformance.results import example_body, shape
-from conformance.session import Session
 from conformance.values import MissingValue, render
 from conformance.versions import template_key
 
 READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
 NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
 
-def execute_item(session: Session, item: Item) -> ItemResult:
+
+def execute_item(ctx: ExecutionContext, item: Item) -> ItemResult:
     """Check one item against the server (or the recordings). Never raises for the item's own sake: a skip, a
     transient failure, a finding and a tool error are outcomes. Only `ServerGone` (the server stopped
     answering) escapes: the run cannot go on. Every exchange is recorded (and replayed) under the item's id."""
     with exchange_item(item.id), tallied() as tally:
-        return _execute_item(session, item, tally)
+        return _execute_item(ctx, item, tally)
 
 
-def _execute_item(session: Session, item: Item, tally: Tally) -> ItemResult:
-    result = ItemResult(item, session.server_version)
-    reason = skip_reason(item, session)
+def _execute_item(ctx: ExecutionContext, item: Item, tally: Tally) -> ItemResult:
+    result = ItemResult(item, ctx.server_version)
+    reason = skip_reason(item, ctx)
     if reason:
         result.outcome, result.reason = Outcome.SKIPPED, reason
         return result
     start = time.perf_counter()
     exchange = None
     try:
-        findings, checked, exchange = _execute(item, session, result)
+        findings, checked, exchange = _execute(item, ctx, result)
     except MissingValue as exc:
-        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], session)
+        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], ctx)
         return result
     except ServerGone:
         raise
     except Unavailable as exc:  # transient after the retries: not checked, and never drift
-        result.outcome, result.reason = Outcome.UNAVAILABLE, session.client.redactor.text(str(exc))
+        result.outcome, result.reason = Outcome.UNAVAILABLE, ctx.redactor.text(str(exc))
         return result
     except ConformanceError as exc:
         if not tally.not_recorded:
-            result.reason = session.client.redactor.text(str(exc))
+            result.reason = ctx.redactor.text(str(exc))
             return result  # ERROR: a failure of the run's own requests (e.g. a login), reported, not raised
         findings, checked = [], False  # a target or login the replay lacks
     except Exception as exc:  # a bug of the tool must not end the run: it is reported per item
         frame = traceback.extract_tb(exc.__traceback__)[-1]
-        result.reason = session.client.redactor.text(f"{type(exc).__name__}: {exc} ({frame.filename.rsplit('/', 1)[-1]}"
+        result.reason = ctx.redactor.text(f"{type(exc).__name__}: {exc} ({frame.filename.rsplit('/', 1)[-1]}"
                                                      f":{frame.lineno})")
         return result
     finally:
@@ -69,13 +69,13 @@ def _execute_item(session: Session, item: Item, tally: Tally) -> ItemResult:
     if tally.not_recorded:
         result.outcome, result.reason = Outcome.SKIPPED, NOT_RECORDED
         return result
-    apply_known(findings, session.known, item.role, item.case.name, session.server_versions)
-    contract = session.contract_once() if findings and exchange is not None else None
+    apply_known(findings, ctx.known, item.role, item.case.name, ctx.server_versions)
+    contract = ctx.contract() if findings and exchange is not None else None
     for finding in findings if contract else []:
         finding.contract = contract.verdict(finding, item.endpoint.method, item.endpoint.path, exchange)
     result.schema_checked, result.findings = checked, findings
     if exchange is not None:
-        result.answer = _answer(exchange, session)
+        result.answer = answer(exchange, ctx.redactor)
     if result.open_findings:
         result.outcome = Outcome.FAILED
     else:
@@ -83,13 +83,14 @@ def _execute_item(session: Session, item: Item, tally: Tally) -> ItemResult:
     return result
 
 
-def _answer(exchange: Exchange, session: Session) -> dict[str, Any]:
+def answer(exchange: Exchange, redactor: Redactor) -> dict[str, Any]:
+    """What results.json says of an answer: status, content type, URL, the request as curl, an example, the shape."""
     body = exchange.body
     return {"actual_status": exchange.response.status_code,
             "content_type": exchange.response.headers.get("content-type"),
-            "url": session.client.redactor.text(_without_query(exchange.request.url)),
-            "curl": session.client.redactor.curl(exchange.request),
-            "example": example_body(exchange, session.client.redactor),
+            "url": redactor.text(_without_query(exchange.request.url)),
+            "curl": redactor.curl(exchange.request),
+            "example": example_body(exchange, redactor),
             "shape": shape(body) if body is not None else None}
 
 
@@ -99,108 +100,108 @@ def _without_query(url: httpx.URL) -> str:
     return str(url.copy_with(query=None)) if url.fragment else str(url).partition("?")[0]
 
 
-def skip_reason(item: Item, session: Session) -> str | None:
+def skip_reason(item: Item, ctx: ExecutionContext) -> str | None:
     """Why the item is not checked on this server and in this run, or None."""
     ep, case = item.endpoint, item.case
-    detected = session.detected
+    detected = ctx.detected
     if detected is not None and not detected.applies(ep.versions):
         return f"not on this server: applies to Umami {ep.versions}, server is {detected.range}"
     if detected is not None and not detected.applies(case.versions):
         return f"not on this server: case applies to Umami {case.versions}, server is {detected.range}"
-    if session.read_only and (ep.writes or case.target):
+    if ctx.read_only and (ep.writes or case.target):
         return "read-only run: write endpoint not checked"
-    if item.role in session.unavailable:
-        return f"role {item.role!r} not available: {session.unavailable[item.role]}"
-    if item.role != "anonymous" and item.role not in session.credentials:
+    if item.role in ctx.unavailable:
+        return f"role {item.role!r} not available: {ctx.unavailable[item.role]}"
+    if item.role != "anonymous" and item.role not in ctx.credentials:
         return f"role {item.role!r} has no credentials in this run"
-    if case.creates == "website" and session.sandbox is not None and session.sandbox.keeps \
+    if case.creates == "website" and ctx.sandbox is not None and ctx.sandbox.keeps \
             and 200 <= item.expected_status < 300:
         return ("not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
                 "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
     return None
 
 
-def _missing_reason(name: str, session: Session) -> str:
+def _missing_reason(name: str, ctx: ExecutionContext) -> str:
     """Why an item that needs `${name}` is skipped."""
-    if session.read_only and name.split(".")[0] == "website" and not session.options.website_id:
+    if ctx.read_only and name.split(".")[0] == "website" and not ctx.website_id:
         return f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read"
-    if session.read_only:
+    if ctx.read_only:
         return f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has"
     return f"needs ${{{name}}}, which this run does not have"
 
 
-def _execute(item: Item, session: Session, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+def _execute(item: Item, ctx: ExecutionContext, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
     if item.kind is Kind.NEGATIVE:
-        return _negative(item, session, result)
+        return _negative(item, ctx, result)
     if item.kind is Kind.DISCOVERY:
-        return _discover(item, session)
+        return _discover(item, ctx)
     if item.kind is Kind.ROUTES:
-        return _routes(session, result)
+        return _routes(ctx, result)
     ep, case = item.endpoint, item.case
-    context = dict(session.context)
+    context = dict(ctx.values)
     if case.target:
-        assert session.sandbox is not None
-        context["target"] = session.sandbox.target(case.target)
+        assert ctx.sandbox is not None
+        context["target"] = ctx.sandbox.target(case.target)
     path = ep.path.format(**{k: render(v, context) for k, v in case.path_params.items()})
-    auth = session.credentials.get(item.role)
+    auth = ctx.credentials.get(item.role)
     if case.fresh_login and auth is not None:
-        auth = _fresh_login(item.role, session) or auth
-    exchange = session.client.request(ep.method, path, auth=auth, params=render(case.query, context) or None,
+        auth = _fresh_login(item.role, ctx) or auth
+    exchange = ctx.client.request(ep.method, path, auth=auth, params=render(case.query, context) or None,
                                       json_body=render(case.body, context))
     if exchange.not_recorded:
         return [], False, exchange  # skipped: there is no answer to check
     exchange.settled()  # a gateway error that outlived the retries: the item is unavailable
-    if case.creates and session.sandbox is not None and exchange.response.is_success:
-        session.sandbox.adopt(case.creates, exchange.json())
+    if case.creates and ctx.sandbox is not None and exchange.response.is_success:
+        ctx.sandbox.adopt(case.creates, exchange.json())
     if case.target and ep.method == "DELETE" and exchange.response.is_success \
             and path == f"/{case.target}s/{context['target']['id']}":
-        session.sandbox.deleted(context["target"]["id"])
-    findings, checked = _check_versions(item, exchange, session, context)
+        ctx.sandbox.deleted(context["target"]["id"])
+    findings, checked = _check_versions(item, exchange, ctx, context)
     # Case schemas state what the sandbox's seeded traffic must give: without a sandbox (read-only)
     # there is no seed to expect, and only the endpoint's schema applies; nor in a replayed answer
     # about other objects (recheck).
-    seeded = session.sandbox is not None and not exchange.other_objects
+    seeded = ctx.sandbox is not None and not exchange.other_objects
     if seeded and case.schema_uri and exchange.response.status_code == item.expected_status \
             and exchange.response.is_success:
-        missing = session.sandbox.not_seeded(case.needs)
+        missing = ctx.sandbox.not_seeded(case.needs)
         if missing:  # the sandbox left this out on purpose (results.json seeded.skipped says why)
             result.reason = f"case schema not applied: {missing}"
         else:
-            findings += schema_findings(ep, session.specs.validator_for(case.schema_uri), exchange.body,
-                                        session.client.redactor.curl(exchange.request), session.client.redactor,
+            findings += schema_findings(ep, ctx.specs.validator_for(case.schema_uri), exchange.body,
+                                        ctx.redactor.curl(exchange.request), ctx.redactor,
                                         exchange.replayed)
             checked = True
-    return with_security(_security(ep, exchange, session), findings), checked, exchange
+    return with_security(_security(ep, exchange, ctx), findings), checked, exchange
 
 
-def _negative(item: Item, session: Session, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+def _negative(item: Item, ctx: ExecutionContext, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
     """Generated bad inputs for one endpoint; a 5xx is a finding with the smallest request."""
     ep = item.endpoint
-    parts = negative.render_parts(item.case, lambda v: render(v, session.context))
-    failing, sent = negative.find_server_errors(session.client, ep, session.credentials.get(item.role), parts,
-                                                session.options.negative)
+    parts = negative.render_parts(item.case, lambda v: render(v, ctx.values))
+    failing, sent = negative.find_server_errors(ctx.client, ep, ctx.credentials.get(item.role), parts,
+                                                ctx.negative)
     result.reason = f"{sent} generated requests" + ("" if failing else ", no 5xx")
     if failing is None:
         return [], False, None
-    curl = session.client.redactor.curl(failing.request)
+    curl = ctx.redactor.curl(failing.request)
     return [Finding("status-changed", ep.id, "$", "4xx", failing.response.status_code,
                     "server error on a generated bad input (smallest request hypothesis found)", curl)], \
         False, failing
 
 
-def _discover(item: Item, session: Session) -> tuple[list[Finding], bool, Exchange | None]:
+def _discover(item: Item, ctx: ExecutionContext) -> tuple[list[Finding], bool, Exchange | None]:
     """One candidate path: an existing route that no spec describes is a finding."""
-    prober = session.prober
+    prober = ctx.prober()
     # Candidates were filtered at collection; the server's own document only now.
-    paths = (discovery.undescribed(prober.published_paths(), session.specs.endpoints)
+    paths = (discovery.undescribed(prober.published_paths(), ctx.specs.endpoints)
              if item.case.name == "published" else [item.endpoint.path])
     findings: list[Finding] = []
     last = None
     for path in paths:
-        found = prober.exists(path, session.context)
+        found = prober.exists(path, ctx.values)
         if found is not None:
             last = found
-            curl = session.client.redactor.curl(found.request)
+            curl = ctx.redactor.curl(found.request)
             findings += security_findings(item.endpoint, found, curl, own=_own_credentials(found))
             findings.append(Finding("undocumented-endpoint", item.endpoint.id, path, "no route or a spec",
                                     f"HTTP {found.response.status_code}",
@@ -208,16 +209,16 @@ def _discover(item: Item, session: Session) -> tuple[list[Finding], bool, Exchan
     return findings, False, last
 
 
-def _routes(session: Session, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
+def _routes(ctx: ExecutionContext, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
     """Route evidence, not a check: GET every template of the specs, the candidates and the route inventory
     (those an undocumented item probed already are not sent again); results.json `routes` lists the answers."""
-    prober = session.prober
-    templates = discovery.route_templates(session.specs)
+    prober = ctx.prober()
+    templates = discovery.route_templates(ctx.specs)
     failed = []
     for template in templates:
         if template_key(template) not in prober.seen:
             try:
-                prober.exists(template, session.context)
+                prober.exists(template, ctx.values)
             except Unavailable as exc:  # the other templates are still evidence
                 failed.append(str(exc))
     counts = Counter(r.presence for r in prober.seen.values())
@@ -229,20 +230,13 @@ def _routes(session: Session, result: ItemResult) -> tuple[list[Finding], bool, 
     return [], False, None
 
 
-def _security(ep: Endpoint, exchange: Exchange, session: Session) -> list[Finding]:
+def _security(ep: Endpoint, exchange: Exchange, ctx: ExecutionContext) -> list[Finding]:
     """Secrets in a success answer, whatever its shape: credentials are allowed only where one of the
     endpoint's response schemas for this status names them, or as the caller's own."""
     status = exchange.response.status_code
     if not exchange.response.is_success:
         return []
-    declared = session.credential_paths.get((ep.id, status))
-    if declared is None:
-        declared = set()
-        for spec in ep.responses:
-            if spec.status == status and spec.schema is not None:
-                declared |= declared_paths(spec.schema, session.specs.registry.resolver(base_uri=spec.schema_uri))
-        session.credential_paths[(ep.id, status)] = declared
-    return security_findings(ep, exchange, session.client.redactor.curl(exchange.request), declared,
+    return security_findings(ep, exchange, ctx.redactor.curl(exchange.request), ctx.declared_credentials(ep, status),
                              _own_credentials(exchange))
 
 
@@ -255,8 +249,9 @@ def _own_credentials(exchange: Exchange) -> set[str]:
     return {v for v in values if v}
 
 
-# What each role owns or may view, as `run.context` names it: a success for a refused role whose body holds an
-# object none of whose ids is one of these shows other principals' objects (`checks.foreign_objects`: security).
+# What each role owns or may view, as `ExecutionContext.values` names it: a success for a refused role whose body
+# holds an object none of whose ids is one of these shows other principals' objects (`checks.foreign_objects`:
+# security).
 # The admin may see everything; it is never judged.
 OWNS = {"anonymous": (), "share": ("website",), "view-only": ("viewer", "team", "team_website"),
         "user": ("user", "website", "team", "team_website", "target")}
@@ -271,7 +266,7 @@ def own_ids(role: str, context: dict[str, Any], exchange: Exchange) -> set[str] 
             if isinstance(context.get(name), dict) and context[name].get("id")}
 
 
-def _check_versions(item: Item, exchange: Exchange, session: Session,
+def _check_versions(item: Item, exchange: Exchange, ctx: ExecutionContext,
                     context: dict[str, Any]) -> tuple[list[Finding], bool]:
     """Check against the shapes of every version the server may be: the answer conforms when it holds for
     one of them; otherwise the findings are those of the newest. `context`: the item's values (its target)."""
@@ -279,15 +274,15 @@ def _check_versions(item: Item, exchange: Exchange, session: Session,
     own = own_ids(item.role, context, exchange)
     results = []
     seen: set[tuple[str, ...]] = set()
-    for version in session.server_versions or [None]:
+    for version in ctx.server_versions or [None]:
         responses = ep.responses_for(exchange.response.status_code, version)
-        error_shape = session.specs.error_shape(version)
+        error_shape = ctx.specs.error_shape(version)
         key = (*(r.schema_uri for r in responses[:1]), error_shape.description if error_shape else "")
         if key in seen:
             continue
         seen.add(key)
-        results.append(check_exchange(ep, item.expected_status, exchange, responses, session.specs.validator_for,
-                                      session.client.redactor, error_shape,
+        results.append(check_exchange(ep, item.expected_status, exchange, responses, ctx.specs.validator_for,
+                                      ctx.redactor, error_shape,
                                       role_allowed=200 <= ep.auth[item.role] < 300,
                                       own=own))
         if not results[-1][0]:
@@ -295,14 +290,13 @@ def _check_versions(item: Item, exchange: Exchange, session: Session,
     return results[0]
 
 
-def _fresh_login(role: str, session: Session) -> Credential | None:
+def _fresh_login(role: str, ctx: ExecutionContext) -> Credential | None:
     """A new session for `role` (None where the role does not log in, e.g. an API key)."""
-    target = session.options.target
-    if role == "admin" and target.username and target.password and not target.api_key:
-        return session.client.login(target.username, target.password)
+    if role == "admin" and ctx.admin_login is not None:
+        return ctx.client.login(*ctx.admin_login)
     label = {"user": "user", "view-only": "viewer"}.get(role)
-    if label and session.sandbox is not None and label in session.sandbox.passwords:
-        return session.sandbox.login_again(label)
+    if label and ctx.sandbox is not None and label in ctx.sandbox.passwords:
+        return ctx.sandbox.login_again(label)
     return None
 
 

@@ -15,6 +15,7 @@ from conformance.checks import Finding
 from conformance.loader import Case, Endpoint, SpecSet
 from conformance.versions import Versions
 
+
 class Outcome(str, enum.Enum):
     """What became of one item (results.json `outcome`)."""
 

@@ -15,6 +15,7 @@ from packaging.version import Version
 
 from conformance import __version__
 from conformance.client import REDACTED, Credential, UmamiClient
+from conformance.context import ExecutionContext
 from conformance.contract import Contract
 from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
@@ -47,7 +48,6 @@ class Session:
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
-    credential_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (endpoint, status) -> paths
     created: int = 0  # objects the sandbox created (counted before cleanup)
 
     def __post_init__(self) -> None:
@@ -146,6 +146,18 @@ class Session:
         self.unavailable.update(self.sandbox.unavailable)
         self.context = {**context, **self.sandbox.context}
 
+    def execution(self) -> ExecutionContext:
+        """What the items read of this session, once `start` has set it up."""
+        target = self.options.target
+        return ExecutionContext(
+            specs=self.specs, known=self.known, client=self.client, detected=self.detected,
+            server_version=self.server_version, server_versions=self.server_versions, credentials=self.credentials,
+            unavailable=self.unavailable, values=self.context, sandbox=self.sandbox, read_only=self.read_only,
+            replaying=self.replay is not None, website_id=self.options.website_id, negative=self.options.negative,
+            admin_login=(target.username, target.password)
+            if target.username and target.password and not target.api_key else None,
+            prober=lambda: self.prober, contract=self.contract_once)
+
     def detect(self, told: str | None) -> Detected:
         """`--umami-version`, else what `/api/version` says, else the route fingerprint."""
         if self.options.version:
@@ -193,8 +205,6 @@ class Session:
                 self.sandbox.keep_in_ledger({r["id"] for r in self.residue})
         finally:
             self.client.close()
-            if self.client.recorder is not None:
-                self.client.recorder.write(self.client.redactor)
 
     def cleanup_summary(self) -> str:
         """What the cleanup removed and what remains, in one line ("" for a replay, which sends nothing)."""

@@ -164,7 +164,7 @@ def test_the_create_segment_item_s_segment_is_recorded_and_its_target_removed(tm
     endpoint = next(e for e in session.specs.endpoints if e.id == "website-segments/create-segment")
     case = next(c for c in endpoint.cases if c.name == "create")
     item = Item("website-segments/create-segment[user-create]", endpoint, case, "user")
-    _execute(item, session, ItemResult(item, session.server_version))
+    _execute(item, session.execution(), ItemResult(item, session.server_version))
     (target,) = fake.websites.values()
     (segment,) = fake.segments.values()
     assert [(o.kind, o.id, o.website) for o in session.sandbox.created] == [

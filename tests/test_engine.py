@@ -51,13 +51,14 @@ def test_collect_gives_every_endpoint_role_and_case_once() -> None:
 
 
 def test_a_skip_is_an_outcome_with_its_reason(session: Session) -> None:
-    result = execute_item(session, _item("admin/users[user-first-page]"))  # no credentials for `user` in this run
+    # no credentials for `user` in this run
+    result = execute_item(session.execution(), _item("admin/users[user-first-page]"))
     assert result.outcome is Outcome.SKIPPED and result.reason == "role 'user' has no credentials in this run"
     assert result.as_dict()["outcome"] == "skipped" and result.as_dict()["actual_status"] is None
 
 
 def test_an_answer_is_checked_and_recorded(session: Session) -> None:
-    result = execute_item(session, _item("admin/users[admin-first-page]"))
+    result = execute_item(session.execution(), _item("admin/users[admin-first-page]"))
     record = result.as_dict()
     assert result.ran and result.outcome is not Outcome.FAILED and record["actual_status"] == 200
     assert record["shape"]["$"] == "object" and record["curl"].startswith("curl -X GET")
@@ -68,7 +69,7 @@ def test_a_bug_of_the_tool_is_the_item_s_error_not_a_crash(session: Session, mon
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(execute, "_check_versions", broken)
-    result = execute_item(session, _item("admin/users[admin-first-page]"))
+    result = execute_item(session.execution(), _item("admin/users[admin-first-page]"))
     assert result.outcome is Outcome.ERROR
     assert re.fullmatch(r"RuntimeError: a bug \(test_engine\.py:\d+\)", result.reason)
     assert result.as_dict()["outcome"] == "error"
@@ -79,5 +80,5 @@ def test_a_transient_failure_is_unavailable(session: Session, monkeypatch: pytes
         raise Unavailable("GET /api/admin/users answered HTTP 502 (tried 4 times)", 4)
 
     monkeypatch.setattr(session.client, "request", gateway)
-    result = execute_item(session, _item("admin/users[admin-first-page]"))
+    result = execute_item(session.execution(), _item("admin/users[admin-first-page]"))
     assert result.outcome is Outcome.UNAVAILABLE and "502" in result.reason

@@ -190,7 +190,7 @@ def test_a_case_schema_that_needs_revenue_is_not_applied_without_it(tmp_path: Pa
     item = Item("admin/users[admin-first-page]", endpoint, case, "admin")
     result = ItemResult(item, session.server_version)
     fake.users.clear()  # an empty list: the case schema (non-empty-list) fails when applied
-    findings, checked, _ = _execute(item, session, result)
+    findings, checked, _ = _execute(item, session.execution(), result)
     if revenue_seeded:
         assert findings and findings[0].cls == "value-changed" and result.reason is None
     else:
@@ -203,7 +203,7 @@ def test_security_runs_on_a_body_no_shape_of_the_version_holds(tmp_path: Path) -
     fake.add_user("someone")["password"] = "$2b$10$" + "x" * 53
     endpoint = next(e for e in session.specs.endpoints if e.id == "admin/users")
     item = Item("admin/users[admin-plain]", endpoint, Case(name="plain", line=1), "admin")
-    findings, _, _ = _execute(item, session, ItemResult(item, session.server_version))
+    findings, _, _ = _execute(item, session.execution(), ItemResult(item, session.server_version))
     assert findings[0].cls == "security" and findings[0].json_path == "$.data[*].password"
     assert "$2b$" not in json.dumps([f.as_dict() for f in findings])
 
