@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import umami_results
 from conformance.checks import class_rank, json_type
@@ -15,9 +15,7 @@ from conformance.describe import endpoint_views, vocabulary
 from conformance.discovery import route_templates, routes_list
 from conformance.known import stale as stale_entries
 from conformance.replay import Templates
-
-if TYPE_CHECKING:
-    from conformance.session import Session
+from conformance.session import Session
 
 EXAMPLE_ITEMS = 3
 EXAMPLE_CHARS = 4000

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.version import Version
 
@@ -20,15 +20,13 @@ from conformance.contract import Contract
 from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
+from conformance.items import ItemResult
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
 from conformance.options import Options
 from conformance.replay import Replay
 from conformance.sandbox import Sandbox, deletion_notes, new_prefix
 from conformance.versions import Answer, Detected, fingerprint
-
-if TYPE_CHECKING:
-    from conformance.items import ItemResult
 
 
 @dataclass
