@@ -14,10 +14,11 @@ from conformance.console import MARK, Console
 from conformance.driver import Driver, setup_failed
 from conformance.errors import UsageError
 from conformance.events import Handler, SessionOutcome
-from conformance.items import Item, Kind, collect
+from conformance.items import Item, collect
 from conformance.loader import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.writers import HarWriter, JUnitWriter, ResultsWriter
+from umami_results.vocabulary import Kind
 
 
 @dataclass
@@ -80,6 +81,6 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
     driver = Driver(options, specs, handlers)
     suite.outcome = driver.outcome
     suite.interrupted = driver.drive(items)
-    checked = [r for r in driver.session.results if r.item.case.name != "setup"]
+    checked = [r for r in driver.session.results if r.item.kind is not Kind.SETUP]
     suite.failed = setup_failed(driver.session) or any(MARK[r.outcome] == "F" for r in checked)
     return suite

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.checks import declared_paths
-from conformance.client import Credential, Redactor, UmamiClient
+from conformance.client import Credential, UmamiClient
 from conformance.contract import Contract
 from conformance.discovery import Prober
 from conformance.known import KnownDifference
 from conformance.loader import Endpoint, SpecSet
+from conformance.redact import Redactor
 from conformance.sandbox import Sandbox
 from conformance.versions import Detected
 

@@ -17,13 +17,14 @@ from conformance.errors import ConformanceError, ServerGone
 from conformance.events import Event, Handler, ItemFinished, ItemsDone, SessionFinished, SessionOutcome, \
     SessionStarted
 from conformance.har import exchange_item
-from conformance.items import Item, ItemResult, Outcome
+from conformance.items import Item, ItemResult
 from conformance.known import load_known
 from conformance.loader import SpecSet
 from conformance.options import Options
 from conformance.schedule import execute_batch, execute_in_batches
 from conformance.session import Session
 from conformance.setup_drift import setup_results
+from umami_results.vocabulary import Kind, Outcome
 
 
 class Driver:
@@ -80,7 +81,7 @@ class Driver:
         outcome.cleanup = session.cleanup_summary()
         empty = nothing_tested(session.results)
         outcome.empty = None if interrupted else empty
-        ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in session.results)
+        ran = any(r.outcome is not Outcome.SKIPPED and r.item.kind is not Kind.SETUP for r in session.results)
         if outcome.stopped is not None and not ran:
             outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
         elif not ran:
@@ -112,12 +113,12 @@ class Driver:
 
 def setup_failed(session: Session) -> bool:
     """Whether the set-up met drift that is not a known difference (a finding like any other)."""
-    return any(r.item.case.name == "setup" and r.outcome is Outcome.FAILED for r in session.results)
+    return any(r.item.kind is Kind.SETUP and r.outcome is Outcome.FAILED for r in session.results)
 
 
 def nothing_tested(results: list[ItemResult]) -> str | None:
     """Why a run tested nothing (every selected item skipped), or None. Such a run never passes."""
-    results = [r for r in results if r.item.case.name != "setup"]  # the set-up's drift: no items
+    results = [r for r in results if r.item.kind is not Kind.SETUP]  # the set-up's drift: no items
     if not results or any(r.outcome is not Outcome.SKIPPED for r in results):
         return None
     reasons = Counter(r.reason or "" for r in results)

@@ -12,19 +12,20 @@ import httpx
 
 from conformance import discovery, negative
 from conformance.checks import Finding, check_exchange, schema_findings, security_findings, with_security
-from conformance.client import Credential, Exchange, Redactor, Tally, tallied
+from conformance.client import Credential, Exchange, Tally, tallied
 from conformance.context import ExecutionContext
 from conformance.errors import ConformanceError, ServerGone, Unavailable
 from conformance.har import exchange_item
-from conformance.items import Item, ItemResult, Kind, Outcome
+from conformance.items import Item, ItemResult, Skip
 from conformance.known import apply_known
 from conformance.loader import Endpoint
+from conformance.redact import Redactor
 from conformance.results import example_body, shape
 from conformance.values import MissingValue, render
 from conformance.versions import template_key
+from umami_results.vocabulary import Kind, Outcome, SkipCode
 
 READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
-NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
 
 
 def execute_item(ctx: ExecutionContext, item: Item) -> ItemResult:
@@ -37,17 +38,15 @@ def execute_item(ctx: ExecutionContext, item: Item) -> ItemResult:
 
 def _execute_item(ctx: ExecutionContext, item: Item, tally: Tally) -> ItemResult:
     result = ItemResult(item, ctx.server_version)
-    reason = skip_reason(item, ctx)
-    if reason:
-        result.outcome, result.reason = Outcome.SKIPPED, reason
-        return result
+    skip = skip_reason(item, ctx)
+    if skip:
+        return result.skipped(skip)
     start = time.perf_counter()
     exchange = None
     try:
         findings, checked, exchange = _execute(item, ctx, result)
     except MissingValue as exc:
-        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], ctx)
-        return result
+        return result.skipped(_missing_reason(exc.args[0], ctx))
     except ServerGone:
         raise
     except Unavailable as exc:  # transient after the retries: not checked, and never drift
@@ -67,8 +66,7 @@ def _execute_item(ctx: ExecutionContext, item: Item, tally: Tally) -> ItemResult
         result.duration = time.perf_counter() - start
         result.retries = tally.retries
     if tally.not_recorded:
-        result.outcome, result.reason = Outcome.SKIPPED, NOT_RECORDED
-        return result
+        return result.skipped(Skip(SkipCode.NOT_RECORDED, "not in the recording"))
     apply_known(findings, ctx.known, item.role, item.case.name, ctx.server_versions)
     contract = ctx.contract() if findings and exchange is not None else None
     for finding in findings if contract else []:
@@ -100,34 +98,38 @@ def _without_query(url: httpx.URL) -> str:
     return str(url.copy_with(query=None)) if url.fragment else str(url).partition("?")[0]
 
 
-def skip_reason(item: Item, ctx: ExecutionContext) -> str | None:
+def skip_reason(item: Item, ctx: ExecutionContext) -> Skip | None:
     """Why the item is not checked on this server and in this run, or None."""
     ep, case = item.endpoint, item.case
     detected = ctx.detected
     if detected is not None and not detected.applies(ep.versions):
-        return f"not on this server: applies to Umami {ep.versions}, server is {detected.range}"
+        return Skip(SkipCode.OUT_OF_RANGE,
+                    f"not on this server: applies to Umami {ep.versions}, server is {detected.range}")
     if detected is not None and not detected.applies(case.versions):
-        return f"not on this server: case applies to Umami {case.versions}, server is {detected.range}"
+        return Skip(SkipCode.CASE_OUT_OF_RANGE,
+                    f"not on this server: case applies to Umami {case.versions}, server is {detected.range}")
     if ctx.read_only and (ep.writes or case.target):
-        return "read-only run: write endpoint not checked"
+        return Skip(SkipCode.READ_ONLY, "read-only run: write endpoint not checked")
     if item.role in ctx.unavailable:
-        return f"role {item.role!r} not available: {ctx.unavailable[item.role]}"
+        return Skip(SkipCode.ROLE_UNAVAILABLE, f"role {item.role!r} not available: {ctx.unavailable[item.role]}")
     if item.role != "anonymous" and item.role not in ctx.credentials:
-        return f"role {item.role!r} has no credentials in this run"
+        return Skip(SkipCode.NO_CREDENTIAL, f"role {item.role!r} has no credentials in this run")
     if case.creates == "website" and ctx.sandbox is not None and ctx.sandbox.keeps \
             and 200 <= item.expected_status < 300:
-        return ("not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
-                "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
+        return Skip(SkipCode.UNDELETABLE,
+                    "not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
+                    "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
     return None
 
 
-def _missing_reason(name: str, ctx: ExecutionContext) -> str:
+def _missing_reason(name: str, ctx: ExecutionContext) -> Skip:
     """Why an item that needs `${name}` is skipped."""
     if ctx.read_only and name.split(".")[0] == "website" and not ctx.website_id:
-        return f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read"
+        return Skip(SkipCode.NO_WEBSITE, f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read")
     if ctx.read_only:
-        return f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has"
-    return f"needs ${{{name}}}, which this run does not have"
+        return Skip(SkipCode.READ_ONLY,
+                    f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has")
+    return Skip(SkipCode.MISSING_VALUE, f"needs ${{{name}}}, which this run does not have")
 
 
 def _execute(item: Item, ctx: ExecutionContext, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
@@ -170,7 +172,6 @@ def _execute(item: Item, ctx: ExecutionContext, result: ItemResult) -> tuple[lis
             findings += schema_findings(ep, ctx.specs.validator_for(case.schema_uri), exchange.body,
                                         ctx.redactor.curl(exchange.request), ctx.redactor,
                                         exchange.replayed)
-            checked = True
     return with_security(_security(ep, exchange, ctx), findings), checked, exchange
 
 
@@ -300,7 +301,7 @@ def _fresh_login(role: str, ctx: ExecutionContext) -> Credential | None:
     return None
 
 
-def skip_group(reason: str) -> str:
-    """A skip reason without its details (versions, roles), to count skips by kind."""
-    return reason.split(":")[0] if reason.startswith(("not on this server", "role ", READ_ONLY_NO_WEBSITE)) \
-        else reason
+def skip_group(skip: Skip) -> str:
+    """A skip reason without its details (versions, why a role is not available), to count skips by kind."""
+    detailed = (SkipCode.OUT_OF_RANGE, SkipCode.CASE_OUT_OF_RANGE, SkipCode.ROLE_UNAVAILABLE, SkipCode.NO_WEBSITE)
+    return skip.reason.split(":")[0] if skip.code in detailed else skip.reason

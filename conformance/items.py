@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import enum
 import functools
 import re
 from collections.abc import Callable, Iterator
@@ -14,25 +13,15 @@ from conformance import __version__, discovery, negative
 from conformance.checks import Finding
 from conformance.loader import Case, Endpoint, SpecSet
 from conformance.versions import Versions
+from umami_results.vocabulary import Kind, Outcome, SkipCode
 
 
-class Outcome(str, enum.Enum):
-    """What became of one item (results.json `outcome`)."""
+@dataclass(frozen=True)
+class Skip:
+    """Why an item was not checked: a code of the shared vocabulary, and the details in words."""
 
-    PASSED = "passed"
-    PASSED_NO_SCHEMA = "passed-no-schema"
-    KNOWN = "known"
-    FAILED = "failed"
-    UNAVAILABLE = "unavailable"  # a transient failure after the retries: not checked, never drift
-    SKIPPED = "skipped"
-    ERROR = "error"  # the tool failed on the item (a bug), not a finding about the server
-
-
-class Kind(str, enum.Enum):
-    SPEC = "spec"
-    NEGATIVE = "negative"  # generated bad inputs (--negative)
-    DISCOVERY = "discovery"  # a route no spec describes (--discover)
-    ROUTES = "routes"  # route evidence of every known template (--discover): results.json `routes`
+    code: SkipCode
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +47,7 @@ class ItemResult:
     server_version: str | None
     outcome: Outcome = Outcome.ERROR
     reason: str | None = None
+    skip: Skip | None = None
     schema_checked: bool = False
     findings: list[Finding] = field(default_factory=list)
     duration: float = 0.0
@@ -77,6 +67,11 @@ class ItemResult:
         """The item asked the server (or the recording) and got an answer it could judge."""
         return self.outcome not in (Outcome.SKIPPED, Outcome.ERROR, Outcome.UNAVAILABLE)
 
+    def skipped(self, skip: Skip) -> ItemResult:
+        """This result, skipped for `skip`."""
+        self.outcome, self.skip, self.reason = Outcome.SKIPPED, skip, skip.reason
+        return self
+
     def as_dict(self) -> dict[str, Any]:
         ep, case = self.item.endpoint, self.item.case
         record: dict[str, Any] = {
@@ -86,6 +81,9 @@ class ItemResult:
             "outcome": self.outcome.value, "reason": self.reason, "schema_checked": self.schema_checked,
             "findings": [f.as_dict() for f in self.findings], "duration": round(self.duration, 4),
             "server_version": self.server_version, "tool_version": __version__}
+        record["kind"] = self.item.kind.value
+        if self.skip:
+            record["skip"] = {"code": self.skip.code.value, "reason": self.skip.reason}
         if self.retries:
             record["retries"] = self.retries
         record.update({k: v for k, v in self.answer.items() if k != "actual_status"})

@@ -15,10 +15,11 @@ from conformance import options as opts
 from conformance.console import failure_lines, summary_lines
 from conformance.driver import Driver, setup_failed, terminate
 from conformance.errors import ConformanceError, ServerGone
-from conformance.items import Item, ItemResult, Outcome, area_items, discovery_items
+from conformance.items import Item, ItemResult, area_items, discovery_items
 from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from conformance.options import Options
 from conformance.writers import HarWriter, ResultsWriter
+from umami_results.vocabulary import Outcome
 
 DRIVER_KEY = pytest.StashKey["Driver | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()

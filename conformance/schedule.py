@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from conformance.context import ExecutionContext
 from conformance.errors import ServerGone
 from conformance.execute import execute_item, skip_reason
-from conformance.items import Item, ItemResult, Kind
+from conformance.items import Item, ItemResult
+from umami_results.vocabulary import Kind
 
 
 def lane(item: Item, ctx: ExecutionContext) -> str | None:

@@ -11,11 +11,12 @@ import httpx
 from conformance.checks import Finding
 from conformance.client import Exchange
 from conformance.execute import answer
-from conformance.items import Item, ItemResult, Outcome
+from conformance.items import Item, ItemResult
 from conformance.known import apply_known
 from conformance.loader import Case, Endpoint
 from conformance.session import Session
 from conformance.versions import Versions, path_regex
+from umami_results.vocabulary import Kind, Outcome
 
 
 def setup_results(session: Session) -> list[ItemResult]:
@@ -36,8 +37,8 @@ def setup_results(session: Session) -> list[ItemResult]:
         result = results.get(item_id)
         if result is None:
             case = Case(name="setup", line=1, status=drift.expected_status)
-            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role), session.server_version,
-                                                   duration=ex.seconds)
+            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role, Kind.SETUP),
+                                                   session.server_version, duration=ex.seconds)
             result.answer = answer(ex, session.client.redactor)
             result.answer.pop("shape")
         finding = Finding(drift.cls, endpoint.id, drift.json_path, drift.expected, drift.actual, drift.message,

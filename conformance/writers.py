@@ -9,8 +9,9 @@ from pathlib import Path
 
 from conformance.console import MARK, failure_lines, marks
 from conformance.events import Event, SessionFinished, SessionStarted
-from conformance.items import ItemResult, Outcome
+from conformance.items import ItemResult
 from conformance.results import write_results
+from umami_results.vocabulary import Kind, Outcome
 
 
 class HarWriter:
@@ -39,7 +40,7 @@ class JUnitWriter:
         if isinstance(event, SessionStarted):
             self.timestamp = event.timestamp
         elif isinstance(event, SessionFinished):
-            checked = [r for r in event.session.results if r.item.case.name != "setup"]
+            checked = [r for r in event.session.results if r.item.kind is not Kind.SETUP]
             if checked:
                 write_junit(self.path, checked, event.seconds, self.timestamp)
 

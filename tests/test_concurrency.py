@@ -13,9 +13,10 @@ import pytest
 
 from conformance import schedule
 from conformance.client import Target, UmamiClient, tallied
-from conformance.items import Item, Kind, collect
+from conformance.items import Item, collect
 from conformance.schedule import batch, lane, execute_concurrently
 from conformance.errors import ServerGone
+from umami_results.vocabulary import Kind
 
 from conftest import bundled_specs, cli_in_process
 

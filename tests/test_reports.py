@@ -16,12 +16,14 @@ import httpx
 import pytest
 
 from conformance import server
-from conformance.client import REDACTED, Exchange, Redactor, Target, send_cache
+from conformance.client import Exchange, Target, send_cache
 from conformance.options import cli_flags
+from conformance.redact import REDACTED, Redactor
 
 from conformance.results import example_body, write_results
 from umami_results import load as load_results
-from conformance.items import Item, ItemResult, Outcome
+from umami_results.vocabulary import Outcome
+from conformance.items import Item, ItemResult
 from conformance.options import Options
 from conformance.session import Session
 from docgen.report import render_report

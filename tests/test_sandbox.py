@@ -15,9 +15,11 @@ from conformance.loader import Case
 from conformance.execute import _execute
 from conformance.items import Item, ItemResult
 from conformance.options import Options
+from conformance.cleanup import find_leftovers, presence, remove, remove_kept, write_ledger
+from conformance.objects import KEEP_MARK, Created, is_kept, new_prefix
+from conformance.sandbox import Sandbox
+from conformance.seed import SEED_FRESH_SECONDS, SEED_IPS, seed_plan, seed_requests
 from conformance.session import Session
-from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is_kept, new_prefix, presence, remove,
-                                 remove_kept, seed_plan, seed_requests, write_ledger, SEED_FRESH_SECONDS, SEED_IPS)
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
