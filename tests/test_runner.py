@@ -1,4 +1,4 @@
-"""The CLI's runner without pytest: it selects what pytest's -k/-m select, writes JUnit that CI systems read,
+"""The CLI's adapter without pytest: it selects what pytest's -k/-m select, writes JUnit that CI systems read,
 prints progress, failures and the summary, and a bad selection is one clear message. No server: the shared
 recordings and a port nobody listens on."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.engine import collect
-from conformance.runner import select
+from conformance.items import collect
+from conformance.cli_adapter import select
 
 from conftest import bundled_specs, cli_in_process, in_process, shared_recording
 
@@ -66,7 +66,9 @@ def test_progress_lines_name_the_spec_files_and_the_counts_close(me_and_teams) -
     assert sorted(set(files)) == ["me.yaml", "teams.yaml"] == files[:1] + files[-1:] and progress[-1].endswith("[100%]")
     assert set("".join(line.split()[1] for line in progress)) <= set(".Fs")
     assert any(line.strip("= ") == "Umami conformance" for line in lines)
-    assert lines[-1].startswith("=") and " passed" in lines[-1] and " skipped in " in lines[-1]
+    # one set of counts, the outcomes of results.json; then the verdict, the last line
+    assert lines[-2].startswith("=") and " passed," in lines[-2] and " skipped in " in lines[-2], lines[-2:]
+    assert lines[-1].startswith("umami-conformance: conforms: "), lines[-1]
 
 
 def test_junit_has_a_testcase_per_item_with_skips_and_known_differences(me_and_teams) -> None:
