@@ -41,6 +41,8 @@ def test_setup_drift_fails_the_run(tmp_path: Path) -> None:
     assert failed == [("auth/login[admin-setup]", [("field-removed", "$.token")])]
     assert all(i["outcome"] != "failed" for i in results["items"] if i["case"] != "setup"), "only the set-up drifted"
     assert results["summary"]["outcomes"]["failed"] == 1 and results["summary"]["findings"] == {"field-removed": 1}
+    assert results["verdict"] == {"code": "drift", "text": "drift: 1 open finding(s) in 1 item(s) of 13 checked"}
+    assert "umami-conformance: drift: 1 open finding(s) in 1 item(s) of 13 checked" in proc.stdout
     assert "items: failed 1," in proc.stdout and "auth/login[admin-setup] $.token" in proc.stdout
 
 
