@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from conformance.client import HASH_VALUE, REDACTED, REDACTED_HASH, Exchange, Redactor
-from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
+from conformance.model import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
 
 # Most severe first; the terminal summary and the docs group findings in this order.
 CLASSES = {

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from conformance.checks import CLASSES
-from conformance.loader import ROLES, Endpoint, SpecSet
+from conformance.model import ROLES, Endpoint, SpecSet
 from conformance.sandbox import PREFIX_PATTERN
 
 # Worst first. `error`: the tool itself failed on the item (a bug to report), never the server's answer.

@@ -27,7 +27,7 @@ from conformance.client import Credential, Exchange, Tally, tallied
 from conformance.errors import ConformanceError, ServerGone, Unavailable
 from conformance.har import exchange_item
 from conformance.known import apply_known
-from conformance.loader import Case, Endpoint, SpecSet
+from conformance.model import Case, Endpoint, SpecSet
 from conformance.results import example_body, shape, write_results
 from conformance.run import UmamiRun
 from conformance.values import MissingValue, render

@@ -18,12 +18,15 @@ from conformance.engine import Item, ItemResult, Outcome, SessionOutcome, area_i
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
 from conformance.known import load_known
-from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
+from conformance.loader import DEFAULT_SPECS, load_specs
+from conformance.model import SpecSet
 from conformance.options import Options
 from conformance.run import UmamiRun
+from conformance.validation import ValidationCache
 
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
+CACHE_KEY = pytest.StashKey[ValidationCache]()  # what passed validation, for the known differences too
 OPTIONS_KEY = pytest.StashKey[Options]()
 OUTCOME_KEY = pytest.StashKey[SessionOutcome]()
 ERROR_KEY = pytest.StashKey[str]()
@@ -47,11 +50,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
                Path(a).resolve() == specs_dir for a in config.args):
         return
+    cache = ValidationCache.default()
     try:
-        specs = load_specs(specs_dir)
+        specs = load_specs(specs_dir, cache)
     except ConformanceError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SPECS_KEY] = specs
+    config.stash[CACHE_KEY] = cache
     config.stash[OPTIONS_KEY] = options
     for area in specs.areas:
         config.addinivalue_line("markers", f"{area.name}: endpoints of the {area.title} area")
@@ -186,7 +191,8 @@ def _run(config: pytest.Config) -> UmamiRun:
     if ERROR_KEY in config.stash:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
     specs = config.stash[SPECS_KEY]
-    run = UmamiRun(options=config.stash[OPTIONS_KEY], specs=specs, known=load_known(specs.root))
+    known = load_known(specs.root, config.stash[CACHE_KEY])
+    run = UmamiRun(options=config.stash[OPTIONS_KEY], specs=specs, known=known)
     config.stash[RUN_KEY] = run
     try:
         with exchange_item("setup"):

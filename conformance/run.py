@@ -20,7 +20,7 @@ from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
 from conformance.known import KnownDifference
-from conformance.loader import SpecSet
+from conformance.model import SpecSet
 from conformance.options import Options
 from conformance.replay import Replay
 from conformance.sandbox import Sandbox, deletion_notes, new_prefix

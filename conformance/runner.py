@@ -22,7 +22,7 @@ from conformance.engine import Item, ItemResult, Kind, Outcome, SessionOutcome, 
 from conformance.errors import ConformanceError, ServerGone, UsageError
 from conformance.har import exchange_item
 from conformance.known import load_known
-from conformance.loader import SpecSet
+from conformance.model import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.run import UmamiRun
 

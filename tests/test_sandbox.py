@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance.client import Credential
-from conformance.loader import Case
+from conformance.model import Case
 from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
 from conformance.run import UmamiRun
