@@ -40,9 +40,12 @@ class ValidationCache:
     @classmethod
     def default(cls) -> ValidationCache:
         """The entry points' cache: `$UMAMI_CONFORMANCE_HOME` (default `$XDG_CACHE_HOME/umami-conformance`, else
-        ~/.cache/umami-conformance); `UMAMI_CONFORMANCE_SPEC_CACHE=off` keeps it in memory only."""
-        if os.environ.get("UMAMI_CONFORMANCE_SPEC_CACHE", "").lower() in ("off", "0", "no", "false"):
+        ~/.cache/umami-conformance); `UMAMI_CONFORMANCE_SPEC_CACHE=off` keeps it in memory only, `=FILE` in FILE."""
+        setting = os.environ.get("UMAMI_CONFORMANCE_SPEC_CACHE", "")
+        if setting.lower() in ("off", "0", "no", "false"):
             return cls(None)
+        if setting and setting.lower() not in ("on", "1", "yes", "true"):
+            return cls(Path(setting))
         home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "umami-conformance"
         home = Path(os.environ.get("UMAMI_CONFORMANCE_HOME") or home)
         return cls(home / f"valid-specs-jsonschema-{package_version('jsonschema')}.txt")

@@ -46,11 +46,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_spec_cache_in_home() -> Iterator[None]:
+def no_spec_cache_in_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The entry points' default validation cache lives in $HOME: the CLI in a subprocess and the plugin run
-    in-process keep theirs in memory (tests pass SPEC_CACHE where they load specs themselves)."""
+    in-process keep theirs in the session's temporary directory (tests pass SPEC_CACHE where they load specs
+    themselves)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", "off")
+        patch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", str(tmp_path_factory.mktemp("spec-cache") / "valid.txt"))
         yield
 
 

@@ -330,9 +330,11 @@ def test_loading_without_a_cache_writes_nothing(tmp_path: Path, monkeypatch: pyt
     assert ValidationCache.default().path.parent == home  # where the entry points would keep it
 
 
-def test_the_validation_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_validation_cache_can_be_turned_off_or_moved(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", "off")
     assert ValidationCache.default().path is None
+    monkeypatch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", "/tmp/ci/valid.txt")
+    assert ValidationCache.default().path == Path("/tmp/ci/valid.txt")
     monkeypatch.delenv("UMAMI_CONFORMANCE_SPEC_CACHE")
     monkeypatch.setenv("UMAMI_CONFORMANCE_HOME", "/somewhere")
     assert str(ValidationCache.default().path).startswith("/somewhere/valid-specs-jsonschema-")
