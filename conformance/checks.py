@@ -8,29 +8,15 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from conformance.client import HASH_VALUE, REDACTED, REDACTED_HASH, Exchange, Redactor
+from conformance.client import Exchange
 from conformance.model import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
-
-# Most severe first; the terminal summary and the docs group findings in this order.
-CLASSES = {
-    "security": "a success answer exposes a password, a password hash or another principal's secret, or a role "
-                "the spec refuses gets other principals' objects",
-    "auth-looser": "a role got a success the spec forbids",
-    "endpoint-missing": "404/405 where the spec expects success",
-    "auth-stricter": "a role the spec allows was refused",
-    "status-changed": "another status than the spec says",
-    "field-removed": "a required field is missing",
-    "type-changed": "a value has another type, enum value or format (null included)",
-    "content-type-changed": "another media type than the spec says",
-    "value-changed": "a value is outside the spec's constraints (range, pattern, length)",
-    "field-added": "a field the spec does not know",
-    "undocumented-endpoint": "the server has an endpoint no spec describes",
-}
+from conformance.redact import HASH_VALUE, REDACTED, REDACTED_HASH, Redactor
+from umami_results.vocabulary import FINDING_CLASSES
 
 
 def class_rank(cls: str) -> int:
     """The position of a finding class, most severe (security) first; unknown classes last."""
-    return list(CLASSES).index(cls) if cls in CLASSES else len(CLASSES)
+    return list(FINDING_CLASSES).index(cls) if cls in FINDING_CLASSES else len(FINDING_CLASSES)
 
 
 DENIED = {401, 403, 404}

@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from conformance import __version__
-from conformance.checks import CLASSES, class_rank
-from conformance.engine import READ_ONLY_NO_WEBSITE, ItemResult, Outcome, SessionOutcome, skip_group
+from conformance.checks import class_rank
+from conformance.engine import READ_ONLY_NO_WEBSITE, ItemResult, SessionOutcome, skip_group
 from conformance.known import stale
 from conformance.run import UmamiRun
+from umami_results.vocabulary import FINDING_CLASSES, Outcome, SkipCode
 
 Line = tuple[str, str]  # text, style: "" or any of "red", "yellow", "bold" joined by spaces
 
@@ -65,19 +66,20 @@ def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], s
             yield f"  {r.id}: {r.reason}", ""
     for r in (r for r in results if r.outcome is Outcome.ERROR):
         yield f"  error {r.id}: {r.reason}", "red"
-    skipped = Counter(skip_group(r.reason or "") for r in results if r.outcome is Outcome.SKIPPED)
-    for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+    skips = [r.skip for r in results if r.skip]
+    for reason, n in sorted(Counter(map(skip_group, skips)).items(), key=lambda kv: (-kv[1], kv[0])):
         yield f"  skipped {n}: {say(reason)}", ""
-    if run.read_only and not run.options.website_id and skipped.get(READ_ONLY_NO_WEBSITE):
-        yield say(f"{READ_ONLY_NO_WEBSITE}: {skipped[READ_ONLY_NO_WEBSITE]} items that read one website were "
+    no_website = sum(skip.code is SkipCode.NO_WEBSITE for skip in skips)
+    if run.read_only and not run.options.website_id and no_website:
+        yield say(f"{READ_ONLY_NO_WEBSITE}: {no_website} items that read one website were "
                   "skipped; pass --umami-website-id with the id of an existing website to check them"), "yellow"
-    for cls in CLASSES:
+    for cls in FINDING_CLASSES:
         # Security comes first, known ones included (marked as known): a reviewed leak is still a leak.
         group = [(r, f) for r, f in findings if f.cls == cls and (cls == "security" or not f.known)]
         if group:
             opened = sum(1 for _, f in group if not f.known)
             yield (f"{cls} ({opened}{f', known {len(group) - opened}' if opened < len(group) else ''}): "
-                   f"{CLASSES[cls]}"), "red bold" if opened else "yellow bold"
+                   f"{FINDING_CLASSES[cls]}"), "red bold" if opened else "yellow bold"
             for r, f in group:
                 verdict = f" ({f.contract})" if f.contract else ""
                 times = f" ({f.count} items)" if f.count > 1 else ""

@@ -7,32 +7,18 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from conformance.checks import CLASSES
 from conformance.model import ROLES, Endpoint, SpecSet
-from conformance.sandbox import PREFIX_PATTERN
+from conformance.objects import PREFIX_PATTERN
+from umami_results.vocabulary import FINDING_CLASSES, FINDING_GROUPS, OUTCOMES, SKIP_CODES
 
-# Worst first. `error`: the tool itself failed on the item (a bug to report), never the server's answer.
-OUTCOMES = {
-    "failed": "an open finding: the answer differs from the spec",
-    "error": "the tool failed on this item (not a finding about the server)",
-    "unavailable": "a transient failure (502/503/504, a dropped connection) after every retry; not checked, "
-                   "not drift",
-    "known": "a reviewed deviation listed in specs/known-differences.yaml",
-    "passed": "passed with schema check",
-    "passed-no-schema": "passed, no schema for this status (e.g. a plain-text error)",
-    "skipped": "not checked on this server (version, read-only or role not available; reason given)",
-}
-
-
-# How a finding class reads at a glance; every other class is a structure mismatch (auth-looser included).
-GROUPS = {"security": "security", "endpoint-missing": "removed", "status-changed": "status", "auth-stricter": "status"}
 
 
 def vocabulary() -> dict[str, Any]:
     return {"roles": list(ROLES),
-            "outcomes": [{"name": name, "description": text} for name, text in OUTCOMES.items()],
-            "finding_classes": [{"name": cls, "group": GROUPS.get(cls, "structure"), "description": text}
-                                for cls, text in CLASSES.items()],
+            "outcomes": [{"name": name.value, "description": text} for name, text in OUTCOMES.items()],
+            "skip_codes": [{"name": code.value, "description": text} for code, text in SKIP_CODES.items()],
+            "finding_classes": [{"name": cls, "group": FINDING_GROUPS.get(cls, "structure"), "description": text}
+                                for cls, text in FINDING_CLASSES.items()],
             "run_prefix": PREFIX_PATTERN.pattern.lstrip("^")}
 
 

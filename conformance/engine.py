@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextvars
-import enum
 import functools
 import itertools
 import json
@@ -32,28 +31,17 @@ from conformance.results import example_body, shape, write_results
 from conformance.run import UmamiRun
 from conformance.values import MissingValue, render
 from conformance.versions import Versions, path_regex, template_key
+from umami_results.vocabulary import Kind, Outcome, SkipCode
 
 READ_ONLY_NO_WEBSITE = "read-only run without --umami-website-id"
-NOT_RECORDED = "not in the recording"  # a replay had no answer for one of the item's requests
 
 
-class Outcome(str, enum.Enum):
-    """What became of one item (results.json `outcome`)."""
+@dataclass(frozen=True)
+class Skip:
+    """Why an item was not checked: a code of the shared vocabulary, and the details in words."""
 
-    PASSED = "passed"
-    PASSED_NO_SCHEMA = "passed-no-schema"
-    KNOWN = "known"
-    FAILED = "failed"
-    UNAVAILABLE = "unavailable"  # a transient failure after the retries: not checked, never drift
-    SKIPPED = "skipped"
-    ERROR = "error"  # the tool failed on the item (a bug), not a finding about the server
-
-
-class Kind(str, enum.Enum):
-    SPEC = "spec"
-    NEGATIVE = "negative"  # generated bad inputs (--negative)
-    DISCOVERY = "discovery"  # a route no spec describes (--discover)
-    ROUTES = "routes"  # route evidence of every known template (--discover): results.json `routes`
+    code: SkipCode
+    reason: str
 
 
 @dataclass
@@ -89,6 +77,7 @@ class ItemResult:
     server_version: str | None
     outcome: Outcome = Outcome.ERROR
     reason: str | None = None
+    skip: Skip | None = None
     schema_checked: bool = False
     findings: list[Finding] = field(default_factory=list)
     duration: float = 0.0
@@ -108,6 +97,11 @@ class ItemResult:
         """The item asked the server (or the recording) and got an answer it could judge."""
         return self.outcome not in (Outcome.SKIPPED, Outcome.ERROR, Outcome.UNAVAILABLE)
 
+    def skipped(self, skip: Skip) -> ItemResult:
+        """This result, skipped for `skip`."""
+        self.outcome, self.skip, self.reason = Outcome.SKIPPED, skip, skip.reason
+        return self
+
     def as_dict(self) -> dict[str, Any]:
         ep, case = self.item.endpoint, self.item.case
         record: dict[str, Any] = {
@@ -117,6 +111,9 @@ class ItemResult:
             "outcome": self.outcome.value, "reason": self.reason, "schema_checked": self.schema_checked,
             "findings": [f.as_dict() for f in self.findings], "duration": round(self.duration, 4),
             "server_version": self.server_version, "tool_version": __version__}
+        record["kind"] = self.item.kind.value
+        if self.skip:
+            record["skip"] = {"code": self.skip.code.value, "reason": self.skip.reason}
         if self.retries:
             record["retries"] = self.retries
         record.update({k: v for k, v in self.answer.items() if k != "actual_status"})
@@ -273,17 +270,15 @@ def run_items(run: UmamiRun, items: list[Item], concurrency: int) -> list[ItemRe
 
 def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
     result = ItemResult(item, run.server_version)
-    reason = skip_reason(item, run)
-    if reason:
-        result.outcome, result.reason = Outcome.SKIPPED, reason
-        return result
+    skip = skip_reason(item, run)
+    if skip:
+        return result.skipped(skip)
     start = time.perf_counter()
     exchange = None
     try:
         findings, checked, exchange = _execute(item, run, result)
     except MissingValue as exc:
-        result.outcome, result.reason = Outcome.SKIPPED, _missing_reason(exc.args[0], run)
-        return result
+        return result.skipped(_missing_reason(exc.args[0], run))
     except ServerGone:
         raise
     except Unavailable as exc:  # transient after the retries: not checked, and never drift
@@ -303,8 +298,7 @@ def _run_item(run: UmamiRun, item: Item, tally: Tally) -> ItemResult:
         result.duration = time.perf_counter() - start
         result.retries = tally.retries
     if tally.not_recorded:
-        result.outcome, result.reason = Outcome.SKIPPED, NOT_RECORDED
-        return result
+        return result.skipped(Skip(SkipCode.NOT_RECORDED, "not in the recording"))
     apply_known(findings, run.known, item.role, item.case.name, run.server_versions)
     contract = run.contract_once() if findings and exchange is not None else None
     for finding in findings if contract else []:
@@ -335,34 +329,38 @@ def _without_query(url: httpx.URL) -> str:
     return str(url.copy_with(query=None)) if url.fragment else str(url).partition("?")[0]
 
 
-def skip_reason(item: Item, run: UmamiRun) -> str | None:
+def skip_reason(item: Item, run: UmamiRun) -> Skip | None:
     """Why the item is not checked on this server and in this run, or None."""
     ep, case = item.endpoint, item.case
     detected = run.detected
     if detected is not None and not detected.applies(ep.versions):
-        return f"not on this server: applies to Umami {ep.versions}, server is {detected.range}"
+        return Skip(SkipCode.OUT_OF_RANGE,
+                    f"not on this server: applies to Umami {ep.versions}, server is {detected.range}")
     if detected is not None and not detected.applies(case.versions):
-        return f"not on this server: case applies to Umami {case.versions}, server is {detected.range}"
+        return Skip(SkipCode.CASE_OUT_OF_RANGE,
+                    f"not on this server: case applies to Umami {case.versions}, server is {detected.range}")
     if run.read_only and (ep.writes or case.target):
-        return "read-only run: write endpoint not checked"
+        return Skip(SkipCode.READ_ONLY, "read-only run: write endpoint not checked")
     if item.role in run.unavailable:
-        return f"role {item.role!r} not available: {run.unavailable[item.role]}"
+        return Skip(SkipCode.ROLE_UNAVAILABLE, f"role {item.role!r} not available: {run.unavailable[item.role]}")
     if item.role != "anonymous" and item.role not in run.credentials:
-        return f"role {item.role!r} has no credentials in this run"
+        return Skip(SkipCode.NO_CREDENTIAL, f"role {item.role!r} has no credentials in this run")
     if case.creates == "website" and run.sandbox is not None and run.sandbox.keeps \
             and 200 <= item.expected_status < 300:
-        return ("not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
-                "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
+        return Skip(SkipCode.UNDELETABLE,
+                    "not checked on this server: it cannot delete websites (Umami 2.10.x: DELETE answers 500), so "
+                    "every website created would stay for good; runs reuse a kept set (ucf-keep-*) instead")
     return None
 
 
-def _missing_reason(name: str, run: UmamiRun) -> str:
+def _missing_reason(name: str, run: UmamiRun) -> Skip:
     """Why an item that needs `${name}` is skipped."""
     if run.read_only and name.split(".")[0] == "website" and not run.options.website_id:
-        return f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read"
+        return Skip(SkipCode.NO_WEBSITE, f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read")
     if run.read_only:
-        return f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has"
-    return f"needs ${{{name}}}, which this run does not have"
+        return Skip(SkipCode.READ_ONLY,
+                    f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has")
+    return Skip(SkipCode.MISSING_VALUE, f"needs ${{{name}}}, which this run does not have")
 
 
 def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:
@@ -405,7 +403,6 @@ def _execute(item: Item, run: UmamiRun, result: ItemResult) -> tuple[list[Findin
             findings += schema_findings(ep, run.specs.validator_for(case.schema_uri), exchange.body,
                                         run.client.redactor.curl(exchange.request), run.client.redactor,
                                         exchange.replayed)
-            checked = True
     return with_security(_security(ep, exchange, run), findings), checked, exchange
 
 
@@ -560,8 +557,8 @@ def setup_results(run: UmamiRun) -> list[ItemResult]:
         result = results.get(item_id)
         if result is None:
             case = Case(name="setup", line=1, status=drift.expected_status)
-            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role), run.server_version,
-                                                   duration=ex.seconds)
+            result = results[item_id] = ItemResult(Item(item_id, endpoint, case, role, Kind.SETUP),
+                                                   run.server_version, duration=ex.seconds)
             result.answer = _answer(ex, run)
             result.answer.pop("shape")
         finding = Finding(drift.cls, endpoint.id, drift.json_path, drift.expected, drift.actual, drift.message,
@@ -609,7 +606,7 @@ def finish_session(run: UmamiRun, outcome: SessionOutcome, interrupted: bool) ->
     outcome.cleanup = run.cleanup_summary()
     empty = nothing_tested(run.results)
     outcome.empty = None if interrupted else empty
-    ran = any(r.outcome is not Outcome.SKIPPED and r.item.case.name != "setup" for r in run.results)
+    ran = any(r.outcome is not Outcome.SKIPPED and r.item.kind is not Kind.SETUP for r in run.results)
     if outcome.stopped is not None and not ran:
         outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
     elif not ran:
@@ -620,18 +617,18 @@ def finish_session(run: UmamiRun, outcome: SessionOutcome, interrupted: bool) ->
 
 def setup_failed(run: UmamiRun) -> bool:
     """Whether the set-up met drift that is not a known difference (a finding like any other)."""
-    return any(r.item.case.name == "setup" and r.outcome is Outcome.FAILED for r in run.results)
+    return any(r.item.kind is Kind.SETUP and r.outcome is Outcome.FAILED for r in run.results)
 
 
-def skip_group(reason: str) -> str:
-    """A skip reason without its details (versions, roles), to count skips by kind."""
-    return reason.split(":")[0] if reason.startswith(("not on this server", "role ", READ_ONLY_NO_WEBSITE)) \
-        else reason
+def skip_group(skip: Skip) -> str:
+    """A skip reason without its details (versions, why a role is not available), to count skips by kind."""
+    detailed = (SkipCode.OUT_OF_RANGE, SkipCode.CASE_OUT_OF_RANGE, SkipCode.ROLE_UNAVAILABLE, SkipCode.NO_WEBSITE)
+    return skip.reason.split(":")[0] if skip.code in detailed else skip.reason
 
 
 def nothing_tested(results: list[ItemResult]) -> str | None:
     """Why a run tested nothing (every selected item skipped), or None. Such a run never passes."""
-    results = [r for r in results if r.item.case.name != "setup"]  # the set-up's drift: no items
+    results = [r for r in results if r.item.kind is not Kind.SETUP]  # the set-up's drift: no items
     if not results or any(r.outcome is not Outcome.SKIPPED for r in results):
         return None
     reasons = Counter(r.reason or "" for r in results)

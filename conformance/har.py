@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from conformance import __version__
-from conformance.client import CACHE_FIELD, HASH_VALUE, REDACTED, SECRET_FIELDS, SECRET_HEADERS, Redactor, redact_hash
+from conformance.redact import CACHE_FIELD, HASH_VALUE, REDACTED, SECRET_FIELDS, SECRET_HEADERS, Redactor, redact_hash
 
 CURRENT_ITEM: ContextVar[str] = ContextVar("umami_conformance_item", default="setup")
 STAND_IN_FIELDS = {"token", "apikey", "api_key", "sharetoken"}  # credentials: stand-ins, not ***

@@ -13,8 +13,8 @@ import pytest
 
 from conformance import options as opts
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, Outcome, SessionOutcome, area_items, discovery_items, \
-    finish_session, run_batch, setup_failed, setup_results
+from conformance.engine import Item, ItemResult, SessionOutcome, area_items, discovery_items, finish_session, \
+    run_batch, setup_failed, setup_results
 from conformance.errors import ConformanceError, ServerGone
 from conformance.har import exchange_item
 from conformance.known import load_known
@@ -23,6 +23,7 @@ from conformance.model import SpecSet
 from conformance.options import Options
 from conformance.run import UmamiRun
 from conformance.validation import ValidationCache
+from umami_results.vocabulary import Outcome
 
 RUN_KEY = pytest.StashKey["UmamiRun | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()

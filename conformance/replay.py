@@ -39,9 +39,10 @@ from typing import Any
 
 import httpx
 
-from conformance.client import NOT_RECORDED_HEADER, REDACTED, REPLAYED_HEADER, SECRET_FIELDS
+from conformance.client import NOT_RECORDED_HEADER, REPLAYED_HEADER
 from conformance.discovery import NOT_EVIDENCE, Route, presence, shadows
 from conformance.har import CURRENT_ITEM, load_har
+from conformance.redact import REDACTED, SECRET_FIELDS
 from conformance.versions import path_regex, template_key
 
 NOT_RECORDED_STATUS = 599  # no server sends it

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import umami_results
 from conformance.checks import class_rank, json_type
-from conformance.client import Exchange, Redactor, send_cache
+from conformance.client import Exchange, send_cache
 from conformance.describe import endpoint_views, vocabulary
 from conformance.discovery import route_templates, routes_list
 from conformance.known import stale as stale_entries
+from conformance.redact import Redactor
 from conformance.replay import Templates
 
 if TYPE_CHECKING:

@@ -14,16 +14,19 @@ from typing import TYPE_CHECKING, Any
 from packaging.version import Version
 
 from conformance import __version__
-from conformance.client import REDACTED, Credential, UmamiClient
+from conformance.cleanup import deletion_notes
+from conformance.client import Credential, UmamiClient
 from conformance.contract import Contract
 from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
 from conformance.known import KnownDifference
 from conformance.model import SpecSet
+from conformance.objects import new_prefix
 from conformance.options import Options
+from conformance.redact import REDACTED
 from conformance.replay import Replay
-from conformance.sandbox import Sandbox, deletion_notes, new_prefix
+from conformance.sandbox import Sandbox
 from conformance.versions import Answer, Detected, fingerprint
 
 if TYPE_CHECKING:
@@ -134,7 +137,7 @@ class UmamiRun:
             return
         admin = self.credentials["admin"]
         prefix = (self.replay.prefix if self.replay else None) or new_prefix()
-        # The seed and the cleanup's order depend on the releases the server may be (sandbox.LEFT_BEHIND).
+        # The seed and the cleanup's order depend on the releases the server may be (cleanup.LEFT_BEHIND).
         self.sandbox = Sandbox(self.client, admin, prefix,
                                ledger=(self.options.ledger_dir or self.options.results_path.parent)
                                / f"sandbox-ledger-{prefix.rstrip('-')}.json",

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, Kind, Outcome, SessionOutcome, collect, finish_session, run_all, \
-    setup_failed, setup_results
+from conformance.engine import Item, ItemResult, SessionOutcome, collect, finish_session, run_all, setup_failed, \
+    setup_results
 from conformance.errors import ConformanceError, ServerGone, UsageError
 from conformance.har import exchange_item
 from conformance.known import load_known
 from conformance.model import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.run import UmamiRun
+from umami_results.vocabulary import Kind, Outcome
 
 # How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
 MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
@@ -139,7 +140,7 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
     finally:
         signal.signal(signal.SIGTERM, term)
     wall = time.perf_counter() - start
-    checked = [r for r in run.results if r.item.case.name != "setup"]
+    checked = [r for r in run.results if r.item.kind is not Kind.SETUP]
     suite.failed = setup_failed(run) or any(MARK[r.outcome] == "F" for r in checked)
     _report(run, suite, checked, wall, out)
     if junit is not None and checked:

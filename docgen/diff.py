@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from docgen.history import json_types
+from umami_results.vocabulary import NO_ANSWER, Outcome, SkipCode, skip_code
 
-NO_ANSWER = ("skipped", "unavailable", "error", None)
 KNOWN = "📝"
 PARAMETER = re.compile(r"\{[^}]*\}")
 
@@ -143,27 +143,27 @@ class Diff:
 
 
 def _answer(item: dict[str, Any]) -> Answer | None:
-    if item.get("outcome") in NO_ANSWER or item.get("actual_status") is None:
+    if item.get("outcome") in {None, *NO_ANSWER} or item.get("actual_status") is None:
         return None
     media = (item.get("content_type") or "").split(";")[0].strip().lower()
     return Answer(item["actual_status"], media, item.get("shape") or {}, item.get("expected_status"),
                   item.get("example") not in (None, ""), item.get("outcome") == "known")
 
 
+UNCOMPARED = {SkipCode.CASE_OUT_OF_RANGE: "case out of range", SkipCode.OUT_OF_RANGE: "out of range",
+              SkipCode.NOT_RECORDED: "not recorded"}  # how the report says why a skipped item was not compared
+
+
 def _why_not(item: dict[str, Any] | None, side: str) -> str:
     if item is None:
         return f"not in the {side} run"
-    reason = item.get("reason") or ""
-    if item.get("outcome") == "unavailable":
+    if item.get("outcome") == Outcome.UNAVAILABLE:
         return f"unavailable in the {side} run"
-    if reason.startswith("not on this server: case"):
-        return f"case out of range in the {side} run"
-    if reason.startswith("not on this server"):
-        return f"out of range in the {side} run"
-    if reason == "not in the recording":
-        return f"not recorded in the {side} run"
-    if item.get("outcome") in ("skipped",):
-        return f"skipped in the {side} run: {reason.split(':')[0][:60] or 'no reason'}"
+    code = skip_code(item)
+    if code in UNCOMPARED:
+        return f"{UNCOMPARED[code]} in the {side} run"
+    if item.get("outcome") == Outcome.SKIPPED:
+        return f"skipped in the {side} run: {code.value if code else 'no reason'}"
     return f"no answer in the {side} run"
 
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from docgen.legend import Vocabulary
-
-PASSING = {"passed", "passed-no-schema", "known"}
+from umami_results.vocabulary import PASSING, Outcome
 HISTORY_LIMIT = 100  # archived runs kept; each one differs from the run before it
 
 
@@ -85,7 +84,7 @@ def endpoint_histories(runs: list[dict[str, Any]]) -> dict[str, EndpointHistory]
             per_ep.setdefault(endpoint, []).append((item_id, key, status, shape))
         for endpoint, rows in per_ep.items():
             h = out.setdefault(endpoint, EndpointHistory())
-            ran = [r for r in rows if r[1] != "skipped"]
+            ran = [r for r in rows if r[1] != Outcome.SKIPPED]
             if ran and h.first_seen is None and any(r[2] not in (404, 405) for r in ran):
                 h.first_seen = date
             if ran and (passing := all(r[1] in PASSING for r in ran)) != h.passing:

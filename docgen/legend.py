@@ -5,21 +5,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from umami_results.vocabulary import FINDING_CLASSES, OUTCOMES, Outcome
+
 # Worst first: an endpoint/role cell shows the worst outcome of its cases. Keys are the finding groups and
 # outcomes of results.json's vocabulary.
 LEGEND = [
-    ("🔓", "security", "security: a success answer exposes a password, a password hash or another principal's "
-                      "secret, or a refused role gets other principals' objects"),
-    ("🛑", "removed", "endpoint missing: 404/405 where the spec expects success"),
+    ("🔓", "security", f"security: {FINDING_CLASSES['security']}"),
+    ("🛑", "removed", f"endpoint missing: {FINDING_CLASSES['endpoint-missing']}"),
     ("🚨", "structure", "structure mismatch: a field added, removed or retyped, or auth looser than the spec"),
     ("⚠️", "status", "status mismatch: another status code than the spec says"),
-    ("❗", "error", "error: the tool failed on this item (a bug to report, not a finding about the server)"),
-    ("🔌", "unavailable", "unavailable: a transient failure (502/503/504, a dropped connection) after every retry; "
-                          "not checked, not drift"),
-    ("📝", "known", "known difference: a reviewed deviation listed in specs/known-differences.yaml"),
-    ("✅", "passed", "passed with schema check"),
-    ("✔️", "passed-no-schema", "passed, no schema for this status (e.g. a plain-text error)"),
-    ("⏳", "skipped", "not checked on this server (version, read-only or role not available; reason given)"),
+    ("❗", "error", f"error: {OUTCOMES[Outcome.ERROR]}"),
+    ("🔌", "unavailable", f"unavailable: {OUTCOMES[Outcome.UNAVAILABLE]}"),
+    ("📝", "known", f"known difference: {OUTCOMES[Outcome.KNOWN]}"),
+    ("✅", "passed", OUTCOMES[Outcome.PASSED]),
+    ("✔️", "passed-no-schema", OUTCOMES[Outcome.PASSED_NO_SCHEMA]),
+    ("⏳", "skipped", OUTCOMES[Outcome.SKIPPED]),
 ]
 SYMBOL = {key: sym for sym, key, _ in LEGEND}
 RANK = {key: i for i, (_, key, _) in enumerate(LEGEND)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from conformance import server
-from conformance.sandbox import KEEP_MARK
+from conformance.objects import KEEP_MARK
 
 TABLES = {"user": "user_id", "team": "team_id", "team_user": "team_user_id", "website": "website_id",
           "report": "report_id"}

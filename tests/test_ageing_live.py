@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conformance import server
-from conformance.sandbox import SEED_IPS, seed_plan, seed_requests
+from conformance.seed import SEED_IPS, seed_plan, seed_requests
 
 from conftest import run_cli, user_env
 from snapshot import sql

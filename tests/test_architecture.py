@@ -61,3 +61,28 @@ def test_the_results_schema_means_the_same_in_draft_07() -> None:
     assert used <= umami_results.SHARED_KEYWORDS, used - umami_results.SHARED_KEYWORDS
     with pytest.raises(umami_results.ResultsError, match="must contain"):
         umami_results.validate({"tool": "umami-conformance", "items": []})
+
+
+def test_the_vocabulary_is_written_once() -> None:
+    """The schema's enums are the vocabulary's words: outcomes, item kinds, skip codes and finding classes."""
+    import json
+
+    import umami_results
+    from umami_results import vocabulary as v
+
+    schema = json.loads(umami_results.SCHEMA_PATH.read_text())
+    item = schema["$defs"]["item"]["properties"]
+    assert set(item["outcome"]["enum"]) - {None} == {o.value for o in v.Outcome}
+    assert item["kind"]["enum"] == [k.value for k in v.Kind]
+    assert schema["$defs"]["skip_code"]["enum"] == [c.value for c in v.SkipCode] == [c.value for c in v.SKIP_CODES]
+    assert list(v.OUTCOMES) == list(v.Outcome)
+    assert schema["$defs"]["finding"]["properties"]["class"]["enum"] == list(v.FINDING_CLASSES)
+
+
+def test_docgen_switches_on_codes_never_on_the_runners_words() -> None:
+    """No skip reason of the engine is matched in docgen: it reads `skip.code` (umami_results.vocabulary)."""
+    wording = ("not on this server", "not in the recording", "read-only run", "has no credentials", "not available:",
+               "cannot delete websites", "which this run does not have")
+    found = {f"{path.relative_to(ROOT)}: {words}" for path in sorted((ROOT / "docgen").rglob("*"))
+             if path.is_file() for words in wording if words in path.read_text(encoding="utf-8")}
+    assert not found, sorted(found)

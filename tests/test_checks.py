@@ -8,7 +8,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conformance.checks import check_exchange, schema_findings
-from conformance.client import Exchange, Redactor
+from conformance.client import Exchange
+from conformance.redact import Redactor
 
 from conftest import bundled_specs
 

@@ -1,4 +1,4 @@
-"""The cleanup's delete order per release (sandbox.LEFT_BEHIND): children that a release's deleteWebsite leaves
+"""The cleanup's delete order per release (cleanup.LEFT_BEHIND): children that a release's deleteWebsite leaves
 behind are deleted first, users after their websites. Unit tests against the in-memory model of each release
 (tests/fake_umami.py, its flags read from that release's source) and the shared 2.20.2 recording."""
 
@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from conformance.cleanup import deletion_notes, find_leftovers, remove, removal_order
 from conformance.client import Credential
 from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
+from conformance.objects import Created
 from conformance.run import UmamiRun
-from conformance.sandbox import Created, Sandbox, deletion_notes, find_leftovers, remove, removal_order
+from conformance.sandbox import Sandbox
 from conformance.versions import Detected
 
 from conftest import bundled_specs, shared_recording

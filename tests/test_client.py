@@ -7,8 +7,9 @@ import json
 import httpx
 import pytest
 
-from conformance.client import GONE_AFTER, Redactor, Target, UmamiClient
+from conformance.client import GONE_AFTER, Target, UmamiClient
 from conformance.errors import AuthFailed, ConnectionFailed, ServerGone, Unavailable
+from conformance.redact import Redactor
 
 
 def _client(handler) -> UmamiClient:

@@ -120,6 +120,17 @@ def test_skipped_items_are_not_compared_never_removed() -> None:
     assert "## Not compared" in render_diff(old, new, diff)
 
 
+def test_not_compared_by_skip_code_whatever_the_wording() -> None:
+    """docgen reads why an item was skipped from `skip.code`: the runner may word its reason as it likes."""
+    old = _results(*[_item(f"{e}/get[admin-x]", 200) for e in "abcd"])
+    reworded = [("a", "out-of-range"), ("b", "case-out-of-range"), ("c", "not-recorded"), ("d", "no-credential")]
+    new = _results(*[{**_item(f"{e}/get[admin-x]", None, outcome="skipped", reason="any words"),
+                      "skip": {"code": code, "reason": "any words"}} for e, code in reworded])
+    assert dict(diff_results(old, new).not_compared) == {
+        "out of range in the new run": 1, "case out of range in the new run": 1, "not recorded in the new run": 1,
+        "skipped in the new run: no-credential": 1}
+
+
 def test_removed_and_added_only_on_evidence() -> None:
     """The no-route answer (405, a 404 page) against a success or a documented error; the pair is shown."""
     old = _results(_item("r/list[admin-x]", 200, {"$": "array"}), _item("r/list[anonymous-x]", 401, media=None),

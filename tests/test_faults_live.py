@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from conformance import server
+from conformance.cleanup import find_leftovers
 from conformance.client import Target, UmamiClient
-from conformance.sandbox import _rows, find_leftovers
+from conformance.objects import list_rows
 
 from conftest import run_cli, user_env
 from proxy import Faults, RecordingProxy
@@ -93,8 +94,8 @@ def _reports_named(umami: server.ServerInfo, prefix: str) -> list[str]:
     client = UmamiClient(Target(url=umami.url, username="admin", password="umami"))
     admin = client.login("admin", "umami")
     names = []
-    for site in _rows(client, admin, "/admin/websites") or []:
-        names += [r["name"] for r in _rows(client, admin, "/reports", {"websiteId": site["id"]}) or []
+    for site in list_rows(client, admin, "/admin/websites") or []:
+        names += [r["name"] for r in list_rows(client, admin, "/reports", {"websiteId": site["id"]}) or []
                   if r["name"].startswith(prefix)]
     return names
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-from conformance.sandbox import seed_plan
+from conformance.seed import seed_plan
 
 from conftest import shared_recording
 

@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from conformance import server
-from conformance.client import REDACTED, Exchange, Redactor, Target, send_cache
+from conformance.client import Exchange, Target, send_cache
 from conformance.options import cli_flags
+from conformance.redact import REDACTED, Redactor
 
 from conformance.results import example_body, write_results
 from umami_results import load as load_results

@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from conformance import server
+from conformance.cleanup import remove
 from conformance.client import Target, UmamiClient
-from conformance.sandbox import KEEP_MARK, Created, Sandbox, remove
+from conformance.objects import KEEP_MARK, Created
+from conformance.sandbox import Sandbox
 
 from conftest import CLI, ROOT, cli_in_process, run_cli, user_env
 from proxy import RecordingProxy

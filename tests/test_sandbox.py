@@ -14,9 +14,11 @@ from conformance.client import Credential
 from conformance.model import Case
 from conformance.engine import Item, ItemResult, _execute
 from conformance.options import Options
+from conformance.cleanup import find_leftovers, presence, remove, remove_kept, write_ledger
+from conformance.objects import KEEP_MARK, Created, is_kept, new_prefix
 from conformance.run import UmamiRun
-from conformance.sandbox import (KEEP_MARK, Created, Sandbox, find_leftovers, is_kept, new_prefix, presence, remove,
-                                 remove_kept, seed_plan, seed_requests, write_ledger, SEED_FRESH_SECONDS, SEED_IPS)
+from conformance.sandbox import Sandbox
+from conformance.seed import SEED_FRESH_SECONDS, SEED_IPS, seed_plan, seed_requests
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami

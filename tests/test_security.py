@@ -10,17 +10,19 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from conformance.checks import (CLASSES, Finding, check_exchange, class_rank, declared_paths, foreign_objects,
+from conformance.checks import (Finding, check_exchange, class_rank, declared_paths, foreign_objects,
                                schema_findings, security_findings, with_security)
-from conformance.client import Exchange, Redactor
+from conformance.client import Exchange
 from conformance.har import _data as recorded_data
 from conformance.known import apply_known, load_known
+from conformance.redact import Redactor
 
 from conformance.describe import vocabulary
 from conformance.engine import own_ids
 from conformance.results import summarize
 from docgen.legend import LEGEND, Vocabulary
 from umami_results import SCHEMA_PATH
+from umami_results.vocabulary import FINDING_CLASSES
 from conftest import bundled_specs
 
 SPECS = bundled_specs()
@@ -127,9 +129,9 @@ def test_security_comes_first_and_replaces_the_schema_finding_of_the_same_field(
 
 
 def test_the_class_comes_first_everywhere() -> None:
-    assert list(CLASSES)[0] == "security" and class_rank("security") == 0
+    assert list(FINDING_CLASSES)[0] == "security" and class_rank("security") == 0
     results_enum = json.loads(SCHEMA_PATH.read_text())["$defs"]["finding"]["properties"]["class"]["enum"]
-    assert results_enum[0] == "security" and set(results_enum) == set(CLASSES)
+    assert results_enum[0] == "security" and set(results_enum) == set(FINDING_CLASSES)
     meta = yaml.safe_load((ROOT / "specs" / "meta-schema.yaml").read_text())
     known_enum = meta["$defs"]["known_differences"]["items"]["properties"]["class"]["enum"]
     assert known_enum[0] == "security"

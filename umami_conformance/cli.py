@@ -359,8 +359,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from conformance.cleanup import find_leftovers, remove, remove_kept, write_ledger
     from conformance.client import Target, UmamiClient
-    from conformance.sandbox import Created, find_leftovers, remove, remove_kept, write_ledger
+    from conformance.objects import Created
     local = None if args.url else server.status()
     url = args.url or (local.url if local else None)
     if not url:
