@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "umami_conformance.cli"]
 RECORDINGS = ROOT / "tests" / "recordings"  # copies of ../shared/recordings, vendored so no test depends on ../shared
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
-SPEC_CACHE = ValidationCache()  # what passed validation, for this test session only (in memory, never in $HOME)
+# What passed validation, for this test session only: in a temporary directory (removed at the session's end), never
+# in $HOME; the session's entry points (the CLI in a subprocess, the plugin in-process) share it.
+SPEC_CACHE = ValidationCache(Path(tempfile.mkdtemp(prefix="ucf-spec-cache-")) / "valid.txt")
 _held: list[IO[str]] = []
 
 
@@ -46,13 +48,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_spec_cache_in_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def no_spec_cache_in_home() -> Iterator[None]:
     """The entry points' default validation cache lives in $HOME: the CLI in a subprocess and the plugin run
-    in-process keep theirs in the session's temporary directory (tests pass SPEC_CACHE where they load specs
-    themselves)."""
+    in-process use SPEC_CACHE's file instead (tests pass SPEC_CACHE where they load specs themselves)."""
+    assert SPEC_CACHE.path is not None
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", str(tmp_path_factory.mktemp("spec-cache") / "valid.txt"))
+        patch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", str(SPEC_CACHE.path))
         yield
+    shutil.rmtree(SPEC_CACHE.path.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
