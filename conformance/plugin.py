@@ -4,6 +4,7 @@ prints the summary."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,17 +43,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOME_KEY] = SessionOutcome()
     config.stash[RUN_KEY] = None
+    specs_dir = Path(config.getoption("umami_specs") or os.environ.get(opts.BY_NAME["specs"].env or "")
+                     or DEFAULT_SPECS).resolve()
+    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
+               Path(a).resolve() == specs_dir for a in config.args):
+        return  # not a session of the specs: their options and environment variables are not read
+    cache = ValidationCache.default()
     try:
         options = Options.from_values(
             {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
-    except ConformanceError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    specs_dir = options.specs_dir
-    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
-               Path(a).resolve() == specs_dir for a in config.args):
-        return
-    cache = ValidationCache.default()
-    try:
         specs = load_specs(specs_dir, cache)
     except ConformanceError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -314,6 +314,8 @@ def test_recheck_of_the_shared_2_20_2_recording(tmp_path: Path, recheck_2_20_2: 
 FULL = {
     "umami-3.1.0-full.har.gz": (">=3.1.0,<3.2", {"known": 77, "passed": 912, "passed-no-schema": 2,
                                                  "skipped": 720}, 82, 1),
+    "umami-2.10.0-full.har.gz": ("==2.10.0", {"known": 105, "passed": 364, "passed-no-schema": 208,
+                                              "skipped": 1034}, 125, 2),
     "umami-2.20.2-full.har.gz": (">=2.19.0,<3.0.0",
                                  {"known": 101, "passed": 384, "passed-no-schema": 304, "skipped": 922}, 106, 2),
 }
@@ -330,7 +332,9 @@ def test_recheck_of_the_full_recordings(tmp_path: Path, name: str) -> None:
     assert (results["summary"]["known"], results["summary"]["security"]) == (known, security)
     assert all(i["kind"] == "spec" for i in results["items"])
     skips = Counter(i["skip"]["code"] for i in results["items"] if i["outcome"] == "skipped")
-    assert set(skips) <= {"out-of-range", "case-out-of-range"} and skips.total() == outcomes["skipped"], skips
+    # 2.10.0 cannot delete websites: a website's creation is not checked there (the run reuses a kept set)
+    allowed = {"out-of-range", "case-out-of-range"} | ({"undeletable"} if name.startswith("umami-2.10") else set())
+    assert set(skips) <= allowed and skips.total() == outcomes["skipped"], skips
     # The admin lists of 3.x: no 200 schema, only the case's "a non-empty list": not a schema check.
     if name.startswith("umami-3.1.0"):
         users = {i["id"]: (i["outcome"], i["schema_checked"]) for i in results["items"]

@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = Non
     (default `ValidationCache.default()`, kept across runs)."""
     from conformance.loader import load_specs
     from conformance.validation import ValidationCache
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # an environment variable the parser reads for a default
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     args.cache = cache if cache is not None else ValidationCache.default()
     args.load_specs = load or functools.partial(load_specs, cache=args.cache)
     try:
