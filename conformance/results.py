@@ -31,7 +31,7 @@ def example_body(exchange: Exchange, redactor: Redactor) -> Any:
     if body is None:
         text = exchange.response.text
         return redactor.text(text)[:200] if text and "<html" not in text[:200].lower() else None
-    body = _trim(redactor.data(body))
+    body = _trim(redactor.data(body, answer=True))
     if len(json.dumps(body)) > EXAMPLE_CHARS:
         return {"truncated": True}
     return body
