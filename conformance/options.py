@@ -157,7 +157,7 @@ class Options:
     replay: tuple[Path, ...] = ()  # answer from recordings instead of a server (recheck)
     discover: bool = False
     negative: int = 0
-    concurrency: int = 4  # items at a time (engine.parallel_safe ones only); a replay runs in order
+    concurrency: int = 4  # items at a time (as schedule.lane allows); a replay runs in order
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], default_specs: Path) -> Options:

@@ -24,7 +24,7 @@ from conformance.errors import ConformanceError, ExitCode, ServerSetupError, Usa
 from conformance.options import cli_flags
 
 if TYPE_CHECKING:
-    from conformance.runner import Suite
+    from conformance.cli_adapter import Suite
     from conformance.validation import ValidationCache
 
 INTERRUPTED = 130
@@ -210,7 +210,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
     from conformance.known import load_known
     from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
-    from conformance.runner import run_suite
+    from conformance.cli_adapter import run_suite
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
