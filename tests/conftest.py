@@ -39,16 +39,12 @@ SPEC_CACHE = ValidationCache(Path(tempfile.mkdtemp(prefix="ucf-spec-cache-")) / 
 _held: list[IO[str]] = []
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest's -m and xdist's groups read the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the real server (the `umami` fixture, also through another fixture) is `live`:
-    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old.
-    The tests that read the shared 2.20.2 recheck run on one xdist worker (`--dist loadgroup`), which makes it once."""
+    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old."""
     for item in items:
         if "umami" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
-        if "recheck_2_20_2" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("recheck-2.20.2"))
     items.sort(key=lambda item: item.get_closest_marker("ageing") is not None)
 
 
