@@ -18,6 +18,7 @@ from conformance.known import stale
 from conformance.session import Session
 from umami_results.vocabulary import FINDING_CLASSES, Kind, Outcome, SkipCode
 
+ROLE_ENV = {"user": "UMAMI_USER", "view-only": "UMAMI_VIEWER"}  # existing users for the roles (options.py)
 Line = tuple[str, str]  # text, style: "" or any of "red", "yellow", "bold" joined by spaces
 # How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
 MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
@@ -79,6 +80,11 @@ def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str]
     skips = [r.skip for r in results if r.skip]
     for reason, n in sorted(Counter(map(skip_group, skips)).items(), key=lambda kv: (-kv[1], kv[0])):
         yield f"  skipped {n}: {say(reason)}", ""
+    lacking = sorted({r.item.role for r in results if r.skip and r.skip.code is SkipCode.NO_CREDENTIAL})
+    if lacking:
+        how = [f"{ROLE_ENV[role]}_USERNAME and {ROLE_ENV[role]}_PASSWORD" for role in lacking if role in ROLE_ENV]
+        yield ("roles without credentials in this run: " + ", ".join(lacking)
+               + (f"; give existing users with {' and '.join(how)}" if how else "")), "yellow"
     no_website = sum(skip.code is SkipCode.NO_WEBSITE for skip in skips)
     if session.read_only and not session.options.website_id and no_website:
         yield say(f"{READ_ONLY_NO_WEBSITE}: {no_website} items that read one website were "

@@ -14,7 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -86,16 +89,38 @@ class ServerInfo:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{self.database}"
 
 
+HEARTBEAT = 10.0  # seconds between the lines that say a long step is still going
+
+
 def _say(msg: str) -> None:
     print(f"[umami-local] {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _still(what: str) -> Iterator[None]:
+    """While the block runs, a line every HEARTBEAT seconds: what is going on and for how long (a first install
+    takes minutes; without a line it would look hung)."""
+    started, done = time.monotonic(), threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT):
+            _say(f"still {what} ({time.monotonic() - started:.0f} s)")
+
+    thread = threading.Thread(target=beat, name="ucf-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
          as_postgres: bool = False, what: str) -> str:
     if as_postgres and os.getuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True)
+    with _still(what):
+        proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise ServerSetupError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
@@ -338,6 +363,7 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
     if running or read_info():
         stop(keep_postgres=True)
     app = install_umami(version)
+    _say("starting PostgreSQL, creating the database and its users")
     pg_port = start_postgres()
     database = create_database(pg_port, app)
     user_password = create_user_sql(pg_port, database, app, "local-user", "user")
@@ -352,7 +378,9 @@ def start(fresh: bool = False, version: str = UMAMI_VERSION, timeout: float = 18
     log = state_dir() / "umami.log"
     for attempt in (1, 2):
         info, proc = _launch(app, env, log, pg_port, database, version, users)
-        failure = _wait_until_answering(info, proc, timeout)
+        _say(f"starting Umami {version} on {info.url}")
+        with _still("waiting for Umami to answer"):
+            failure = _wait_until_answering(info, proc, timeout)
         if failure is None:
             return info
         # The free port can be taken between choosing and binding it: then try once more.

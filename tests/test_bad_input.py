@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance import server
+
 from conftest import cli_in_process, shared_recording
 
 
@@ -68,3 +70,11 @@ def test_the_plugin_leaves_unrelated_pytest_sessions_alone(tmp_path: Path) -> No
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "UMAMI_CONCURRENCY": "0", "UMAMI_URL": "not a url"})
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_a_long_step_says_it_is_still_going(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Issue 27: a first install printed nothing for minutes; now a line at least every HEARTBEAT seconds."""
+    monkeypatch.setattr(server, "HEARTBEAT", 0.05)
+    server._run([sys.executable, "-c", "import time; time.sleep(0.3)"], what="building")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[umami-local] still building (")]
+    assert len(lines) >= 2, lines  # the step takes at least 0.3 s, six heartbeats

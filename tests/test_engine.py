@@ -10,8 +10,10 @@ import pytest
 
 from conformance import execute
 from conformance.client import Credential
+from conformance.console import summary_lines
 from conformance.execute import execute_item
 from conformance.errors import Unavailable
+from conformance.events import SessionOutcome
 from conformance.items import Item, collect
 from conformance.options import Options
 from conformance.session import Session
@@ -56,6 +58,17 @@ def test_a_skip_is_an_outcome_with_its_reason(session: Session) -> None:
     result = execute_item(session.execution(), _item("admin/users[user-first-page]"))
     assert result.outcome is Outcome.SKIPPED and result.reason == "role 'user' has no credentials in this run"
     assert result.as_dict()["outcome"] == "skipped" and result.as_dict()["actual_status"] is None
+
+
+def test_the_summary_says_how_to_give_a_role_its_credentials(session: Session) -> None:
+    """Issue 27: the user and view-only roles were skipped without a hint that UMAMI_USER_* and UMAMI_VIEWER_*
+    exist."""
+    context = session.execution()
+    session.results = [execute_item(context, _item(i)) for i in ("admin/users[user-first-page]",
+                                                                 "admin/users[admin-first-page]")]
+    lines = [text for text, _ in summary_lines(session, SessionOutcome())]
+    assert "roles without credentials in this run: user; give existing users with UMAMI_USER_USERNAME and " \
+           "UMAMI_USER_PASSWORD" in lines, lines
 
 
 def test_an_answer_is_checked_and_recorded(session: Session) -> None:
