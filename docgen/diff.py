@@ -3,8 +3,11 @@
 Items are paired by id (endpoint[role-case]). A pair is compared only when both runs have an answer for it;
 otherwise it is "not compared" with its reason (skipped, out of range, not recorded, unavailable, not in the
 other run), never a change. An endpoint is "removed" or "added" only on evidence: the server's no-route
-answer (405, or a 404 page) on one side against a success or a documented error on the other. `RULES` is the
-classification table, printed in README.md ("Upgrade check") and pinned by tests/test_diff.py.
+answer (405, or a 404 page) on one side against a success or a documented error on the other; an endpoint is also
+"added" when the specs' range leaves out the old server's release (skip code `out-of-range`) and the new server
+answers it. A `security` finding of the old run that the new run no longer has is `security-fixed`, not the
+removal of a field. `RULES` is the classification table, printed in README.md ("Upgrade check") and pinned by
+tests/test_diff.py.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from docgen.history import json_types
 from umami_results.vocabulary import NO_ANSWER, Outcome, SkipCode, skip_code
 
 KNOWN = "📝"
+SECURITY = "security"  # the finding class (umami_results.vocabulary.FINDING_CLASSES) whose fix is its own kind
 PARAMETER = re.compile(r"\{[^}]*\}")
 
 
@@ -47,7 +51,10 @@ RULES = [
     Rule("field-removed", True, "a JSON path of a success body is gone", "code reading it gets undefined"),
     Rule("field-retyped", True, "a JSON path's types share none (null aside; integer and number are one)",
          "code using the value as the old type fails"),
-    Rule("endpoint-added", False, "the old server gives its no-route answer, the new one a success or a "
+    Rule("security-fixed", False, "a `security` finding (known or open) of the old run is gone in the new run's "
+         "answer to the same item", "a leak or an exposure was fixed: nothing that worked breaks"),
+    Rule("endpoint-added", False, "the old server gives its no-route answer, or the specs put the endpoint out of "
+         "its release and no other endpoint of the old run answers the route; the new one a success or a "
          "documented error", "nothing existing changes"),
     Rule("auth-looser", False, "a 401 or 403 becomes a success",
          "nothing breaks, but more callers get data: review who may"),
@@ -94,6 +101,7 @@ class Answer:
     expected: int | None
     body: bool = True  # False: an empty body
     known: bool = False  # a known difference of that server (specs/known-differences.yaml)
+    security: frozenset[str] = frozenset()  # JSON paths of its `security` findings
 
     @property
     def success(self) -> bool:
@@ -146,8 +154,9 @@ def _answer(item: dict[str, Any]) -> Answer | None:
     if item.get("outcome") in {None, *NO_ANSWER} or item.get("actual_status") is None:
         return None
     media = (item.get("content_type") or "").split(";")[0].strip().lower()
+    security = frozenset(f["json_path"] for f in item.get("findings") or [] if f.get("class") == SECURITY)
     return Answer(item["actual_status"], media, item.get("shape") or {}, item.get("expected_status"),
-                  item.get("example") not in (None, ""), item.get("outcome") == "known")
+                  item.get("example") not in (None, "", False), item.get("outcome") == "known", security)
 
 
 UNCOMPARED = {SkipCode.CASE_OUT_OF_RANGE: "case out of range", SkipCode.OUT_OF_RANGE: "out of range",
@@ -226,10 +235,26 @@ def _label(answer: Answer) -> str:
     return f"{answer.status}{' (no route)' if answer.no_route else ''}{f' {KNOWN}' if answer.known else ''}"
 
 
+def _release(results: dict[str, Any]) -> str:
+    server = results.get("server") or {}
+    return server.get("version") or server.get("version_range") or "its release"
+
+
+def _answered(items: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """(method, path template) of every route some item of the run got a success or a documented error from."""
+    return {(i["method"], template(i["path"])) for i in items.values() if (x := _answer(i)) and x.documented}
+
+
+def _out_of_range(items: list[dict[str, Any] | None]) -> bool:
+    """Every item of the endpoint is in the run and skipped because the specs put it out of the server's release."""
+    return bool(items) and all(i is not None and skip_code(i) == SkipCode.OUT_OF_RANGE for i in items)
+
+
 def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
     """Every change from `old` to `new` by the rules in `RULES`, and what could not be compared."""
     a, b = _items(old), _items(new)
     routes_a, routes_b = _routes(old), _routes(new)
+    answered = _answered(a)
     by_endpoint: dict[str, list[str]] = defaultdict(list)
     for item_id in sorted(a.keys() | b.keys()):
         by_endpoint[(a.get(item_id) or b[item_id])["endpoint"]].append(item_id)
@@ -243,6 +268,11 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         news = {i: _answer(b[i]) for i in ids if i in b}
         was, was_status = _presence([x for x in olds.values() if x], routes_a.get(template(path)), method)
         now, now_status = _presence([x for x in news.values() if x], routes_b.get(template(path)), method)
+        # Added also by the specs' range: out of the old release, unless another endpoint of the old run answers
+        # the route. Removed only on the server's own answer: a breaking change needs more than a spec's range.
+        route = (method, template(path))
+        if was == "unknown" and _out_of_range([a.get(i) for i in ids]) and route not in answered:
+            was, was_status = "absent", f"not in {_release(old)} (specs)"
         if (was, now) == ("present", "absent"):
             changes.add(Change(ep, "endpoint-removed", f"{method} {path}", was_status, now_status, area))
         elif (was, now) == ("absent", "present"):
@@ -252,6 +282,8 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
             o, n = olds.get(item_id), news.get(item_id)
             if o is None or n is None:
                 reason = _why_not(a.get(item_id), "old") if o is None else _why_not(b.get(item_id), "new")
+                if _out_of_range([a.get(item_id)]) and _out_of_range([b.get(item_id)]):
+                    reason = "out of range in both runs"  # an endpoint of neither release (e.g. >=3.2, Cloud)
                 result.not_compared[reason] += 1
                 reasons.append(reason)
                 continue
@@ -259,7 +291,7 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
             if {was, now} == {"present", "absent"}:
                 continue  # the endpoint-level entry says it
             changes.update(_compare(ep, area, item_id, o, n))
-        if len(reasons) == len(ids):
+        if len(reasons) == len(ids) and {was, now} != {"present", "absent"}:
             result.uncompared_endpoints.setdefault(Counter(reasons).most_common(1)[0][0], []).append(ep)
             for side, present, out in (("old", was, "out of range in the new run"),
                                        ("new", now, "out of range in the old run")):
@@ -277,15 +309,22 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
 
 
 def _compare(ep: str, area: str, item_id: str, o: Answer, n: Answer) -> list[Change]:
+    fixed = sorted(o.security - n.security)
+    changes = [Change(ep, "security-fixed", path, f"security{f' {KNOWN}' if o.known else ''}", "no finding", area)
+               for path in fixed]
     if o.status != n.status:
-        return [Change(ep, _status_change(o, n), item_id, _label(o), _label(n), area)]
+        return [*changes, Change(ep, _status_change(o, n), item_id, _label(o), _label(n), area)]
     if not o.success:
         fo, fn = o.error_format(), n.error_format()
-        return [Change(ep, "error-format-changed", "errors", fo, fn, area)] if fo != fn else []
+        return changes + ([Change(ep, "error-format-changed", "errors", fo, fn, area)] if fo != fn else [])
     if o.media != n.media:
-        return [Change(ep, "content-type-changed", item_id, o.media or "no body", n.media or "no body", area)]
-    return [Change(ep, kind, path, before, after, area)
-            for kind, path, before, after in field_changes(o.shape, n.shape)]
+        return [*changes, Change(ep, "content-type-changed", item_id, o.media or "no body", n.media or "no body",
+                                 area)]
+    # A fixed leak is not a removed field: the field was the finding.
+    leaks = [p for p in fixed if p != "$"]
+    return changes + [Change(ep, kind, path, before, after, area)
+                      for kind, path, before, after in field_changes(o.shape, n.shape)
+                      if not any(path == p or path.startswith((p + ".", p + "[")) for p in leaks)]
 
 
 def _one_error_format_per_endpoint(changes: set[Change]) -> list[Change]:
@@ -392,11 +431,35 @@ def _server(results: dict[str, Any]) -> str:
     return f"Umami {server.get('version') or 'unknown'}"
 
 
+def _side(results: dict[str, Any]) -> str:
+    """Where a run's answers come from: the server's URL (or its recording) and the releases it may be."""
+    server = results.get("server") or {}
+    where = f"`{server.get('url') or 'unknown'}`"
+    if server.get("version_range"):
+        where += f", {server['version_range']}"
+    return where
+
+
+def _reference_note(results: dict[str, Any], side: str) -> list[str]:
+    """The first-screen warning for a side that is a shipped reference recording, not the user's server."""
+    reference = results.get("reference")
+    if not reference:
+        return []
+    return [f"> **The {side} side is a reference recording, not a server of yours**: the answers of a default install "
+            f"of {_server(results)} (`{reference['recording']}`, checked with the current specs). What may differ on "
+            "your server: its data (lists, counts, empty answers), its configuration "
+            "(environment variables, SSO, cloud mode, the roles set up) and its database (PostgreSQL, MySQL, "
+            "ClickHouse). A change on an endpoint whose answer depends on those is worth a check on a staging "
+            "server.", ""]
+
+
 def diff_json(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
     """The diff for machines: sorted keys, the same bytes for the same inputs."""
     def side(r: dict[str, Any]) -> dict[str, Any]:
         server = r.get("server") or {}
-        return {"version": server.get("version"), "url": server.get("url"), "started": r.get("started")}
+        return {"version": server.get("version"), "version_range": server.get("version_range"),
+                "url": server.get("url"), "started": r.get("started"),
+                "reference_recording": (r.get("reference") or {}).get("recording")}
 
     doc = {"old": side(old), "new": side(new),
            "summary": {"changes": len(diff.changes), "breaking": len(diff.breaking),
@@ -423,6 +486,7 @@ def render_diff(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
     once, the changes per area, and what was not compared."""
     changes, breaking = diff.changes, diff.breaking
     lines = [f"# Upgrade check: {_server(old)} → {_server(new)}", "",
+             f"Old: {_side(old)}. New: {_side(new)}.", "", *_reference_note(old, "old"), *_reference_note(new, "new"),
              f"**{len(changes)} change(s) on {len({c.endpoint for c in changes})} endpoint(s), "
              f"{len(breaking)} breaking.** {diff.compared} item(s) compared, "
              f"{sum(diff.not_compared.values())} not compared (see the end).", ""]
