@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | cleanup | server ...
+"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | upgrade-check | cleanup | server
 
 The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
 results.json (`umami_results`) and never import each other."""
@@ -88,6 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--out", type=Path, default=None, help="write the Markdown here too")
     diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
 
+    upgrade = sub.add_parser("upgrade-check", help="run the suite against your server and diff it against the "
+                             "shipped results of a recorded release (no server of that release needed)")
+    upgrade.add_argument("--to", required=True, metavar="VERSION",
+                         help="the release to upgrade to; one with shipped results (a wrong one lists them)")
+    options.add_to_cli(upgrade, "run")
+    upgrade.add_argument("--reports", type=Path, default=Path("reports/upgrade-check"),
+                         help="where the run's reports go (default reports/upgrade-check/)")
+    upgrade.add_argument("--out", type=Path, default=None, help="write the Markdown report here too")
+    upgrade.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
+    upgrade.add_argument("-k", dest="keyword", default=None, help="select items as `run -k` does")
+    upgrade.add_argument("-m", dest="marker", default=None, help="select items as `run -m` does")
+    upgrade.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    upgrade.add_argument("--max-time", type=float, default=None,
+                         help="stop the run after this many seconds (the sandbox is still cleaned up)")
+
     cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
     options.add_to_cli(cleanup, "cleanup")
     cleanup.add_argument("--prefix", default=None, help="only this run prefix (default: every ucf-<time>- prefix)")
@@ -176,6 +191,11 @@ def _local_server() -> server.ServerInfo:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args)[0]
+
+
+def _run(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """`run`: against `--url`, or the local server; the exit code and the results published (None: none)."""
     values = vars(args)
     if not args.url:
         local = _local_server()
@@ -191,12 +211,12 @@ def cmd_recheck(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"{path}: no such recording")
     args.max_time = None
-    return _suite(args, vars(args))
+    return _suite(args, vars(args))[0]
 
 
-def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
+def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
     """Run the suite into a staging directory; only a run that produced results replaces the reports in `--out`
-    (and the docs, and the history)."""
+    (and the docs, and the history). The exit code, and the results published (None: none)."""
     from conformance.known import load_known
     from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
@@ -224,8 +244,9 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Path, staging: Path) -> int:
-    """Publish what the run produced, say how it ended, and the exit code."""
+def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Path,
+             staging: Path) -> tuple[int, dict[str, Any] | None]:
+    """Publish what the run produced, say how it ended; the exit code and the results published."""
     outcome = suite.outcome
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
@@ -250,7 +271,7 @@ def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Pa
     if not published:
         print(f"umami-conformance: the reports in {out} are left as they were: this run produced no results",
               file=sys.stderr)
-    return result
+    return result, results
 
 
 def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> dict[str, Any]:
@@ -352,6 +373,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return ExitCode.DRIFT if diff.breaking else ExitCode.OK
 
 
+def cmd_upgrade_check(args: argparse.Namespace) -> int:
+    """`run` against the user's server (the same suite, sandbox, cleanup and exit codes), then `diff` of that
+    run against the shipped results of `--to`. Exit 1 also when something breaking changed."""
+    from docgen.diff import diff_json, diff_results, render_diff
+    from umami_results.releases import load_release
+    target = load_release(args.to)  # before any request: a release without data lists those with data
+    run_args = argparse.Namespace(**{**vars(args), "out": args.reports, "docs": None, "history": None,
+                                     "no_docs": True})
+    code, results = _run(run_args)
+    if results is None or code not in (ExitCode.OK, ExitCode.DRIFT, ExitCode.UNAVAILABLE):
+        print(f"umami-conformance: no upgrade check: the run against your server did not finish (exit {int(code)})",
+              file=sys.stderr)
+        return code
+    diff = diff_results(results, target)
+    text = render_diff(results, target, diff)
+    print(text, end="")
+    for path, content in ((args.out, text), (args.json, diff_json(results, target, diff) if args.json else "")):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+    print(f"upgrade check: {len(diff.changes)} change(s), {len(diff.breaking)} breaking, against the shipped "
+          f"recording of Umami {target['server']['version']}", file=sys.stderr)
+    return ExitCode.DRIFT if diff.breaking else code
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from conformance.cleanup import find_leftovers, remove, remove_kept, write_ledger
     from conformance.client import Target, UmamiClient
@@ -424,7 +470,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
             "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs,
-            "diff": cmd_diff,
+            "diff": cmd_diff, "upgrade-check": cmd_upgrade_check,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":
