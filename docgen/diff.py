@@ -1,6 +1,7 @@
 """The upgrade check: what changed between two results.json files, classified by written rules.
 
-Items are paired by id (endpoint[role-case]). A pair is compared only when both runs have an answer for it;
+Items are paired by id (endpoint[role-case]), or for a case named per release by its name without the release
+(`search`, `search-v3`; see `_renamed_cases`). A pair is compared only when both runs have an answer for it;
 otherwise it is "not compared" with its reason (skipped, out of range, not recorded, unavailable, not in the
 other run), never a change. An endpoint is "removed" or "added" only on evidence: the server's no-route
 answer (405, or a 404 page) on one side against a success or a documented error on the other; an endpoint is also
@@ -250,6 +251,35 @@ def _out_of_range(items: list[dict[str, Any] | None]) -> bool:
     return bool(items) and all(i is not None and skip_code(i) == SkipCode.OUT_OF_RANGE for i in items)
 
 
+RELEASE_SUFFIX = re.compile(r"-v\d+$")  # a case named per release: `search` and `search-v3`
+
+
+def _renamed_cases(ids: list[str], a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Old item id -> new item id for the cases of one endpoint that are named per release: an item answered
+    only in the old run (the new one puts its case out of range) and one answered only in the new run, of the
+    same role and expected status, paired by the case name without its release suffix, else when they are the
+    role's only such pair."""
+    def only(here: dict[str, dict[str, Any]], there: dict[str, dict[str, Any]]) -> list[str]:
+        return [i for i in ids if i in here and i in there and _answer(here[i])
+                and skip_code(there[i]) == SkipCode.CASE_OUT_OF_RANGE]
+
+    pairs: dict[str, str] = {}
+    olds, news = only(a, b), only(b, a)
+    for role in sorted({a[i]["role"] for i in olds}):
+        mine = [i for i in olds if a[i]["role"] == role]
+        theirs = [i for i in news if b[i]["role"] == role]
+        for o in list(mine):
+            same = [n for n in theirs if a[o]["expected_status"] == b[n]["expected_status"]
+                    and RELEASE_SUFFIX.sub("", a[o]["case"]) == RELEASE_SUFFIX.sub("", b[n]["case"])]
+            if len(same) == 1:
+                pairs[o] = same[0]
+                mine.remove(o)
+                theirs.remove(same[0])
+        if len(mine) == len(theirs) == 1 and a[mine[0]]["expected_status"] == b[theirs[0]]["expected_status"]:
+            pairs[mine[0]] = theirs[0]
+    return pairs
+
+
 def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
     """Every change from `old` to `new` by the rules in `RULES`, and what could not be compared."""
     a, b = _items(old), _items(new)
@@ -278,8 +308,11 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         elif (was, now) == ("absent", "present"):
             changes.add(Change(ep, "endpoint-added", f"{method} {path}", was_status, now_status, area))
         reasons = []
+        renamed = _renamed_cases(ids, a, b)
         for item_id in ids:
-            o, n = olds.get(item_id), news.get(item_id)
+            if item_id in renamed.values():
+                continue  # compared with its old case
+            o, n = olds.get(item_id), news.get(renamed.get(item_id, item_id))
             if o is None or n is None:
                 reason = _why_not(a.get(item_id), "old") if o is None else _why_not(b.get(item_id), "new")
                 if _out_of_range([a.get(item_id)]) and _out_of_range([b.get(item_id)]):
@@ -290,7 +323,8 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
             result.compared += 1
             if {was, now} == {"present", "absent"}:
                 continue  # the endpoint-level entry says it
-            changes.update(_compare(ep, area, item_id, o, n))
+            where = f"{item_id[:-1]} → {renamed[item_id][len(ep) + 1:]}" if item_id in renamed else item_id
+            changes.update(_compare(ep, area, where, o, n))
         if len(reasons) == len(ids) and {was, now} != {"present", "absent"}:
             result.uncompared_endpoints.setdefault(Counter(reasons).most_common(1)[0][0], []).append(ep)
             for side, present, out in (("old", was, "out of range in the new run"),

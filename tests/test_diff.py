@@ -276,6 +276,36 @@ def test_a_shipped_reference_says_so_on_the_first_screen() -> None:
     assert "reference recording" not in render_diff(old, old, diff_results(old, old))
 
 
+def _case_out(item_id: str, expected: int = 200) -> dict:
+    return {**_item(item_id, None, outcome="skipped", reason="any words", expected=expected),
+            "skip": {"code": "case-out-of-range", "reason": "any words"}}
+
+
+def test_cases_named_per_release_are_compared() -> None:
+    """`search` (2.x) and `search-v3`, or a role's only such pair (`home-to-pricing`, `funnel-v3`): one request
+    written for each release, compared; a role or an expected status of its own stays apart."""
+    old = _results({**_item("r/funnel[user-home]", 200, {"$": "array", "$[*]": "object", "$[*].x": "string"}),
+                    "case": "home"},
+                   {**_item("r/funnel[user-one]", 400, media=None), "case": "one"},
+                   {**_case_out("r/funnel[user-f-v3]"), "case": "f-v3"},
+                   {**_case_out("r/funnel[user-one-v3]", 400), "case": "one-v3"},
+                   {**_item("r/funnel[share-one]", 400, media=None), "role": "share", "case": "one"},
+                   {**_case_out("r/funnel[share-two-v3]", 401), "role": "share", "case": "two-v3"})
+    new = _results({**_case_out("r/funnel[user-home]"), "case": "home"},
+                   {**_case_out("r/funnel[user-one]", 400), "case": "one"},
+                   {**_item("r/funnel[user-f-v3]", 200, {"$": "array", "$[*]": "object", "$[*].value": "string"}),
+                    "case": "f-v3"},
+                   {**_item("r/funnel[user-one-v3]", 500, media="text/plain", expected=400), "case": "one-v3"},
+                   {**_case_out("r/funnel[share-one]", 400), "role": "share", "case": "one"},
+                   {**_item("r/funnel[share-two-v3]", 401, media=None), "role": "share", "case": "two-v3"})
+    diff = diff_results(old, new)
+    assert [(c.kind, c.where, c.old, c.new) for c in diff.changes] == [
+        ("server-error", "r/funnel[user-one → user-one-v3]", "400", "500"),
+        ("field-removed", "$[*].x", "string", "absent"),
+        ("field-added", "$[*].value", "absent", "string")]
+    assert diff.compared == 2 and sum(diff.not_compared.values()) == 2  # share: 400 and 401 are not one request
+
+
 def test_discovery_and_generated_items_are_not_paired() -> None:
     old = _results({**_item("discovery/undocumented[admin-x]", 200), "area": "discovery"},
                    {**_item("w/get[admin-negative]", 400), "case": "negative"})

@@ -55,6 +55,16 @@ def test_a_release_without_data_lists_those_with_data() -> None:
                                    "of: 2.10.0, 2.20.2, 3.1.0")
 
 
+def test_a_report_that_cannot_be_written_stops_before_the_run(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_run", lambda args: pytest.fail("the run must not start"))
+    (tmp_path / "file").write_text("")
+    for flag, path in (("--json", tmp_path), ("--out", tmp_path / "file" / "upgrade.md")):
+        proc = cli_in_process("upgrade-check", "--to", "3.1.0", "--url", "http://127.0.0.1:9", flag, str(path))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith(f"umami-conformance: error: {path}: cannot write the upgrade report there")
+
+
 def test_2_10_0_to_the_shipped_3_1_0(fresh: dict[str, dict]) -> None:
     """The issue's bar: >= 100 changes, the endpoints 3.1.0 adds among them, the removed hash leak not breaking."""
     old, new = fresh["2.10.0"], releases.load_release("3.1.0")

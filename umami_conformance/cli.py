@@ -379,6 +379,9 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
     from docgen.diff import diff_json, diff_results, render_diff
     from umami_results.releases import load_release
     target = load_release(args.to)  # before any request: a release without data lists those with data
+    for path in (args.out, args.json):  # a report that cannot be written fails before the run, not after it
+        if path:
+            _writable(path)
     run_args = argparse.Namespace(**{**vars(args), "out": args.reports, "docs": None, "history": None,
                                      "no_docs": True})
     code, results = _run(run_args)
@@ -391,11 +394,21 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
     print(text, end="")
     for path, content in ((args.out, text), (args.json, diff_json(results, target, diff) if args.json else "")):
         if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
+            _writable(path).write_text(content, encoding="utf-8")
     print(f"upgrade check: {len(diff.changes)} change(s), {len(diff.breaking)} breaking, against the shipped "
           f"recording of Umami {target['server']['version']}", file=sys.stderr)
     return ExitCode.DRIFT if diff.breaking else code
+
+
+def _writable(path: Path) -> Path:
+    """`path`, its directory made; UsageError (exit 2) when it cannot be written there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir() or not os.access(path.parent, os.W_OK):
+            raise OSError(f"{path} is a directory" if path.is_dir() else "not writable")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the upgrade report there ({exc.strerror or exc})") from None
+    return path
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
