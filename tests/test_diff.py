@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from docgen.diff import RULES, diff_json, diff_results, render_diff
+from docgen.diff import RULES, diff_results
+from docgen.upgrade_report import diff_json, render_diff
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_in_process
-from docgen.diff import diff_json, diff_results, render_diff
+from docgen.diff import diff_results
+from docgen.upgrade_report import diff_json, render_diff
 from umami_conformance import cli
 from umami_results import releases
 

@@ -23,7 +23,7 @@ from conformance.errors import ConformanceError, ExitCode, ServerSetupError, Usa
 from conformance.options import cli_flags
 
 if TYPE_CHECKING:
-    from conformance.runner import Suite
+    from conformance.cli_adapter import Suite
 
 INTERRUPTED = 130
 
@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = Non
     """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
     commands in one process may pass one that keeps what it loaded)."""
     from conformance.loader import load_specs
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # an environment variable the parser reads for a default
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     args.load_specs = load or load_specs
     try:
         return int(COMMANDS[args.command](args))
@@ -220,7 +224,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[
     from conformance.known import load_known
     from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
-    from conformance.runner import run_suite
+    from conformance.cli_adapter import run_suite
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
@@ -361,7 +365,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from docgen.diff import diff_json, diff_results, render_diff
+    from docgen.diff import diff_results
+    from docgen.upgrade_report import diff_json, render_diff
     old, new = _load(_results_file(args.old), strict=False), _load(_results_file(args.new), strict=False)
     diff = diff_results(old, new)
     text = render_diff(old, new, diff)
@@ -376,7 +381,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_upgrade_check(args: argparse.Namespace) -> int:
     """`run` against the user's server (the same suite, sandbox, cleanup and exit codes), then `diff` of that
     run against the shipped results of `--to`. Exit 1 also when something breaking changed."""
-    from docgen.diff import diff_json, diff_results, render_diff
+    from docgen.diff import diff_results
+    from docgen.upgrade_report import diff_json, render_diff
     from umami_results.releases import load_release
     target = load_release(args.to)  # before any request: a release without data lists those with data
     for path in (args.out, args.json):  # a report that cannot be written fails before the run, not after it
