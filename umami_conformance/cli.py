@@ -21,11 +21,13 @@ import umami_results
 from conformance import __version__, options, server
 from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
 from conformance.options import cli_flags
+from umami_conformance import upgrade
 
 if TYPE_CHECKING:
     from conformance.cli_adapter import Suite
 
 INTERRUPTED = 130
+PARTIAL = "partial"  # where the reports of a run that did not finish go, beside the last complete ones
 
 
 def _report_args(p: argparse.ArgumentParser, out: str) -> None:
@@ -40,6 +42,8 @@ def _report_args(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("-m", dest="marker", default=None,
                    help="select items by marker (pytest's -m expressions): the areas, negative, discovery")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="the summary lists every known difference (default: a count per finding class)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,20 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--out", type=Path, default=None, help="write the Markdown here too")
     diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
 
-    upgrade = sub.add_parser("upgrade-check", help="run the suite against your server and diff it against the "
-                             "shipped results of a recorded release (no server of that release needed)")
-    upgrade.add_argument("--to", required=True, metavar="VERSION",
-                         help="the release to upgrade to; one with shipped results (a wrong one lists them)")
-    options.add_to_cli(upgrade, "run")
-    upgrade.add_argument("--reports", type=Path, default=Path("reports/upgrade-check"),
-                         help="where the run's reports go (default reports/upgrade-check/)")
-    upgrade.add_argument("--out", type=Path, default=None, help="write the Markdown report here too")
-    upgrade.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
-    upgrade.add_argument("-k", dest="keyword", default=None, help="select items as `run -k` does")
-    upgrade.add_argument("-m", dest="marker", default=None, help="select items as `run -m` does")
-    upgrade.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    upgrade.add_argument("--max-time", type=float, default=None,
-                         help="stop the run after this many seconds (the sandbox is still cleaned up)")
+    upgrade.add_parser(sub)
 
     cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
     options.add_to_cli(cleanup, "cleanup")
@@ -242,7 +233,8 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[
                   "and items that read one website are skipped (there is no sandbox website to read); pass "
                   "--website-id ID of an existing website to check those", file=sys.stderr)
         with Deadline(args.max_time) as deadline:
-            suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml")
+            suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml",
+                              verbose=args.verbose)
         return _outcome(args, suite, deadline, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -255,7 +247,11 @@ def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Pa
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
     complete = not deadline.expired and not suite.interrupted and outcome.stopped is None
-    results = _publish(args, out, staging, docs=complete and not outcome.empty) if published else None
+    # A run that did not finish never replaces the last complete reports: its own go to <out>/partial/.
+    target = out if complete else out / PARTIAL
+    results = _publish(args, target, staging, docs=complete and not outcome.empty) if published else None
+    if results is not None and complete:
+        shutil.rmtree(out / PARTIAL, ignore_errors=True)  # an older partial run's reports are history now
     result, message = ExitCode.DRIFT if suite.failed else ExitCode.OK, ""
     if not suite.selected:
         result, message = ExitCode.USAGE, "error: no spec items selected (check -k/-m)"
@@ -275,7 +271,23 @@ def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Pa
     if not published:
         print(f"umami-conformance: the reports in {out} are left as they were: this run produced no results",
               file=sys.stderr)
+    elif not complete:
+        print(f"umami-conformance: the run did not finish: its reports are in {out / PARTIAL}; the reports of the "
+              f"last complete run in {out} are left as they were", file=sys.stderr)
+    if suite.selected:
+        sys.stderr.flush()
+        print(f"umami-conformance: {_verdict(results, suite, deadline.expired)}", flush=True)
     return result, results
+
+
+def _verdict(results: dict[str, Any] | None, suite: Suite, expired: bool) -> str:
+    """The run's verdict, said last: results.json's, or for a run that wrote none, what stopped it."""
+    if results is not None:
+        return results["verdict"]["text"]
+    if suite.outcome.stopped is not None or suite.interrupted or expired:
+        why = "the run exceeded --max-time" if expired else "interrupted" if suite.interrupted else "stopped"
+        return f"incomplete: {why} before any item ran"
+    return f"nothing tested: {suite.outcome.empty or 'no item ran'}"
 
 
 def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> dict[str, Any]:
@@ -379,42 +391,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_upgrade_check(args: argparse.Namespace) -> int:
-    """`run` against the user's server (the same suite, sandbox, cleanup and exit codes), then `diff` of that
-    run against the shipped results of `--to`. Exit 1 also when something breaking changed."""
-    from docgen.diff import diff_results
-    from docgen.upgrade_report import diff_json, render_diff
-    from umami_results.releases import load_release
-    target = load_release(args.to)  # before any request: a release without data lists those with data
-    for path in (args.out, args.json):  # a report that cannot be written fails before the run, not after it
-        if path:
-            _writable(path)
-    run_args = argparse.Namespace(**{**vars(args), "out": args.reports, "docs": None, "history": None,
-                                     "no_docs": True})
-    code, results = _run(run_args)
-    if results is None or code not in (ExitCode.OK, ExitCode.DRIFT, ExitCode.UNAVAILABLE):
-        print(f"umami-conformance: no upgrade check: the run against your server did not finish (exit {int(code)})",
-              file=sys.stderr)
-        return code
-    diff = diff_results(results, target)
-    text = render_diff(results, target, diff)
-    print(text, end="")
-    for path, content in ((args.out, text), (args.json, diff_json(results, target, diff) if args.json else "")):
-        if path:
-            _writable(path).write_text(content, encoding="utf-8")
-    print(f"upgrade check: {len(diff.changes)} change(s), {len(diff.breaking)} breaking, against the shipped "
-          f"recording of Umami {target['server']['version']}", file=sys.stderr)
-    return ExitCode.DRIFT if diff.breaking else code
-
-
-def _writable(path: Path) -> Path:
-    """`path`, its directory made; UsageError (exit 2) when it cannot be written there."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_dir() or not os.access(path.parent, os.W_OK):
-            raise OSError(f"{path} is a directory" if path.is_dir() else "not writable")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write the upgrade report there ({exc.strerror or exc})") from None
-    return path
+    """`run` (this module's), then the diff against the shipped results of `--to` (upgrade.py)."""
+    return upgrade.check(args, _run)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
