@@ -6,6 +6,7 @@ results.json (`umami_results`) and never import each other."""
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -25,6 +26,7 @@ from umami_conformance import upgrade
 
 if TYPE_CHECKING:
     from conformance.cli_adapter import Suite
+    from conformance.validation import ValidationCache
 
 INTERRUPTED = 130
 PARTIAL = "partial"  # where the reports of a run that did not finish go, beside the last complete ones
@@ -108,16 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = None) -> int:
-    """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
-    commands in one process may pass one that keeps what it loaded)."""
+def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = None,
+         cache: ValidationCache | None = None) -> int:
+    """`load`: how spec directories are loaded (default `conformance.loader.load_specs` with `cache`; a caller that
+    runs many commands in one process may pass one that keeps what it loaded). `cache`: what passed validation
+    (default `ValidationCache.default()`, kept across runs)."""
     from conformance.loader import load_specs
+    from conformance.validation import ValidationCache
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:  # an environment variable the parser reads for a default
         print(f"umami-conformance: error: {exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
-    args.load_specs = load or load_specs
+    args.cache = cache if cache is not None else ValidationCache.default()
+    args.load_specs = load or functools.partial(load_specs, cache=args.cache)
     try:
         return int(COMMANDS[args.command](args))
     except umami_results.ResultsError as exc:
@@ -142,7 +148,7 @@ def _specs_dir(args: argparse.Namespace) -> Path:
 def cmd_validate(args: argparse.Namespace) -> int:
     from conformance.known import load_known
     specs = args.load_specs(_specs_dir(args))
-    known = load_known(specs.root)
+    known = load_known(specs.root, args.cache)
     n = len(specs.endpoints)
     cases = sum(len(e.cases) for e in specs.endpoints)
     print(f"{specs.root}: {len(specs.areas)} areas, {n} endpoints, {cases} cases, "
@@ -152,7 +158,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     from conformance.coverage import coverage
-    for c in coverage(args.load_specs(_specs_dir(args))):
+    for c in coverage(args.load_specs(_specs_dir(args)), args.cache):
         print(f"{c.name}: {c.specified}/{c.total} ({c.percent:.0f} %) {c.title}")
         if args.missing:
             for op in c.missing:
@@ -165,7 +171,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     from conformance.known import load_known
     specs = args.load_specs(_specs_dir(args))
     version = args.version or openapi.default_version(specs)
-    doc = openapi.build(specs, version, load_known(specs.root))
+    doc = openapi.build(specs, version, load_known(specs.root, args.cache))
     text = openapi.dumps(doc, yaml_format=bool(args.out and args.out.suffix in (".yaml", ".yml")))
     if args.out is None:
         print(text, end="")
@@ -223,7 +229,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[
         run_options = Options.from_values({**values, "results": staging / "results.json", "ledger_dir": out},
                                           DEFAULT_SPECS)
         specs = args.load_specs(run_options.specs_dir)
-        load_known(specs.root)  # spec errors stop the run before any request
+        load_known(specs.root, args.cache)  # spec errors stop the run before any request
         gc.freeze()  # the specs live as long as the run: the collector need not walk them again and again
         if run_options.contract:
             from conformance.contract import Contract
