@@ -237,7 +237,7 @@ def _label(answer: Answer) -> str:
 
 def _release(results: dict[str, Any]) -> str:
     server = results.get("server") or {}
-    return server.get("version") or server.get("version_range") or "its release"
+    return server.get("release") or server.get("version") or server.get("version_range") or "its release"
 
 
 def _answered(items: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:

@@ -17,7 +17,7 @@ from docgen.diff import KNOWN, ORDER, RULE, RULES, Change, Diff
 
 def _server(results: dict[str, Any]) -> str:
     server = results.get("server") or {}
-    return f"Umami {server.get('version') or 'unknown'}"
+    return f"Umami {server.get('release') or server.get('version') or 'unknown'}"
 
 
 def _side(results: dict[str, Any]) -> str:
@@ -46,8 +46,8 @@ def diff_json(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
     """The diff for machines: sorted keys, the same bytes for the same inputs."""
     def side(r: dict[str, Any]) -> dict[str, Any]:
         server = r.get("server") or {}
-        return {"version": server.get("version"), "version_range": server.get("version_range"),
-                "url": server.get("url"), "started": r.get("started"),
+        return {"version": server.get("version"), "release": server.get("release") or server.get("version"),
+                "version_range": server.get("version_range"), "url": server.get("url"), "started": r.get("started"),
                 "reference_recording": (r.get("reference") or {}).get("recording")}
 
     doc = {"old": side(old), "new": side(new),
