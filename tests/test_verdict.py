@@ -4,6 +4,7 @@ report and the docs as it travels in results.json."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,23 @@ def test_the_report_banner_is_red_only_when_something_is_open(tmp_path: Path) ->
     results["verdict"] = verdict([*results["items"], _item("failed", ("security", False))])
     html = render_report(results, tmp_path / "drift.html").read_text()
     assert '<p id="verdict" class="verdict open">drift: 1 open finding(s) in 1 item(s) (1 security) of ' in html
+
+
+def test_only_this_servers_release_by_default(tmp_path: Path) -> None:
+    """Issue 27: on 2.10.0, 157 of the 218 rows of the docs index were endpoints 2.10.0 lacks, and junit.xml had
+    1,025 skipped cases. Now they are one collapsed list; junit.xml has no case of another release."""
+    proc = cli_in_process("recheck", str(shared_recording("umami-2.10.0-full.har.gz")), "--out", str(tmp_path), "-q")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    other = ("out-of-range", "case-out-of-range")
+    absent = {i["endpoint"] for i in results["items"]} - {
+        i["endpoint"] for i in results["items"] if i.get("skip", {}).get("code") not in other}
+    index = (tmp_path / "docs" / "index.md").read_text()
+    rows = re.findall(r"^\| \S+ \| \[([a-z0-9-]+/[a-z0-9-]+)\]", index, re.M)
+    assert len(absent) == 157 and rows and not absent & set(rows), absent & set(rows)
+    assert f"<summary>Not on Umami 2.10.0 ({len(absent)} endpoints)</summary>" in index
+    assert "| – | no item" in index  # every symbol in the legend
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "not on this server" not in junit
+    html = (tmp_path / "report.html").read_text()
+    assert "not on Umami 2.10.0: 1032 items of 157 endpoints, not listed" in html
