@@ -1,24 +1,28 @@
 """The upgrade check: what changed between two results.json files, classified by written rules.
 
-Items are paired by id (endpoint[role-case]). A pair is compared only when both runs have an answer for it;
+Items are paired by id (endpoint[role-case]), or for a case named per release by its name without the release
+(`search`, `search-v3`; see `_renamed_cases`). A pair is compared only when both runs have an answer for it;
 otherwise it is "not compared" with its reason (skipped, out of range, not recorded, unavailable, not in the
 other run), never a change. An endpoint is "removed" or "added" only on evidence: the server's no-route
-answer (405, or a 404 page) on one side against a success or a documented error on the other. `RULES` is the
-classification table, printed in README.md ("Upgrade check") and pinned by tests/test_diff.py.
+answer (405, or a 404 page) on one side against a success or a documented error on the other; an endpoint is also
+"added" when the specs' range leaves out the old server's release (skip code `out-of-range`) and the new server
+answers it. A `security` finding of the old run that the new run no longer has is `security-fixed`, not the
+removal of a field. `RULES` is the classification table, printed in README.md ("Upgrade check") and pinned by
+tests/test_diff.py. The report of a diff, Markdown and JSON, is upgrade_report.py's.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from docgen.history import json_types
 from umami_results.vocabulary import NO_ANSWER, Outcome, SkipCode, skip_code
 
 KNOWN = "📝"
+SECURITY = "security"  # the finding class (umami_results.vocabulary.FINDING_CLASSES) whose fix is its own kind
 PARAMETER = re.compile(r"\{[^}]*\}")
 
 
@@ -47,7 +51,10 @@ RULES = [
     Rule("field-removed", True, "a JSON path of a success body is gone", "code reading it gets undefined"),
     Rule("field-retyped", True, "a JSON path's types share none (null aside; integer and number are one)",
          "code using the value as the old type fails"),
-    Rule("endpoint-added", False, "the old server gives its no-route answer, the new one a success or a "
+    Rule("security-fixed", False, "a `security` finding (known or open) of the old run is gone in the new run's "
+         "answer to the same item", "a leak or an exposure was fixed: nothing that worked breaks"),
+    Rule("endpoint-added", False, "the old server gives its no-route answer, or the specs put the endpoint out of "
+         "its release and no other endpoint of the old run answers the route; the new one a success or a "
          "documented error", "nothing existing changes"),
     Rule("auth-looser", False, "a 401 or 403 becomes a success",
          "nothing breaks, but more callers get data: review who may"),
@@ -94,6 +101,7 @@ class Answer:
     expected: int | None
     body: bool = True  # False: an empty body
     known: bool = False  # a known difference of that server (specs/known-differences.yaml)
+    security: frozenset[str] = frozenset()  # JSON paths of its `security` findings
 
     @property
     def success(self) -> bool:
@@ -146,8 +154,9 @@ def _answer(item: dict[str, Any]) -> Answer | None:
     if item.get("outcome") in {None, *NO_ANSWER} or item.get("actual_status") is None:
         return None
     media = (item.get("content_type") or "").split(";")[0].strip().lower()
+    security = frozenset(f["json_path"] for f in item.get("findings") or [] if f.get("class") == SECURITY)
     return Answer(item["actual_status"], media, item.get("shape") or {}, item.get("expected_status"),
-                  item.get("example") not in (None, ""), item.get("outcome") == "known")
+                  item.get("example") not in (None, "", False), item.get("outcome") == "known", security)
 
 
 UNCOMPARED = {SkipCode.CASE_OUT_OF_RANGE: "case out of range", SkipCode.OUT_OF_RANGE: "out of range",
@@ -226,10 +235,55 @@ def _label(answer: Answer) -> str:
     return f"{answer.status}{' (no route)' if answer.no_route else ''}{f' {KNOWN}' if answer.known else ''}"
 
 
+def _release(results: dict[str, Any]) -> str:
+    server = results.get("server") or {}
+    return server.get("release") or server.get("version") or server.get("version_range") or "its release"
+
+
+def _answered(items: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """(method, path template) of every route some item of the run got a success or a documented error from."""
+    return {(i["method"], template(i["path"])) for i in items.values() if (x := _answer(i)) and x.documented}
+
+
+def _out_of_range(items: list[dict[str, Any] | None]) -> bool:
+    """Every item of the endpoint is in the run and skipped because the specs put it out of the server's release."""
+    return bool(items) and all(i is not None and skip_code(i) == SkipCode.OUT_OF_RANGE for i in items)
+
+
+RELEASE_SUFFIX = re.compile(r"-v\d+$")  # a case named per release: `search` and `search-v3`
+
+
+def _renamed_cases(ids: list[str], a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Old item id -> new item id for the cases of one endpoint that are named per release: an item answered
+    only in the old run (the new one puts its case out of range) and one answered only in the new run, of the
+    same role and expected status, paired by the case name without its release suffix, else when they are the
+    role's only such pair."""
+    def only(here: dict[str, dict[str, Any]], there: dict[str, dict[str, Any]]) -> list[str]:
+        return [i for i in ids if i in here and i in there and _answer(here[i])
+                and skip_code(there[i]) == SkipCode.CASE_OUT_OF_RANGE]
+
+    pairs: dict[str, str] = {}
+    olds, news = only(a, b), only(b, a)
+    for role in sorted({a[i]["role"] for i in olds}):
+        mine = [i for i in olds if a[i]["role"] == role]
+        theirs = [i for i in news if b[i]["role"] == role]
+        for o in list(mine):
+            same = [n for n in theirs if a[o]["expected_status"] == b[n]["expected_status"]
+                    and RELEASE_SUFFIX.sub("", a[o]["case"]) == RELEASE_SUFFIX.sub("", b[n]["case"])]
+            if len(same) == 1:
+                pairs[o] = same[0]
+                mine.remove(o)
+                theirs.remove(same[0])
+        if len(mine) == len(theirs) == 1 and a[mine[0]]["expected_status"] == b[theirs[0]]["expected_status"]:
+            pairs[mine[0]] = theirs[0]
+    return pairs
+
+
 def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
     """Every change from `old` to `new` by the rules in `RULES`, and what could not be compared."""
     a, b = _items(old), _items(new)
     routes_a, routes_b = _routes(old), _routes(new)
+    answered = _answered(a)
     by_endpoint: dict[str, list[str]] = defaultdict(list)
     for item_id in sorted(a.keys() | b.keys()):
         by_endpoint[(a.get(item_id) or b[item_id])["endpoint"]].append(item_id)
@@ -243,23 +297,34 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
         news = {i: _answer(b[i]) for i in ids if i in b}
         was, was_status = _presence([x for x in olds.values() if x], routes_a.get(template(path)), method)
         now, now_status = _presence([x for x in news.values() if x], routes_b.get(template(path)), method)
+        # Added also by the specs' range: out of the old release, unless another endpoint of the old run answers
+        # the route. Removed only on the server's own answer: a breaking change needs more than a spec's range.
+        route = (method, template(path))
+        if was == "unknown" and _out_of_range([a.get(i) for i in ids]) and route not in answered:
+            was, was_status = "absent", f"not in {_release(old)} (specs)"
         if (was, now) == ("present", "absent"):
             changes.add(Change(ep, "endpoint-removed", f"{method} {path}", was_status, now_status, area))
         elif (was, now) == ("absent", "present"):
             changes.add(Change(ep, "endpoint-added", f"{method} {path}", was_status, now_status, area))
         reasons = []
+        renamed = _renamed_cases(ids, a, b)
         for item_id in ids:
-            o, n = olds.get(item_id), news.get(item_id)
+            if item_id in renamed.values():
+                continue  # compared with its old case
+            o, n = olds.get(item_id), news.get(renamed.get(item_id, item_id))
             if o is None or n is None:
                 reason = _why_not(a.get(item_id), "old") if o is None else _why_not(b.get(item_id), "new")
+                if _out_of_range([a.get(item_id)]) and _out_of_range([b.get(item_id)]):
+                    reason = "out of range in both runs"  # an endpoint of neither release (e.g. >=3.2, Cloud)
                 result.not_compared[reason] += 1
                 reasons.append(reason)
                 continue
             result.compared += 1
             if {was, now} == {"present", "absent"}:
                 continue  # the endpoint-level entry says it
-            changes.update(_compare(ep, area, item_id, o, n))
-        if len(reasons) == len(ids):
+            where = f"{item_id[:-1]} → {renamed[item_id][len(ep) + 1:]}" if item_id in renamed else item_id
+            changes.update(_compare(ep, area, where, o, n))
+        if len(reasons) == len(ids) and {was, now} != {"present", "absent"}:
             result.uncompared_endpoints.setdefault(Counter(reasons).most_common(1)[0][0], []).append(ep)
             for side, present, out in (("old", was, "out of range in the new run"),
                                        ("new", now, "out of range in the old run")):
@@ -277,15 +342,22 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
 
 
 def _compare(ep: str, area: str, item_id: str, o: Answer, n: Answer) -> list[Change]:
+    fixed = sorted(o.security - n.security)
+    changes = [Change(ep, "security-fixed", path, f"security{f' {KNOWN}' if o.known else ''}", "no finding", area)
+               for path in fixed]
     if o.status != n.status:
-        return [Change(ep, _status_change(o, n), item_id, _label(o), _label(n), area)]
+        return [*changes, Change(ep, _status_change(o, n), item_id, _label(o), _label(n), area)]
     if not o.success:
         fo, fn = o.error_format(), n.error_format()
-        return [Change(ep, "error-format-changed", "errors", fo, fn, area)] if fo != fn else []
+        return changes + ([Change(ep, "error-format-changed", "errors", fo, fn, area)] if fo != fn else [])
     if o.media != n.media:
-        return [Change(ep, "content-type-changed", item_id, o.media or "no body", n.media or "no body", area)]
-    return [Change(ep, kind, path, before, after, area)
-            for kind, path, before, after in field_changes(o.shape, n.shape)]
+        return [*changes, Change(ep, "content-type-changed", item_id, o.media or "no body", n.media or "no body",
+                                 area)]
+    # A fixed leak is not a removed field: the field was the finding.
+    leaks = [p for p in fixed if p != "$"]
+    return changes + [Change(ep, kind, path, before, after, area)
+                      for kind, path, before, after in field_changes(o.shape, n.shape)
+                      if not any(path == p or path.startswith((p + ".", p + "[")) for p in leaks)]
 
 
 def _one_error_format_per_endpoint(changes: set[Change]) -> list[Change]:
@@ -385,90 +457,3 @@ def _unsampled(path: str, other: dict[str, str]) -> bool:
 
 def sort_key(c: Change) -> tuple[Any, ...]:
     return not c.breaking, ORDER[c.kind], c.area, c.endpoint, c.where, c.old, c.new
-
-
-def _server(results: dict[str, Any]) -> str:
-    server = results.get("server") or {}
-    return f"Umami {server.get('release') or server.get('version') or 'unknown'}"
-
-
-def diff_json(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
-    """The diff for machines: sorted keys, the same bytes for the same inputs."""
-    def side(r: dict[str, Any]) -> dict[str, Any]:
-        server = r.get("server") or {}
-        return {"version": server.get("version"), "release": server.get("release") or server.get("version"),
-                "url": server.get("url"), "started": r.get("started")}
-
-    doc = {"old": side(old), "new": side(new),
-           "summary": {"changes": len(diff.changes), "breaking": len(diff.breaking),
-                       "endpoints": len({c.endpoint for c in diff.changes}),
-                       "by_kind": {k: n for k, n in _by_kind(diff.changes)},
-                       "compared": diff.compared, "not_compared": dict(sorted(diff.not_compared.items()))},
-           "changes": [{**asdict(c), "breaking": c.breaking} for c in diff.changes],
-           "not_compared_endpoints": {k: sorted(v) for k, v in sorted(diff.uncompared_endpoints.items())},
-           "rules": [asdict(r) for r in RULES]}
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def _by_kind(changes: list[Change]) -> list[tuple[str, int]]:
-    counts = Counter(c.kind for c in changes)
-    return [(r.kind, counts[r.kind]) for r in RULES if counts[r.kind]]
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_diff(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
-    """Markdown for a pull request or a step summary: the summary first, then what breaks, the error format
-    once, the changes per area, and what was not compared."""
-    changes, breaking = diff.changes, diff.breaking
-    lines = [f"# Upgrade check: {_server(old)} → {_server(new)}", "",
-             f"**{len(changes)} change(s) on {len({c.endpoint for c in changes})} endpoint(s), "
-             f"{len(breaking)} breaking.** {diff.compared} item(s) compared, "
-             f"{sum(diff.not_compared.values())} not compared (see the end).", ""]
-    if changes:
-        lines += ["| Change | Breaking | Count |", "| :----- | :------: | ----: |"]
-        lines += [f"| {kind} | {'💥 yes' if RULE[kind].breaking else 'no'} | {n} |" for kind, n in _by_kind(changes)]
-        lines.append("")
-    if breaking:
-        lines += ["## Act on these", ""]
-        per_endpoint: dict[str, list[Change]] = defaultdict(list)
-        for c in breaking:
-            per_endpoint[c.endpoint].append(c)
-        for ep, items in sorted(per_endpoint.items(), key=lambda kv: (ORDER[kv[1][0].kind], kv[0])):
-            shown = "; ".join(f"{c.kind} `{_cell(c.where)}` {_cell(c.old)} → {_cell(c.new)}" for c in items[:4])
-            more = f"; and {len(items) - 4} more" if len(items) > 4 else ""
-            lines.append(f"- **{ep}**: {shown}{more}")
-        lines.append("")
-    formats = [c for c in changes if c.kind == "error-format-changed"]
-    if formats:
-        common = Counter((c.old, c.new) for c in formats).most_common(1)[0]
-        lines += ["## Error format", "",
-                  f"Error bodies changed on {len(formats)} endpoint(s); on {common[1]} of them "
-                  f"`{_cell(common[0][0])}` → `{_cell(common[0][1])}`. Each endpoint is listed in its area.", ""]
-    if any(KNOWN in c.old or KNOWN in c.new for c in changes):
-        lines += [f"{KNOWN} marks the answer of a known difference of that server (a documented defect, "
-                  "specs/known-differences.yaml).", ""]
-    if changes:
-        lines += ["## Changes by area", ""]
-        per_area: dict[str, list[Change]] = defaultdict(list)
-        for c in changes:
-            per_area[c.area].append(c)
-        for area in sorted(per_area):
-            lines += [f"### {area}", "", "| Breaking | Endpoint | Change | Where | Old | New |",
-                      "| :------: | :------- | :----- | :---- | :-- | :-- |"]
-            for c in per_area[area]:
-                lines.append(f"| {'💥 yes' if c.breaking else 'no'} | {c.endpoint} | {c.kind} | `{_cell(c.where)}` "
-                             f"| {_cell(c.old)} | {_cell(c.new)} |")
-            lines.append("")
-    if diff.not_compared:
-        lines += ["## Not compared", "", "Items without an answer in one of the runs; never counted as a change.", "",
-                  "| Why | Items |", "| :-- | ----: |"]
-        lines += [f"| {_cell(reason)} | {n} |" for reason, n in sorted(diff.not_compared.items())]
-        lines.append("")
-        for reason, endpoints in sorted(diff.uncompared_endpoints.items()):
-            lines += [f"<details><summary>{len(endpoints)} endpoint(s) with no item compared: {reason}</summary>", "",
-                      ", ".join(sorted(endpoints)), "", "</details>", ""]
-    lines.append("Classification rules: README.md, section \"Upgrade check\".")
-    return "\n".join(lines) + "\n"

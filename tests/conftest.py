@@ -171,3 +171,17 @@ def recheck_2_20_2(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess
     proc = cli_in_process("recheck", str(shared_recording("umami-2.20.2-run.har.gz")), "--out", str(out), "-q")
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return proc, out
+
+
+@pytest.fixture(scope="session")
+def full_recheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[subprocess.CompletedProcess, dict]]:
+    """`recheck` of a vendored full recording (`run --discover --record`, every role) by file name, once per
+    session, for every test that reads it (test_recheck's exact counts, the shipped results of upgrade-check).
+    Tests only read what it returns."""
+    done: dict[str, tuple[subprocess.CompletedProcess, dict]] = {}
+
+    def get(name: str) -> tuple[subprocess.CompletedProcess, dict]:
+        if name not in done:
+            done[name] = recheck(tmp_path_factory.mktemp(f"recheck-{name}"), shared_recording(name))
+        return done[name]
+    return get

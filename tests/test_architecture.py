@@ -92,8 +92,9 @@ def test_docgen_switches_on_codes_never_on_the_runners_words() -> None:
 # The layers, lowest first: a module imports only modules of its own layer or below (and within a layer no cycle).
 # A new module must be placed here. The CLI (umami_conformance) is the composition root on top.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("words", {"umami_results.vocabulary", "umami_results", "conformance", "conformance.errors", "conformance.values",
-               "conformance.yamlfile", "conformance.versions", "conformance.redact"}),
+    ("words", {"umami_results.vocabulary", "umami_results", "umami_results.releases", "conformance",
+               "conformance.errors", "conformance.values", "conformance.yamlfile", "conformance.versions",
+               "conformance.redact"}),
     ("specs and transport", {"conformance.model", "conformance.validation", "conformance.expand", "conformance.loader",
                              "conformance.client", "conformance.har", "conformance.server"}),
     ("checks and references", {"conformance.checks", "conformance.known", "conformance.contract",
@@ -107,8 +108,9 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("driver and its handlers", {"conformance.events", "conformance.console", "conformance.writers",
                                  "conformance.driver"}),
     ("front ends", {"conformance.cli_adapter", "conformance.plugin"}),
-    ("docs", {"docgen", "docgen.legend", "docgen.history", "docgen.diff", "docgen.render", "docgen.report"}),
-    ("composition root", {"umami_conformance", "umami_conformance.cli"}),
+    ("docs", {"docgen", "docgen.legend", "docgen.history", "docgen.diff", "docgen.upgrade_report", "docgen.render",
+              "docgen.report"}),
+    ("composition root", {"umami_conformance", "umami_conformance.upgrade", "umami_conformance.cli"}),
 ]
 PACKAGES = ("umami_results", "conformance", "docgen", "umami_conformance")
 LAZY_IMPORTS_ALLOWED = {"umami_conformance.cli"}  # the root: nothing imports it; it imports what a command needs

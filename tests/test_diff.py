@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from docgen.diff import RULES, diff_json, diff_results, render_diff
+from docgen.diff import RULES, diff_results
+from docgen.upgrade_report import diff_json, render_diff
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -214,6 +215,98 @@ def test_a_route_that_is_another_operation_on_each_side() -> None:
         ("s/list-events", "operation-replaced", "GET /w/{id}/events", "s/get-events", "s/list-events", True)]
 
 
+def _out_of_range(item_id: str, path: str | None = None, method: str = "GET") -> dict:
+    return {**_item(item_id, None, outcome="skipped", reason="any words", path=path, method=method),
+            "skip": {"code": "out-of-range", "reason": "any words"}}
+
+
+def test_added_by_the_specs_range_and_the_new_answer_without_discovery() -> None:
+    """Out of the old release by the specs (no probe), answered by the new server: added, with or without
+    --discover; not when another endpoint of the old run answers the route, nor when the new answer is a 5xx."""
+    old = _results(_out_of_range("b/list[admin-x]", "/boards"), _out_of_range("b/list[anonymous-x]", "/boards"),
+                   _out_of_range("e/get[admin-x]", "/e"), _out_of_range("s/get-v3[admin-x]", "/s"),
+                   _item("s/get[admin-x]", 200, path="/s"), version="2.10.0")
+    new = _results(_item("b/list[admin-x]", 200, path="/boards"), _item("b/list[anonymous-x]", 401, media=None,
+                                                                        path="/boards"),
+                   _item("e/get[admin-x]", 500, media="text/plain", expected=200, path="/e"),
+                   _item("s/get-v3[admin-x]", 200, path="/s"), _item("s/get[admin-x]", 200, path="/s"))
+    diff = diff_results(old, new)
+    assert [(c.endpoint, c.kind, c.where, c.old, c.new, c.breaking) for c in diff.changes] == [
+        ("b/list", "endpoint-added", "GET /boards", "not in 2.10.0 (specs)", "200", False)]
+    assert "b/list" not in {ep for eps in diff.uncompared_endpoints.values() for ep in eps}
+
+
+def test_a_skip_of_the_new_run_is_never_a_removal_even_out_of_range() -> None:
+    old = _results(_item("a/get[admin-x]", 200, {"$": "object"}))
+    new = _results(_out_of_range("a/get[admin-x]"))
+    diff = diff_results(old, new)
+    assert diff.changes == [] and dict(diff.not_compared) == {"out of range in the new run": 1}
+
+
+def test_out_of_range_on_both_sides_says_so() -> None:
+    r = _results(_out_of_range("g/get[admin-x]"))
+    assert dict(diff_results(r, r).not_compared) == {"out of range in both runs": 1}
+
+
+def test_a_fixed_leak_is_security_fixed_not_a_removed_field() -> None:
+    """2.10's /admin/users answers every user's bcrypt hash (a known security finding); 3.x leaves it out."""
+    leak = {"class": "security", "json_path": "$.data[*].password", "known": True}
+    shape = {"$": "object", "$.data": "array", "$.data[*]": "object", "$.data[*].id": "string"}
+    old = _results({**_item("admin/users[admin-first-page]", 200, {**shape, "$.data[*].password": "string",
+                                                                    "$.data[*].x": "string"}),
+                    "outcome": "known", "findings": [leak]})
+    new = _results(_item("admin/users[admin-first-page]", 200, shape))
+    diff = diff_results(old, new)
+    assert [(c.kind, c.where, c.old, c.new, c.breaking) for c in diff.changes] == [
+        ("field-removed", "$.data[*].x", "string", "absent", True),
+        ("security-fixed", "$.data[*].password", "security 📝", "no finding", False)]
+    text = render_diff(old, new, diff)
+    assert "security-fixed" not in text[text.index("## Act on these"):text.index("## Changes by area")]
+    assert diff_results(new, old).changes[0].kind == "field-added"  # a new leak is no fix
+
+
+def test_a_shipped_reference_says_so_on_the_first_screen() -> None:
+    old = _results(_item("w/get[admin-x]", 200), version="2.10.0")
+    new = {**_results(_item("w/get[admin-x]", 200), version="3.1.0"),
+           "reference": {"recording": "umami-3.1.0-full.har.gz"}}
+    diff = diff_results(old, new)
+    first_screen = render_diff(old, new, diff).split("**0 change(s)")[0]
+    assert "> **The new side is a reference recording, not a server of yours**" in first_screen
+    assert "`umami-3.1.0-full.har.gz`" in first_screen and "data" in first_screen
+    assert json.loads(diff_json(old, new, diff))["new"]["reference_recording"] == "umami-3.1.0-full.har.gz"
+    assert "reference recording" not in render_diff(old, old, diff_results(old, old))
+
+
+def _case_out(item_id: str, expected: int = 200) -> dict:
+    return {**_item(item_id, None, outcome="skipped", reason="any words", expected=expected),
+            "skip": {"code": "case-out-of-range", "reason": "any words"}}
+
+
+def test_cases_named_per_release_are_compared() -> None:
+    """`search` (2.x) and `search-v3`, or a role's only such pair (`home-to-pricing`, `funnel-v3`): one request
+    written for each release, compared; a role or an expected status of its own stays apart."""
+    old = _results({**_item("r/funnel[user-home]", 200, {"$": "array", "$[*]": "object", "$[*].x": "string"}),
+                    "case": "home"},
+                   {**_item("r/funnel[user-one]", 400, media=None), "case": "one"},
+                   {**_case_out("r/funnel[user-f-v3]"), "case": "f-v3"},
+                   {**_case_out("r/funnel[user-one-v3]", 400), "case": "one-v3"},
+                   {**_item("r/funnel[share-one]", 400, media=None), "role": "share", "case": "one"},
+                   {**_case_out("r/funnel[share-two-v3]", 401), "role": "share", "case": "two-v3"})
+    new = _results({**_case_out("r/funnel[user-home]"), "case": "home"},
+                   {**_case_out("r/funnel[user-one]", 400), "case": "one"},
+                   {**_item("r/funnel[user-f-v3]", 200, {"$": "array", "$[*]": "object", "$[*].value": "string"}),
+                    "case": "f-v3"},
+                   {**_item("r/funnel[user-one-v3]", 500, media="text/plain", expected=400), "case": "one-v3"},
+                   {**_case_out("r/funnel[share-one]", 400), "role": "share", "case": "one"},
+                   {**_item("r/funnel[share-two-v3]", 401, media=None), "role": "share", "case": "two-v3"})
+    diff = diff_results(old, new)
+    assert [(c.kind, c.where, c.old, c.new) for c in diff.changes] == [
+        ("server-error", "r/funnel[user-one → user-one-v3]", "400", "500"),
+        ("field-removed", "$[*].x", "string", "absent"),
+        ("field-added", "$[*].value", "absent", "string")]
+    assert diff.compared == 2 and sum(diff.not_compared.values()) == 2  # share: 400 and 401 are not one request
+
+
 def test_discovery_and_generated_items_are_not_paired() -> None:
     old = _results({**_item("discovery/undocumented[admin-x]", 200), "area": "discovery"},
                    {**_item("w/get[admin-negative]", 400), "case": "negative"})
@@ -247,8 +340,8 @@ def test_report_reads_summary_first_and_is_byte_identical() -> None:
                    version="3.1.0")
     diff = diff_results(old, new)
     text = render_diff(old, new, diff)
-    assert text.startswith("# Upgrade check: Umami 2.10.0 → Umami 3.1.0\n\n**3 change(s) on 2 endpoint(s), "
-                           "1 breaking.** 2 item(s) compared, 0 not compared")
+    assert text.startswith("# Upgrade check: Umami 2.10.0 → Umami 3.1.0\n\nOld: `http://umami`. New: `http://umami`."
+                           "\n\n**3 change(s) on 2 endpoint(s), 1 breaking.** 2 item(s) compared, 0 not compared")
     assert text.index("| field-removed | 💥 yes | 1 |") < text.index("| now-accepted | no | 1 |")
     assert text.index("## Act on these") < text.index("## Changes by area") < text.index("### w")
     assert "- **w/get**: field-removed `$.a` string → absent" in text

@@ -53,6 +53,8 @@ def test_the_installed_wheel_validates_its_own_specs_anywhere(installed: Path, t
     out = tmp_path / "openapi.json"
     assert _tool(installed, tmp_path, "openapi", "--umami-version", "2.10.0", "--out", str(out)).returncode == 0
     assert json.loads(out.read_text())["info"]["version"] == "2.10.0"
+    listing = _tool(installed, tmp_path, "upgrade-check", "--to", "9.9.9")  # the wheel ships the recorded releases
+    assert listing.returncode == 2 and "--to takes one of: 2.10.0, 2.20.2, 3.1.0" in listing.stderr, listing.stderr
     # --specs: your own specs directory (here a broken copy, so the answer proves it was read)
     own = tmp_path / "my-specs"
     own.mkdir()

@@ -219,6 +219,7 @@ def test_install_is_quiet_and_ships_the_templates(tmp_path: Path) -> None:
     import zipfile
     names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
     assert "docgen/templates/report.html.j2" in names and "umami_results/results.schema.json" in names
+    assert {f"umami_results/data/umami-{v}.results.json.gz" for v in ("2.10.0", "2.20.2", "3.1.0")} <= set(names)
     specs = {n.removeprefix("umami_specs/") for n in names if n.startswith("umami_specs/")}
     shipped = {str(p.relative_to(ROOT / "specs")) for p in (ROOT / "specs").rglob("*")
                if p.is_file() and p.suffix in (".yaml", ".json", ".md", ".py")}

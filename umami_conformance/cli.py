@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | cleanup | server ...
+"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | upgrade-check | cleanup | server
 
 The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
 results.json (`umami_results`) and never import each other."""
@@ -22,6 +22,7 @@ import umami_results
 from conformance import __version__, options, server
 from conformance.errors import ConformanceError, ExitCode, ServerSetupError, UsageError
 from conformance.options import cli_flags
+from umami_conformance import upgrade
 
 if TYPE_CHECKING:
     from conformance.cli_adapter import Suite
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", type=Path)
     diff.add_argument("--out", type=Path, default=None, help="write the Markdown here too")
     diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
+
+    upgrade.add_parser(sub)
 
     cleanup = sub.add_parser("cleanup", help="remove leftovers of killed runs (objects named with a run prefix)")
     options.add_to_cli(cleanup, "cleanup")
@@ -189,6 +192,11 @@ def _local_server() -> server.ServerInfo:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args)[0]
+
+
+def _run(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """`run`: against `--url`, or the local server; the exit code and the results published (None: none)."""
     values = vars(args)
     if not args.url:
         local = _local_server()
@@ -204,12 +212,12 @@ def cmd_recheck(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise UsageError(f"{path}: no such recording")
     args.max_time = None
-    return _suite(args, vars(args))
+    return _suite(args, vars(args))[0]
 
 
-def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
+def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
     """Run the suite into a staging directory; only a run that produced results replaces the reports in `--out`
-    (and the docs, and the history)."""
+    (and the docs, and the history). The exit code, and the results published (None: none)."""
     from conformance.known import load_known
     from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
@@ -238,8 +246,9 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Path, staging: Path) -> int:
-    """Publish what the run produced, say how it ended, and the exit code."""
+def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Path,
+             staging: Path) -> tuple[int, dict[str, Any] | None]:
+    """Publish what the run produced, say how it ended; the exit code and the results published."""
     outcome = suite.outcome
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
@@ -274,7 +283,7 @@ def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Pa
     if suite.selected:
         sys.stderr.flush()
         print(f"umami-conformance: {_verdict(results, suite, deadline.expired)}", flush=True)
-    return result
+    return result, results
 
 
 def _verdict(results: dict[str, Any] | None, suite: Suite, expired: bool) -> str:
@@ -377,7 +386,8 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from docgen.diff import diff_json, diff_results, render_diff
+    from docgen.diff import diff_results
+    from docgen.upgrade_report import diff_json, render_diff
     old, new = _load(_results_file(args.old), strict=False), _load(_results_file(args.new), strict=False)
     diff = diff_results(old, new)
     text = render_diff(old, new, diff)
@@ -387,6 +397,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(diff_json(old, new, diff), encoding="utf-8")
     return ExitCode.DRIFT if diff.breaking else ExitCode.OK
+
+
+def cmd_upgrade_check(args: argparse.Namespace) -> int:
+    """`run` (this module's), then the diff against the shipped results of `--to` (upgrade.py)."""
+    return upgrade.check(args, _run)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -461,7 +476,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
             "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs,
-            "diff": cmd_diff,
+            "diff": cmd_diff, "upgrade-check": cmd_upgrade_check,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":
