@@ -1,4 +1,4 @@
-"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | cleanup | server ...
+"""`umami-conformance`: run | recheck | validate | coverage | openapi | reference | docs | diff | cleanup | server ...
 
 The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
 results.json (`umami_results`) and never import each other."""
@@ -6,7 +6,9 @@ results.json (`umami_results`) and never import each other."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import json
 import os
 import shutil
@@ -73,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     oas.add_argument("--specs", type=Path, default=None)
     oas.add_argument("--out", type=Path, default=None,
                      help="write it here (YAML when the name ends in .yaml or .yml; default: standard output)")
+
+    ref = sub.add_parser("reference", help="the cross-release API reference (Markdown) from the specs and the "
+                         "rechecks of recordings of real servers")
+    ref.add_argument("recordings", type=Path, nargs="*", metavar="FILE.har",
+                     help="recordings of real servers, one release each (run --record), rechecked in turn")
+    ref.add_argument("--results", type=Path, nargs="*", default=[], metavar="results.json",
+                     help="results files of observed releases, beside (or instead of) recordings")
+    ref.add_argument("--out", type=Path, default=Path("docs/api"), help="the reference's directory (docs/api/)")
+    ref.add_argument("--json", type=Path, default=None, help="also write the specs' part (reference.json) here")
+    ref.add_argument("--specs", type=Path, default=None)
 
     docs = sub.add_parser("docs", help="render Markdown docs from results.json")
     docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
@@ -327,6 +339,44 @@ def _results_file(path: Path) -> Path:
     return path
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    """The specs of every release (conformance.reference) and the results of the observed releases (rechecks of
+    the recordings, as `recheck --no-docs` writes them) rendered by docgen.reference."""
+    from packaging.version import Version
+
+    from conformance import reference
+    from conformance.known import load_known
+    from docgen.reference import render_reference
+    specs = args.load_specs(_specs_dir(args))
+    doc = reference.build(specs, load_known(specs.root))
+    umami_results.validate_reference(doc)
+    observed = [_load(_results_file(path)) for path in args.results]
+    with tempfile.TemporaryDirectory(prefix="umami-reference-") as tmp:
+        for i, recording in enumerate(args.recordings):
+            out = Path(tmp) / str(i)
+            argv = ["recheck", str(recording), "--out", str(out), "--no-docs", "-q"]
+            recheck = build_parser().parse_args(argv + (["--specs", str(args.specs)] if args.specs else []))
+            recheck.load_specs = args.load_specs
+            said = io.StringIO()
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+                code = cmd_recheck(recheck)
+            if code != ExitCode.OK:  # drift, or no results: what the recheck said tells why
+                print(said.getvalue(), end="", file=sys.stderr)
+            if not (out / "results.json").exists():
+                raise UsageError(f"{recording}: its recheck wrote no results (exit {int(code)})")
+            observed.append(_load(out / "results.json"))
+            print(f"{recording}: Umami {observed[-1]['server']['version']}, recheck exit {int(code)}", file=sys.stderr)
+    versions = [r["server"]["version"] for r in observed]
+    if len(set(versions)) != len(versions):
+        raise UsageError(f"two observed runs of one release ({', '.join(sorted(versions))}): give one per release")
+    written = render_reference(doc, observed, args.out)
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{args.out}: {len(written)} pages ({len(doc['endpoints'])} endpoints, {len(doc['releases'])} releases; "
+          f"observed {', '.join(sorted(versions, key=Version)) or 'none'})", file=sys.stderr)
+    return ExitCode.OK
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from docgen.render import render_docs, update_markers
     results = _results_file(args.results)
@@ -424,6 +474,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
             "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs,
+            "reference": cmd_reference,
             "diff": cmd_diff,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
