@@ -59,8 +59,7 @@ def build(specs: SpecSet, known: list[KnownDifference]) -> dict[str, Any]:
         "tool": "umami-conformance", "tool_version": __version__, "kind": "reference",
         "releases": [{"version": r.version, "source": r.source} for r in releases],
         "roles": list(ROLES),
-        "areas": [{"name": a.name, "title": a.title, "description": " ".join(a.description.split())}
-                  for a in sorted(specs.areas, key=lambda a: a.name)],
+        "areas": [{"name": a.name, "title": a.title} for a in sorted(specs.areas, key=lambda a: a.name)],
         "endpoints": endpoints,
     }
 
@@ -144,7 +143,7 @@ def _fields(specs: SpecSet, uri: str) -> list[dict[str, Any]]:
     rows = field_rows({"$ref": uri}, specs.registry.resolver())
     out = []
     for row in rows:
-        kinds = [k for k in row["type"].split(" or ")]
+        kinds = row["type"].split(" or ")
         nullable = "null" in kinds and len(kinds) > 1
         out.append({"path": row["path"], "type": " or ".join(k for k in kinds if k != "null" or not nullable),
                     "nullable": nullable, "required": row["required"] == "yes",

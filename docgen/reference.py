@@ -81,12 +81,11 @@ def build_model(reference: dict[str, Any], observed: list[dict[str, Any]]) -> di
         members = [ep for ep in endpoints if ep["area"] == name]
         columns = _columns(members, releases, set(runs))
         areas.append({"name": name, "title": titles[name]["title"] if name in titles else name,
-                      "description": titles[name]["description"] if name in titles else "",
                       "columns": [{"label": _span_label(c), "observed": c[0] in runs, "first": c[0]}
                                   for c in columns],
                       "rows": [{"ep": ep, "cells": [ep["cells"][c[0]] for c in columns]} for ep in members]})
     release_pages = [_release(v, i, releases, contract, endpoints, runs, diffs) for i, v in enumerate(releases)]
-    return {"reference": reference, "endpoints": endpoints, "by_id": by_id, "areas": areas,
+    return {"endpoints": endpoints, "by_id": by_id, "areas": areas,
             "releases": release_pages, "observed": list(runs), "contract": sorted(contract),
             "grid_legend": GRID_LEGEND, "observed_mark": OBSERVED, "example_note": EXAMPLE_NOTE,
             "newest": [v for v in releases if v not in contract][-1], "roles": reference["roles"],
@@ -96,7 +95,7 @@ def build_model(reference: dict[str, Any], observed: list[dict[str, Any]]) -> di
 def _observed_changes(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """The upgrade check (docgen.diff) between each observed release and the next: (old, new) -> diff."""
     out = {}
-    for old, new in zip(runs, runs[1:]):
+    for old, new in zip(runs, runs[1:], strict=False):
         out[(old["server"]["version"], new["server"]["version"])] = diff_results(old, new)
     return out
 
@@ -221,7 +220,7 @@ def _known(ep: dict[str, Any], releases: list[str], runs: dict[str, dict[str, An
 def _spec_changes(ep: dict[str, Any], releases: list[str]) -> list[dict[str, Any]]:
     """What the specs say changed between one variant and the next (the first release of the next)."""
     out = []
-    for before, after in zip(ep["variants"], ep["variants"][1:]):
+    for before, after in zip(ep["variants"], ep["variants"][1:], strict=False):
         notes = []
         for role in sorted(set(before["auth"]) | set(after["auth"])):
             if before["auth"].get(role) != after["auth"].get(role):

@@ -58,6 +58,7 @@ def test_the_results_schema_means_the_same_in_draft_07() -> None:
                 walk(child)
 
     walk(json.loads(umami_results.SCHEMA_PATH.read_text()))
+    walk(json.loads(umami_results.REFERENCE_SCHEMA_PATH.read_text()))  # the reference's document, compiled alike
     assert used <= umami_results.SHARED_KEYWORDS, used - umami_results.SHARED_KEYWORDS
     with pytest.raises(umami_results.ResultsError, match="must contain"):
         umami_results.validate({"tool": "umami-conformance", "items": []})
