@@ -185,7 +185,7 @@ def _auth_table(ep: dict[str, Any], releases: list[str], roles: list[str], newes
         cells = {}
         for role in roles:
             if role not in variant["auth"]:
-                cells[role] = "not tested"
+                cells[role] = "not specified"
                 continue
             text = str(variant["auth"][role])
             defects = sorted({(k["status"], ", ".join(k["cases"] or [])) for k in variant["known"]
