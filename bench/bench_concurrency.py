@@ -104,11 +104,11 @@ def bare_replay(url: str, env: dict[str, str], concurrency: int, latency: float)
     writes made again carries the run's prefix and goes with the run's cleanup (found by the prefix). Then its
     reads go again through a proxy `latency` seconds away, one at a time and by the pool: the speed-up this
     machine allows there."""
-    from conformance import run as run_module
+    from conformance import session as session_module
     from umami_conformance import cli
     replay = Replay()
     capture = Capture()
-    made, finish = run_module.UmamiRun.__post_init__, run_module.UmamiRun.finish
+    made, finish = session_module.Session.__post_init__, session_module.Session.finish
 
     def post_init(self: Any) -> None:
         made(self)
@@ -133,13 +133,13 @@ def bare_replay(url: str, env: dict[str, str], concurrency: int, latency: float)
 
     old_env = dict(os.environ)
     os.environ.update(env)
-    run_module.UmamiRun.__post_init__, run_module.UmamiRun.finish = post_init, before_cleanup
+    session_module.Session.__post_init__, session_module.Session.finish = post_init, before_cleanup
     try:
         with tempfile.TemporaryDirectory() as out, open(os.devnull, "w") as quiet, \
                 contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             code = cli.main(["run", "--url", url, "--out", out, "-q", "--no-docs", "--concurrency", str(concurrency)])
     finally:
-        run_module.UmamiRun.__post_init__, run_module.UmamiRun.finish = made, finish
+        session_module.Session.__post_init__, session_module.Session.finish = made, finish
         os.environ.clear()
         os.environ.update(old_env)
     if code != 0:

@@ -1,20 +1,28 @@
-"""What a run says on the terminal: the details of a failed item and the "Umami conformance" summary. The CLI's
-runner (runner.py) and the pytest plugin (plugin.py) print the same lines."""
+"""What a run says on the terminal: the details of a failed item and the "Umami conformance" summary, which the
+CLI's adapter (cli_adapter.py) and the pytest plugin (plugin.py) print the same; and the CLI's console, a handler
+of the session's events: a line of marks per spec file as items finish, then the failures and the summary."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from conformance import __version__
 from conformance.checks import class_rank
-from conformance.engine import READ_ONLY_NO_WEBSITE, ItemResult, SessionOutcome, skip_group
+from conformance.events import Event, ItemFinished, ItemsDone, SessionFinished, SessionOutcome
+from conformance.execute import READ_ONLY_NO_WEBSITE, skip_group
+from conformance.items import ItemResult
 from conformance.known import stale
-from conformance.run import UmamiRun
-from umami_results.vocabulary import FINDING_CLASSES, Outcome, SkipCode
+from conformance.session import Session
+from umami_results.vocabulary import FINDING_CLASSES, Kind, Outcome, SkipCode
 
 Line = tuple[str, str]  # text, style: "" or any of "red", "yellow", "bold" joined by spaces
+# How each outcome counts: passed (.), failed (F: open findings or a tool error), skipped (s: also unavailable).
+MARK = {Outcome.PASSED: ".", Outcome.PASSED_NO_SCHEMA: ".", Outcome.KNOWN: ".", Outcome.FAILED: "F",
+        Outcome.ERROR: "F", Outcome.SKIPPED: "s", Outcome.UNAVAILABLE: "s"}
+PROGRESS_WIDTH = 80
 
 
 def failure_lines(result: ItemResult) -> list[str]:
@@ -44,24 +52,24 @@ def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:
     return [f"  {path.name}:{n:>4} | {lines[n - 1]}" for n in range(line, min(line + count, len(lines) + 1))]
 
 
-def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], str] = str) -> Iterator[Line]:
+def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str], str] = str) -> Iterator[Line]:
     """The summary after the items: server and version, outcomes, transient failures, tool errors, skips by
     reason, findings by class (security first), known differences, stale entries, the kept set, residue and
     the cleanup. `say` rewrites option names (the CLI's flags instead of pytest's --umami-* options)."""
-    results: list[ItemResult] = run.results
+    results: list[ItemResult] = session.results
     findings = [(r, f) for r in results for f in r.findings]
-    detected = run.detected
-    yield (f"server {run.options.target.url} - Umami {detected.range if detected else 'unknown'} "
+    detected = session.detected
+    yield (f"server {session.options.target.url} - Umami {detected.range if detected else 'unknown'} "
            f"({detected.source if detected else 'not detected'}); tool {__version__}"), ""
-    for part, why in (run.sandbox.seeded.get("skipped", {}) if run.sandbox else {}).items():
+    for part, why in (session.sandbox.seeded.get("skipped", {}) if session.sandbox else {}).items():
         yield f"seeded without {part}: {why}", "yellow"
     outcomes = Counter(r.outcome.value for r in results)
     yield "items: " + (", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none ran"), ""
     unavailable = [r for r in results if r.outcome is Outcome.UNAVAILABLE]
-    if run.client.retries or unavailable:
+    if session.client.retries or unavailable:
         yield (f"transient failures (502/503/504, dropped connections, timeouts; not drift): "
-               f"{run.client.retries} request(s) retried, {len(unavailable)} item(s) unavailable after "
-               f"{run.options.target.retries} retries"), "yellow"
+               f"{session.client.retries} request(s) retried, {len(unavailable)} item(s) unavailable after "
+               f"{session.options.target.retries} retries"), "yellow"
         for r in unavailable:
             yield f"  {r.id}: {r.reason}", ""
     for r in (r for r in results if r.outcome is Outcome.ERROR):
@@ -70,7 +78,7 @@ def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], s
     for reason, n in sorted(Counter(map(skip_group, skips)).items(), key=lambda kv: (-kv[1], kv[0])):
         yield f"  skipped {n}: {say(reason)}", ""
     no_website = sum(skip.code is SkipCode.NO_WEBSITE for skip in skips)
-    if run.read_only and not run.options.website_id and no_website:
+    if session.read_only and not session.options.website_id and no_website:
         yield say(f"{READ_ONLY_NO_WEBSITE}: {no_website} items that read one website were "
                   "skipped; pass --umami-website-id with the id of an existing website to check them"), "yellow"
     for cls in FINDING_CLASSES:
@@ -92,18 +100,84 @@ def summary_lines(run: UmamiRun, outcome: SessionOutcome, say: Callable[[str], s
                "specs/known-differences.yaml:"), "yellow"
         for (endpoint, cls, reason), n in sorted(known.items(), key=lambda kv: (class_rank(kv[0][1]), kv[0])):
             yield f"  {endpoint} [{cls}] x{n}: {reason}", ""
-    for entry in stale(run.known, [r.as_dict() for r in results], run.read_only, run.server_versions):
+    for entry in stale(session.known, [r.as_dict() for r in results], session.read_only, session.server_versions):
         yield f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", "yellow"
-    kept = list(run.sandbox.kept.values()) if run.sandbox else []
+    kept = list(session.sandbox.kept.values()) if session.sandbox else []
     if kept:
         yield (f"kept set on this server, which cannot delete websites ({len(kept)} object(s), reused by every "
                "run, never more):"), "yellow"
         for k in kept:
             traffic = f", traffic {k['traffic']}" if "traffic" in k else ""
             yield f"  {k['kind']} {k['name']} ({k['id']}): {'reused' if k['reused'] else 'created'}{traffic}", ""
-    if run.residue:
-        yield f"could not remove {len(run.residue)} object(s) the run created:", "red"
-        for r in run.residue:
+    if session.residue:
+        yield f"could not remove {len(session.residue)} object(s) the run created:", "red"
+        for r in session.residue:
             yield f"  {r['kind']} {r['name']} ({r['id']}): {r['reason']}", ""
     if outcome.cleanup:
-        yield outcome.cleanup, "yellow" if run.residue else ""
+        yield outcome.cleanup, "yellow" if session.residue else ""
+
+
+def marks(results: list[ItemResult]) -> Counter[str]:
+    """How many items failed (F), passed (.) and were skipped (s), as MARK tells them apart."""
+    return Counter(MARK[r.outcome] for r in results)
+
+
+class Progress:
+    """One line per spec file, a mark per item (. passed, F failed, s skipped), the share done at the end."""
+
+    def __init__(self, total: int, out: TextIO, quiet: bool) -> None:
+        self.total, self.out, self.quiet = total, out, quiet
+        self.done, self.file, self.width = 0, "", 0
+
+    def add(self, result: ItemResult) -> None:
+        self.done += 1
+        if self.quiet:
+            return
+        name = result.item.endpoint.file.name
+        if name != self.file or self.width >= PROGRESS_WIDTH:
+            self.end_line()
+            self.file = name
+            self.out.write(name + " ")
+            self.width = len(name) + 1
+        self.out.write(MARK[result.outcome])
+        self.width += 1
+
+    def end_line(self) -> None:
+        if self.width:
+            self.out.write(" " * max(1, PROGRESS_WIDTH - self.width) + f"[{100 * self.done // self.total:>3}%]\n")
+            self.out.flush()
+        self.width = 0
+
+
+class Console:
+    """The CLI's terminal: the progress as items finish, then the failures, the summary and a line of counts.
+    `say` rewrites option names (the CLI's flags)."""
+
+    def __init__(self, total: int, out: TextIO, quiet: bool, say: Callable[[str], str] = str) -> None:
+        self.progress, self.out, self.say = Progress(total, out, quiet), out, say
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, ItemFinished):
+            self.progress.add(event.result)
+        elif isinstance(event, ItemsDone):
+            self.progress.end_line()
+        elif isinstance(event, SessionFinished):
+            self.report(event)
+
+    def report(self, event: SessionFinished) -> None:
+        out = self.out
+        results = [r for r in event.session.results if r.item.kind is not Kind.SETUP]
+        failures = [r for r in results if MARK[r.outcome] == "F"]
+        if failures:
+            print(" FAILURES ".center(PROGRESS_WIDTH, "="), file=out)
+            for r in failures:
+                print(f" {r.id} ".center(PROGRESS_WIDTH, "_"), file=out)
+                print("\n".join(failure_lines(r)), file=out)
+        print(" Umami conformance ".center(PROGRESS_WIDTH, "="), file=out)
+        for text, _ in summary_lines(event.session, event.outcome, self.say):
+            print(text, file=out)
+        counted = marks(results)
+        counts = {"failed": counted["F"], "passed": counted["."], "skipped": counted["s"]}
+        shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n) or "no items"
+        print(f" {shown} in {event.seconds:.2f}s ".center(PROGRESS_WIDTH, "="), file=out)
+        out.flush()

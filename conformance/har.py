@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from conformance import __version__
+from conformance.errors import UsageError
 from conformance.redact import CACHE_FIELD, HASH_VALUE, REDACTED, SECRET_FIELDS, SECRET_HEADERS, Redactor, redact_hash
 
 CURRENT_ITEM: ContextVar[str] = ContextVar("umami_conformance_item", default="setup")
@@ -80,9 +81,18 @@ class HarRecorder:
 
 
 def load_har(path: Path) -> dict[str, Any]:
-    """A HAR file, gzip or plain."""
-    raw = Path(path).read_bytes()
-    return json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    """A HAR file, gzip or plain, with at least one entry (UsageError, one line, for anything else: a text file,
+    a results.json, an empty recording)."""
+    try:
+        raw = Path(path).read_bytes()
+        har = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        entries = har["log"]["entries"]
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a HAR recording ({type(exc).__name__}); recheck reads the files that "
+                         "`run --record FILE.har` writes") from None
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"{path}: a HAR recording without entries: nothing to recheck")
+    return har
 
 
 def _entry(x: _Exchange, redactor: Redactor) -> dict[str, Any]:

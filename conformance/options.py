@@ -43,22 +43,37 @@ class Opt:
         if self.flag:
             return False
         raw = os.environ.get(self.env) if self.env else None
-        return self.default if raw is None else (self.type(raw) if self.type else raw)
+        if raw is None or not self.type:
+            return self.default if raw is None else raw
+        try:
+            return self.type(raw)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise UsageError(f"{self.env}={raw!r} is not a valid value: {exc}") from None
 
-    def kwargs(self) -> dict[str, Any]:
-        """argparse keyword arguments (pytest's `addoption` takes the same)."""
+    def kwargs(self, read_env: bool = True) -> dict[str, Any]:
+        """argparse keyword arguments (pytest's `addoption` takes the same). Without `read_env` a value option's
+        default is None: `Options.from_values` reads the environment later, only where a run needs it."""
         env = f" (env {self.env})" if self.env else ""
         if self.flag:
             return {"action": "store_true", "default": False, "help": self.help + env}
         if self.many:
             return {"action": "append", "default": [], "metavar": self.metavar, "help": self.help}
-        return {"default": self.default_value(), "type": self.type, "metavar": self.metavar, "help": self.help + env}
+        return {"default": self.default_value() if read_env else None, "type": self.type, "metavar": self.metavar,
+                "help": self.help + env}
+
+
+def http_url(text: str) -> str:
+    """A server URL with its scheme and host (`127.0.0.1:3000` alone is no URL: say so, do not retry it)."""
+    scheme, _, rest = text.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL (e.g. http://localhost:3000)")
+    return text
 
 
 CONNECTION = ("run", "cleanup")
 OPTIONS = [
     Opt("url", "Umami server URL, e.g. http://localhost:3000 or https://api.umami.is/v1; without it `run` starts "
-        "the local real Umami", cli="--url", env="UMAMI_URL", commands=CONNECTION),
+        "the local real Umami", cli="--url", env="UMAMI_URL", type=http_url, commands=CONNECTION),
     Opt("username", "admin username for the login", cli="--username", env="UMAMI_USERNAME", default="admin",
         commands=CONNECTION),
     Opt("password", "admin password (prefer the environment variable; default umami)", cli="--password",
@@ -106,9 +121,10 @@ BY_NAME = {o.name: o for o in OPTIONS}
 
 
 def add_to_pytest(group: Any) -> None:
-    """The plugin's `--umami-*` options."""
+    """The plugin's `--umami-*` options. Their environment variables are read only in a session that collects
+    specs (the plugin is installed in every pytest session of the environment, unrelated projects included)."""
     for opt in OPTIONS:
-        group.addoption(opt.pytest_flag, dest=f"umami_{opt.name}", **opt.kwargs())
+        group.addoption(opt.pytest_flag, dest=f"umami_{opt.name}", **opt.kwargs(read_env=False))
 
 
 def add_to_cli(parser: argparse.ArgumentParser, command: str) -> None:
@@ -141,7 +157,7 @@ class Options:
     replay: tuple[Path, ...] = ()  # answer from recordings instead of a server (recheck)
     discover: bool = False
     negative: int = 0
-    concurrency: int = 4  # items at a time (engine.parallel_safe ones only); a replay runs in order
+    concurrency: int = 4  # items at a time (as schedule.lane allows); a replay runs in order
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], default_specs: Path) -> Options:

@@ -1,9 +1,10 @@
 """pytest plugin (pytest11 entry point): each spec file becomes a pytest file and each endpoint x role x case an
-item. The engine (engine.py) runs them; the plugin only collects, maps each result to pass, fail or skip, and
-prints the summary."""
+item. The session driver (driver.py) runs them, with results.json and the HAR recording as handlers of its
+events; the plugin only collects, maps each result to pass, fail or skip, and prints the summary."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,20 +14,17 @@ import pytest
 
 from conformance import options as opts
 from conformance.console import failure_lines, summary_lines
-from conformance.engine import Item, ItemResult, SessionOutcome, area_items, discovery_items, finish_session, \
-    run_batch, setup_failed, setup_results
+from conformance.driver import Driver, setup_failed, terminate
 from conformance.errors import ConformanceError, ServerGone
-from conformance.har import exchange_item
-from conformance.known import load_known
+from conformance.items import Item, ItemResult, area_items, discovery_items
 from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from conformance.options import Options
-from conformance.run import UmamiRun
+from conformance.writers import HarWriter, ResultsWriter
 from umami_results.vocabulary import Outcome
 
-RUN_KEY = pytest.StashKey["UmamiRun | None"]()
+DRIVER_KEY = pytest.StashKey["Driver | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
 OPTIONS_KEY = pytest.StashKey[Options]()
-OUTCOME_KEY = pytest.StashKey[SessionOutcome]()
 ERROR_KEY = pytest.StashKey[str]()
 DONE_KEY = pytest.StashKey["dict[str, ItemResult | ServerGone]"]()  # results run ahead, by node id
 ORDER_KEY = pytest.StashKey["tuple[dict[str, int], list[Item | None]]"]()  # node positions; the engine's items
@@ -37,18 +35,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[OUTCOME_KEY] = SessionOutcome()
-    config.stash[RUN_KEY] = None
+    config.stash[DRIVER_KEY] = None
+    specs_dir = Path(config.getoption("umami_specs") or os.environ.get(opts.BY_NAME["specs"].env or "")
+                     or DEFAULT_SPECS).resolve()
+    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
+               Path(a).resolve() == specs_dir for a in config.args):
+        return  # not a session of the specs: their options and environment variables are not read
     try:
         options = Options.from_values(
             {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
-    except ConformanceError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    specs_dir = options.specs_dir
-    if not any(_in_specs(Path(a.split("::")[0]).resolve(), specs_dir) or
-               Path(a).resolve() == specs_dir for a in config.args):
-        return
-    try:
         specs = load_specs(specs_dir)
     except ConformanceError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -59,11 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "negative: generated bad inputs (--umami-negative)")
     config.addinivalue_line("markers", "discovery: undocumented endpoints (--umami-discover)")
     if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, _terminate)
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, terminate)
 
 
 def _in_specs(path: Path, specs_dir: Path) -> bool:
@@ -131,11 +122,11 @@ class SpecItem(pytest.Item):
         self.check = check
 
     def runtest(self) -> None:
-        run = _run(self.config)
-        result = _result(self, run)
+        driver = _driver(self.config)
+        result = _result(self, driver)
         if isinstance(result, ServerGone):
-            _stop(self.config, result, run)
-        run.results.append(result)
+            _stop(self.config, result, driver)
+        driver.record(result)
         if result.outcome is Outcome.SKIPPED:
             pytest.skip(result.reason or "skipped")
         if result.outcome is Outcome.UNAVAILABLE:
@@ -160,9 +151,9 @@ class SpecItem(pytest.Item):
         return self.path, self.check.case.line - 1, self.name
 
 
-def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
+def _result(item: SpecItem, driver: Driver) -> ItemResult | ServerGone:
     """The item's result. With --umami-concurrency N > 1, an item runs together with the items that directly
-    follow it in the same lane (engine.batch), N at a time; each of them then reports its own result when pytest
+    follow it in the same lane (schedule.batch), N at a time; each of them then reports its own result when pytest
     reaches it. A batch ends where the lane changes (a write after reads), so every read sees what it would see
     in a sequential run, and the results come in the same order."""
     done = item.config.stash.setdefault(DONE_KEY, {})
@@ -173,63 +164,58 @@ def _result(item: SpecItem, run: UmamiRun) -> ItemResult | ServerGone:
                                             [n.check if isinstance(n, SpecItem) else None for n in nodes])
         positions, checks = item.config.stash[ORDER_KEY]
         start = positions[item.nodeid]
-        ran = run_batch(run, checks, start, item.config.stash[OPTIONS_KEY].concurrency)
+        ran = driver.execute_batch(checks, start)
         nodes = item.session.items[start:start + len(ran)]
         done.update((node.nodeid, result) for node, (_, result) in zip(nodes, ran, strict=True))
     return done.pop(item.nodeid)
 
 
-def _run(config: pytest.Config) -> UmamiRun:
-    """The run's session, started at the first item (so a -k that selects nothing sends nothing)."""
-    run = config.stash[RUN_KEY]
-    if run is not None:
-        return run
+def _driver(config: pytest.Config) -> Driver:
+    """The session's driver, started at the first item (so a -k that selects nothing sends nothing)."""
+    driver = config.stash[DRIVER_KEY]
+    if driver is not None:
+        return driver
     if ERROR_KEY in config.stash:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
-    specs = config.stash[SPECS_KEY]
-    run = UmamiRun(options=config.stash[OPTIONS_KEY], specs=specs, known=load_known(specs.root))
-    config.stash[RUN_KEY] = run
+    driver = Driver(config.stash[OPTIONS_KEY], config.stash[SPECS_KEY], [HarWriter(), ResultsWriter()])
+    config.stash[DRIVER_KEY] = driver
     try:
-        with exchange_item("setup"):
-            run.start()
+        driver.start()
     except ConformanceError as exc:
-        _stop(config, exc, run)
-    run.results += setup_results(run)
-    return run
+        _stop(config, exc, driver)
+    return driver
 
 
-def _stop(config: pytest.Config, exc: ConformanceError, run: UmamiRun) -> NoReturn:
+def _stop(config: pytest.Config, exc: ConformanceError, driver: Driver) -> NoReturn:
     """End the session: the server cannot be used (set-up failed, or it stopped answering). Cleanup still runs
     (pytest_sessionfinish), and the CLI adds what it removed and what remains."""
-    message = run.client.redactor.text(str(exc))
+    message = str(driver.stop(exc))
     config.stash[ERROR_KEY] = message
-    config.stash[OUTCOME_KEY].stopped = type(exc)(message)
     pytest.exit(message, returncode=int(exc.exit_code))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    driver = config.stash.get(DRIVER_KEY, None)
+    if driver is None:
         return
-    outcome = config.stash[OUTCOME_KEY]
-    finish_session(run, outcome, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    outcome = driver.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if outcome.empty:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
-    elif exitstatus == pytest.ExitCode.OK and setup_failed(run):
+    elif exitstatus == pytest.ExitCode.OK and setup_failed(driver.session):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a drift in the set-up is a finding too
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    driver = config.stash.get(DRIVER_KEY, None)
+    if driver is None:
         return
-    outcome = config.stash[OUTCOME_KEY]
+    outcome = driver.outcome
     tr = terminalreporter
     tr.section("Umami conformance")
-    for text, style in summary_lines(run, outcome):
+    for text, style in summary_lines(driver.session, outcome):
         tr.line(text, **dict.fromkeys(style.split(), True))
-    path = run.options.results_path
+    path = driver.session.options.results_path
     if outcome.not_written:
         kept_note = f"{path} of an earlier run is left as it was" if path.exists() else f"{path} was not written"
         tr.line(f"no results: {kept_note} ({outcome.not_written})", yellow=True)

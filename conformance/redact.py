@@ -1,5 +1,5 @@
-"""Redaction: every secret of the run (passwords, tokens, API keys, share ids, /send's session cache token,
-password hashes) removed from what is written or printed, credentials as stable stand-ins in recordings."""
+"""Redaction: every secret of the run (passwords, tokens, API keys, share ids, teams' join codes, /send's session
+cache token, password hashes) removed from what is written or printed, credentials as stable stand-ins in recordings."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ import httpx
 SECRET_HEADERS = {"authorization", "x-umami-api-key", "x-umami-share-token", "x-umami-cache", "cookie", "set-cookie"}
 SECRET_FIELDS = {"password", "token", "apikey", "api_key", "sharetoken", "newpassword", "currentpassword"}
 CACHE_FIELD = "cache"  # /send's session cache token (a JWT that stands for the visitor's session)
-REDACTED_FIELDS = SECRET_FIELDS | {CACHE_FIELD}
+# A team's join code: whoever holds it can join the team. Shown to the team's members by design (no security
+# finding), but a credential in anything written: `***` in reports, a stand-in in recordings.
+JOIN_CODE_FIELD = "accesscode"
+REDACTED_FIELDS = SECRET_FIELDS | {CACHE_FIELD, JOIN_CODE_FIELD}
 REDACTED = "***"
 # A password hash, by its value (bcrypt, argon2, scrypt, pbkdf2, sha-crypt): never written anywhere, whatever
 # the field is called; the security check (checks.py) reports it.
@@ -87,15 +90,20 @@ class Redactor:
                 value = value.replace(secret, REDACTED)
         return value
 
-    def data(self, value: Any) -> Any:
+    def data(self, value: Any, answer: bool = False) -> Any:
         """Redact a JSON-like value, string by string (keys too): secret-named fields, /send's cache token,
-        password hashes and known secret strings."""
+        password hashes and known secret strings. In a server's `answer`, a join code becomes a known secret (with
+        a stand-in), replaced wherever else it shows up: in the requests that send it, and in recordings (a code
+        only a request holds, such as a made-up one, is no team's)."""
         text = self.text
 
         def walk(value: Any) -> Any:
             if isinstance(value, str):  # every password hash starts with `$`: most strings skip the match
                 return redact_hash(value) if value.startswith("$") and HASH_VALUE.match(value) else text(value)
             if isinstance(value, dict):
+                for k, v in value.items():
+                    if answer and k.lower() == JOIN_CODE_FIELD and isinstance(v, str):
+                        self.add(v, stand_in=True)
                 return {text(k): REDACTED if k.lower() in REDACTED_FIELDS and v not in (None, "") else walk(v)
                         for k, v in value.items()}
             if isinstance(value, list):

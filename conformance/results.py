@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import umami_results
 from conformance.checks import class_rank, json_type
@@ -16,9 +16,7 @@ from conformance.discovery import route_templates, routes_list
 from conformance.known import stale as stale_entries
 from conformance.redact import Redactor
 from conformance.replay import Templates
-
-if TYPE_CHECKING:
-    from conformance.run import UmamiRun
+from conformance.session import Session
 
 EXAMPLE_ITEMS = 3
 EXAMPLE_CHARS = 4000
@@ -31,7 +29,7 @@ def example_body(exchange: Exchange, redactor: Redactor) -> Any:
     if body is None:
         text = exchange.response.text
         return redactor.text(text)[:200] if text and "<html" not in text[:200].lower() else None
-    body = _trim(redactor.data(body))
+    body = _trim(redactor.data(body, answer=True))
     if len(json.dumps(body)) > EXAMPLE_CHARS:
         return {"truncated": True}
     return body
@@ -69,26 +67,27 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             "security": sum(1 for f in findings if f["class"] == "security")}
 
 
-def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
+def write_results(session: Session, interrupted: bool = False) -> Path:
     """Write results.json (every string redacted once more, then schema-checked), atomically."""
-    records = sorted((r.as_dict() for r in run.results), key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
+    records = sorted((r.as_dict() for r in session.results),
+                     key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
     stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line}
-             for e in stale_entries(run.known, records, run.read_only, run.server_versions)]
-    doc = {**run.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "interrupted": interrupted, "summary": summarize(records), "residue": run.residue,
-           "timing": {"requests": len(run.client.requests),
-                      "server_seconds": round(run.client.server_seconds, 3),
-                      "retries": run.client.retries, "unavailable": run.client.unavailable},
+             for e in stale_entries(session.known, records, session.read_only, session.server_versions)]
+    doc = {**session.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "interrupted": interrupted, "summary": summarize(records), "residue": session.residue,
+           "timing": {"requests": len(session.client.requests),
+                      "server_seconds": round(session.client.server_seconds, 3),
+                      "retries": session.client.retries, "unavailable": session.client.unavailable},
            "stale_known_differences": stale, "vocabulary": vocabulary(),
-           "endpoints": endpoint_views(run.specs, {r["endpoint"] for r in records}, run.server_version),
+           "endpoints": endpoint_views(session.specs, {r["endpoint"] for r in records}, session.server_version),
            "items": records}
-    routes = route_evidence(run)
+    routes = route_evidence(session)
     if routes is not None:
         doc["routes"] = routes
     # String by string: a pass over the serialised text would miss secrets that JSON escapes (non-ASCII, ", \).
-    doc = run.client.redactor.data(doc)
+    doc = session.client.redactor.data(doc)
     text = umami_results.dumps(doc)
-    path = run.options.results_path
+    path = session.options.results_path
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text)
@@ -96,10 +95,10 @@ def write_results(run: UmamiRun, interrupted: bool = False) -> Path:
     return path
 
 
-def route_evidence(run: UmamiRun) -> list[dict[str, Any]] | None:
+def route_evidence(session: Session) -> list[dict[str, Any]] | None:
     """results.json `routes`: in a recheck, what the recordings' GETs answered (always); in a run, what the
     discovery probes answered (None without --discover)."""
-    if run.replay is not None:
-        return routes_list(run.replay.routes(Templates(route_templates(run.specs))))
-    prober = run.prober_if_made
+    if session.replay is not None:
+        return routes_list(session.replay.routes(Templates(route_templates(session.specs))))
+    prober = session.prober_if_made
     return prober.routes() if prober is not None and prober.seen else None

@@ -47,7 +47,7 @@ class Sandbox:
     unavailable: dict[str, str] = field(default_factory=dict)
     logins: dict[str, str] = field(default_factory=dict)  # label -> username of a borrowed user
     owner: tuple[str, Credential | None] = ("", None)  # (user id, credential) owning the websites
-    versions: list[str] | None = None  # the Umami releases the server may be (UmamiRun.server_versions)
+    versions: list[str] | None = None  # the Umami releases the server may be (Session.server_versions)
     seeded: dict[str, Any] = field(default_factory=dict)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> the kept object, as results.json lists it
     gone: set[str] = field(default_factory=set)  # ids a test item deleted (DELETE of the object's own path)

@@ -14,11 +14,12 @@ import pytest
 
 from conformance.cleanup import deletion_notes, find_leftovers, remove, removal_order
 from conformance.client import Credential
-from conformance.engine import Item, ItemResult, _execute
+from conformance.execute import _execute
+from conformance.items import Item, ItemResult
 from conformance.options import Options
 from conformance.objects import Created
-from conformance.run import UmamiRun
 from conformance.sandbox import Sandbox
+from conformance.session import Session
 from conformance.versions import Detected
 
 from conftest import bundled_specs, shared_recording
@@ -143,17 +144,17 @@ def test_cleanup_finds_a_killed_run_s_segments_and_removes_them_first() -> None:
     assert fake.websites == {} and fake.users == {} and fake.segments == {}
 
 
-def _run(tmp_path: Path, fake: FakeUmami, version: str) -> UmamiRun:
+def _run(tmp_path: Path, fake: FakeUmami, version: str) -> Session:
     specs = bundled_specs()
-    run = UmamiRun(options=Options(target=fake.client().target, specs_dir=specs.root,
-                                   results_path=tmp_path / "results.json"), specs=specs, known=[])
-    run.client = fake.client()
-    run.detected = Detected.exact(version, "--umami-version")
-    run.sandbox = Sandbox(run.client, ADMIN, PREFIX, tmp_path / "ledger.json", versions=run.server_versions)
-    run.sandbox.owner = ("owner", Credential.bearer("owner-token-0123456789"))
-    run.credentials.update(admin=ADMIN, user=run.sandbox.owner[1])
-    run.context = {"prefix": PREFIX}
-    return run
+    session = Session(options=Options(target=fake.client().target, specs_dir=specs.root,
+                                      results_path=tmp_path / "results.json"), specs=specs, known=[])
+    session.client = fake.client()
+    session.detected = Detected.exact(version, "--umami-version")
+    session.sandbox = Sandbox(session.client, ADMIN, PREFIX, tmp_path / "ledger.json", versions=session.server_versions)
+    session.sandbox.owner = ("owner", Credential.bearer("owner-token-0123456789"))
+    session.credentials.update(admin=ADMIN, user=session.sandbox.owner[1])
+    session.context = {"prefix": PREFIX}
+    return session
 
 
 @pytest.mark.parametrize("version", ["2.20.2", "3.1.0"])
@@ -161,17 +162,17 @@ def test_the_create_segment_item_s_segment_is_recorded_and_its_target_removed(tm
     """The spec item (website-segments/create-segment, `target: website`, `creates: segment`) through the engine:
     the ledger records the segment under its target website, and the cleanup leaves nothing."""
     fake = FakeUmami.release(version)
-    run = _run(tmp_path, fake, version)
-    endpoint = next(e for e in run.specs.endpoints if e.id == "website-segments/create-segment")
+    session = _run(tmp_path, fake, version)
+    endpoint = next(e for e in session.specs.endpoints if e.id == "website-segments/create-segment")
     case = next(c for c in endpoint.cases if c.name == "create")
     item = Item("website-segments/create-segment[user-create]", endpoint, case, "user")
-    _execute(item, run, ItemResult(item, run.server_version))
+    _execute(item, session.execution(), ItemResult(item, session.server_version))
     (target,) = fake.websites.values()
     (segment,) = fake.segments.values()
-    assert [(o.kind, o.id, o.website) for o in run.sandbox.created] == [
+    assert [(o.kind, o.id, o.website) for o in session.sandbox.created] == [
         ("website", target["id"], None), ("segment", segment["id"], target["id"])]
-    assert json.loads(run.sandbox.ledger.read_text())["created"][-1]["website"] == target["id"]
-    assert run.sandbox.cleanup() == [] and fake.websites == {} and fake.segments == {}
+    assert json.loads(session.sandbox.ledger.read_text())["created"][-1]["website"] == target["id"]
+    assert session.sandbox.cleanup() == [] and fake.websites == {} and fake.segments == {}
 
 
 def _cleanup_of(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -236,9 +237,9 @@ def test_the_2_20_2_recording_shows_segments_block_and_the_new_order_clears_them
     ("2.18.1", False, False), ("2.20.2", True, True), ("3.0.1", True, True), ("3.1.0", False, True)])
 def test_the_cleanup_line_says_the_order_this_release_needs(tmp_path: Path, version: str, segments_first: bool,
                                                             users_last: bool) -> None:
-    run = _run(tmp_path, FakeUmami.release(version), version)
-    run.created, run.residue = 3, []
-    line = run.cleanup_summary()
+    session = _run(tmp_path, FakeUmami.release(version), version)
+    session.created, session.residue = 3, []
+    line = session.cleanup_summary()
     assert line.startswith("cleanup: removed 3 of the 3 object(s) the run created") and line.endswith(
         "; nothing remains")
     assert ("[segments before their website: its delete leaves them and answers 500 on Umami >=2.19.0,<3.0.2"

@@ -44,6 +44,21 @@ def test_redactor_data_keeps_short_common_words() -> None:
         "tool": "umami-conformance", "password": "***"}
 
 
+def test_a_join_code_is_a_credential_wherever_it_shows_up() -> None:
+    """A team's accessCode lets anyone join the team: `***` in reports, a stand-in in recordings, also in the
+    request that later sends it (issue 27: join codes were printed in clear)."""
+    r = Redactor()
+    assert r.data({"accessCode": "ucf-x-no-such-code"}) == {"accessCode": "***"}
+    assert r.text("ucf-x-no-such-code") == "ucf-x-no-such-code"  # a code only a request holds is no team's
+    assert r.data([{"id": "t-1", "name": "team", "accessCode": "team_pxTxdFXDVxVA"}], answer=True) == [
+        {"id": "t-1", "name": "team", "accessCode": "***"}]
+    join = httpx.Request("POST", "http://u.test/api/teams/join", json={"accessCode": "team_pxTxdFXDVxVA"})
+    assert "team_pxTxdFXDVxVA" not in r.curl(join)
+    stand_in = r.stand_in("team_pxTxdFXDVxVA")
+    assert r.recorded_text('{"accessCode":"team_pxTxdFXDVxVA"}') == f'{{"accessCode":"{stand_in}"}}'
+    assert r.data({"accessCode": None}) == {"accessCode": None}
+
+
 def test_redactor_text_finds_every_secret_whatever_its_characters() -> None:
     r = Redactor()
     assert r.text("nothing known yet: tok-1234567890") == "nothing known yet: tok-1234567890"

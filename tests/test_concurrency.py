@@ -11,20 +11,22 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from conformance import engine
+from conformance import schedule
 from conformance.client import Target, UmamiClient, tallied
-from conformance.engine import Item, Kind, batch, collect, lane, run_items
+from conformance.items import Item, collect
+from conformance.schedule import batch, lane, execute_concurrently
 from conformance.errors import ServerGone
+from umami_results.vocabulary import Kind
 
 from conftest import bundled_specs, cli_in_process
 
 ROLES = ("admin", "user", "view-only", "share", "anonymous")
 
 
-def _run(**overrides: object) -> SimpleNamespace:
-    """What `lane` and `skip_reason` read of a run: every role logged in, no version limits."""
+def _context(**overrides: object) -> SimpleNamespace:
+    """What `lane` and `skip_reason` read of an execution context: every role logged in, no version limits."""
     values = {"detected": None, "read_only": False, "unavailable": {}, "credentials": dict.fromkeys(ROLES, object()),
-              "sandbox": None, "replay": None}
+              "sandbox": None, "replaying": False}
     return SimpleNamespace(**{**values, **overrides})
 
 
@@ -34,9 +36,9 @@ def _item(endpoint_id: str, case: str | None = None) -> Item:
 
 
 def test_lanes_reads_beside_reads_and_writes_on_their_own_objects_beside_each_other() -> None:
-    run = _run()
+    ctx = _context()
     items = list(collect(bundled_specs(), discover=True))
-    lanes = {i.id: lane(i, run) for i in items}
+    lanes = {i.id: lane(i, ctx) for i in items}
     reads = [i for i in items if lanes[i.id] == "read"]
     assert reads and all(i.endpoint.method == "GET" and i.kind is Kind.SPEC for i in reads)
     assert not any(i.case.target or i.case.creates or i.case.fresh_login for i in reads)
@@ -49,33 +51,33 @@ def test_lanes_reads_beside_reads_and_writes_on_their_own_objects_beside_each_ot
     assert {k.split(":", 1)[1].split("/")[0] for k in shared.values()} <= {"auth", "reports", "send", "v1"}
     assert all(lanes[i.id] == "write" for i in items if i.case.fresh_login)  # a session of its own
     assert not any(lanes[i.id] for i in items if i.kind is not Kind.SPEC)  # one prober, hypothesis
-    assert lane(replace(_item("websites/get"), kind=Kind.NEGATIVE), run) is None
+    assert lane(replace(_item("websites/get"), kind=Kind.NEGATIVE), ctx) is None
 
 
 def test_a_skipped_item_joins_any_lane_and_a_replay_runs_alone() -> None:
     write = _item("websites/update", "rename")
-    assert lane(write, _run(read_only=True)) == "any"  # skipped: read-only runs send no writes
-    assert lane(_item("websites/get"), _run(replay=object())) is None  # a recheck matches answers in order
+    assert lane(write, _context(read_only=True)) == "any"  # skipped: read-only runs send no writes
+    assert lane(_item("websites/get"), _context(replaying=True)) is None  # a recheck matches answers in order
 
 
 def test_a_batch_is_the_run_of_items_in_one_lane() -> None:
-    run = _run()
+    ctx = _context()
     items = [i for i in collect(bundled_specs()) if i.endpoint.id in ("teams/list", "teams/create", "teams/get")]
-    kinds = [lane(i, run) for i in items]
+    kinds = [lane(i, ctx) for i in items]
     assert kinds[0] == "read" and "write" in kinds
     first_write = kinds.index("write")
-    assert batch(items, 0, run, 4) == items[:first_write]
-    group = batch(items, first_write, run, 4)
-    assert group and all(lane(i, run) == "write" for i in group)
-    assert batch(items, 0, run, 1) == items[:1]
-    assert batch([*items[:2], None, *items[2:]], 0, run, 4) == items[:2]  # None: not an engine item
+    assert batch(items, 0, ctx, 4) == items[:first_write]
+    group = batch(items, first_write, ctx, 4)
+    assert group and all(lane(i, ctx) == "write" for i in group)
+    assert batch(items, 0, ctx, 1) == items[:1]
+    assert batch([*items[:2], None, *items[2:]], 0, ctx, 4) == items[:2]  # None: not an engine item
 
 
 def test_the_pool_keeps_the_order_and_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     items = [i for i in collect(bundled_specs()) if i.endpoint.id == "website-stats/get-metrics"][:24]
     running, peak, lock = [0], [0], threading.Lock()
 
-    def fake_run_item(run: object, item: Item) -> str:
+    def fake_execute_item(ctx: object, item: Item) -> str:
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
@@ -84,11 +86,11 @@ def test_the_pool_keeps_the_order_and_its_bound(monkeypatch: pytest.MonkeyPatch)
             running[0] -= 1
         return item.id
 
-    monkeypatch.setattr(engine, "run_item", fake_run_item)
-    assert run_items(_run(), items, 3) == [i.id for i in items]
+    monkeypatch.setattr(schedule, "execute_item", fake_execute_item)
+    assert execute_concurrently(_context(), items, 3) == [i.id for i in items]
     assert 1 <= peak[0] <= 3
     peak[0] = 0
-    assert run_items(_run(), items, 1) == [i.id for i in items]
+    assert execute_concurrently(_context(), items, 1) == [i.id for i in items]
     assert peak[0] == 1
 
 
@@ -96,15 +98,15 @@ def test_a_server_gone_in_the_pool_stops_the_items_not_started(monkeypatch: pyte
     items = [i for i in collect(bundled_specs()) if i.endpoint.id == "website-stats/get-metrics"][:12]
     gone = ServerGone("stopped answering")
 
-    def fake_run_item(run: object, item: Item) -> str:
+    def fake_execute_item(ctx: object, item: Item) -> str:
         if item is items[2]:
             raise gone
         return item.id
 
-    monkeypatch.setattr(engine, "run_item", fake_run_item)
-    results = run_items(_run(), items, 1)
+    monkeypatch.setattr(schedule, "execute_item", fake_execute_item)
+    results = execute_concurrently(_context(), items, 1)
     assert results[:3] == [items[0].id, items[1].id, gone] and results[3:] == [None] * 9
-    results = run_items(_run(), items, 2)
+    results = execute_concurrently(_context(), items, 2)
     assert results[2] is gone and results[-1] is None  # the last ones were never started
 
 

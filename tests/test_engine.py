@@ -1,4 +1,4 @@
-"""The engine without pytest: items of a spec set, and what `run_item` makes of a skip, a finding, a transient
+"""The engine without pytest: items of a spec set, and what `execute_item` makes of a skip, a finding, a transient
 failure and a bug of the tool (on the in-memory fake Umami: no server)."""
 
 from __future__ import annotations
@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance import engine
+from conformance import execute
 from conformance.client import Credential
-from conformance.engine import Item, Kind, Outcome, collect, run_item
+from conformance.execute import execute_item
 from conformance.errors import Unavailable
+from conformance.items import Item, collect
 from conformance.options import Options
-from conformance.run import UmamiRun
+from conformance.session import Session
 from conformance.versions import Detected
+from umami_results.vocabulary import Kind, Outcome
 from conftest import bundled_specs
 from fake_umami import FakeUmami
 
@@ -22,11 +24,11 @@ ADMIN = Credential.bearer("admin-token-0123456789")
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> UmamiRun:
+def session(tmp_path: Path) -> Session:
     fake = FakeUmami()
     specs = bundled_specs()
-    session = UmamiRun(options=Options(target=fake.client().target, specs_dir=specs.root,
-                                       results_path=tmp_path / "results.json"), specs=specs, known=[])
+    session = Session(options=Options(target=fake.client().target, specs_dir=specs.root,
+                                      results_path=tmp_path / "results.json"), specs=specs, known=[])
     session.client = fake.client()
     session.detected = Detected.exact("3.1.0", "--umami-version")
     session.credentials["admin"] = ADMIN
@@ -49,34 +51,35 @@ def test_collect_gives_every_endpoint_role_and_case_once() -> None:
     assert ids[discovery[-1]] == "discovery/routes[all]" and discovery == list(range(discovery[0], discovery[-1] + 1))
 
 
-def test_a_skip_is_an_outcome_with_its_reason(run: UmamiRun) -> None:
-    result = run_item(run, _item("admin/users[user-first-page]"))  # no credentials for `user` in this run
+def test_a_skip_is_an_outcome_with_its_reason(session: Session) -> None:
+    # no credentials for `user` in this run
+    result = execute_item(session.execution(), _item("admin/users[user-first-page]"))
     assert result.outcome is Outcome.SKIPPED and result.reason == "role 'user' has no credentials in this run"
     assert result.as_dict()["outcome"] == "skipped" and result.as_dict()["actual_status"] is None
 
 
-def test_an_answer_is_checked_and_recorded(run: UmamiRun) -> None:
-    result = run_item(run, _item("admin/users[admin-first-page]"))
+def test_an_answer_is_checked_and_recorded(session: Session) -> None:
+    result = execute_item(session.execution(), _item("admin/users[admin-first-page]"))
     record = result.as_dict()
     assert result.ran and result.outcome is not Outcome.FAILED and record["actual_status"] == 200
     assert record["shape"]["$"] == "object" and record["curl"].startswith("curl -X GET")
 
 
-def test_a_bug_of_the_tool_is_the_item_s_error_not_a_crash(run: UmamiRun, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_of_the_tool_is_the_item_s_error_not_a_crash(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(engine, "_check_versions", broken)
-    result = run_item(run, _item("admin/users[admin-first-page]"))
+    monkeypatch.setattr(execute, "_check_versions", broken)
+    result = execute_item(session.execution(), _item("admin/users[admin-first-page]"))
     assert result.outcome is Outcome.ERROR
     assert re.fullmatch(r"RuntimeError: a bug \(test_engine\.py:\d+\)", result.reason)
     assert result.as_dict()["outcome"] == "error"
 
 
-def test_a_transient_failure_is_unavailable(run: UmamiRun, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transient_failure_is_unavailable(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     def gateway(*args: object, **kwargs: object) -> None:
         raise Unavailable("GET /api/admin/users answered HTTP 502 (tried 4 times)", 4)
 
-    monkeypatch.setattr(run.client, "request", gateway)
-    result = run_item(run, _item("admin/users[admin-first-page]"))
+    monkeypatch.setattr(session.client, "request", gateway)
+    result = execute_item(session.execution(), _item("admin/users[admin-first-page]"))
     assert result.outcome is Outcome.UNAVAILABLE and "502" in result.reason

@@ -22,9 +22,10 @@ from conformance.redact import REDACTED, Redactor
 
 from conformance.results import example_body, write_results
 from umami_results import load as load_results
-from conformance.engine import Item, ItemResult, Outcome
+from umami_results.vocabulary import Outcome
+from conformance.items import Item, ItemResult
 from conformance.options import Options
-from conformance.run import UmamiRun
+from conformance.session import Session
 from docgen.report import render_report
 
 from conftest import ROOT, bundled_specs, cli_in_process, in_process, shared_recording
@@ -182,20 +183,20 @@ SECRETS = ["pässwörd-long-1", 'quote"secret-22', "back\\slash-secret-3", "eyJh
 
 def test_results_json_is_redacted_string_by_string(tmp_path: Path) -> None:
     specs = bundled_specs()
-    run = UmamiRun(options=Options(target=Target(url=UNREACHABLE), specs_dir=specs.root,
-                                   results_path=tmp_path / "results.json"), specs=specs, known=[])
+    session = Session(options=Options(target=Target(url=UNREACHABLE), specs_dir=specs.root,
+                                      results_path=tmp_path / "results.json"), specs=specs, known=[])
     for secret in SECRETS:
-        run.client.redactor.add(secret)
+        session.client.redactor.add(secret)
     endpoint = next(e for e in specs.endpoints if e.id == "me/get")
     result = ItemResult(Item("me/get[admin-default]", endpoint, endpoint.cases[0], "admin"), None,
                         outcome=Outcome.PASSED, reason=f"saw {SECRETS[0]} and {SECRETS[1]}", schema_checked=True)
     result.answer = {"actual_status": 200, "url": f"http://x/api/me?q={SECRETS[2]}",
                      "example": {"note": SECRETS[2], "cache": "a-session-cache-value", SECRETS[0]: 1}}
-    run.results.append(result)
+    session.results.append(result)
     try:
-        text = write_results(run).read_text()
+        text = write_results(session).read_text()
     finally:
-        run.client.close()
+        session.client.close()
     for secret in SECRETS + ["a-session-cache-value"]:
         assert secret not in text and json.dumps(secret)[1:-1] not in text and \
             json.dumps(secret, ensure_ascii=False)[1:-1] not in text, secret

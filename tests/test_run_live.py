@@ -14,7 +14,7 @@ from conformance.client import Target
 from conformance.loader import DEFAULT_SPECS
 from umami_results import SCHEMA_PATH
 from conformance.options import Options
-from conformance.run import UmamiRun
+from conformance.session import Session
 from conformance.versions import fingerprint
 
 from conftest import bundled_specs, run_cli, user_env
@@ -251,11 +251,11 @@ def test_not_an_umami_server(umami: server.ServerInfo, tmp_path: Path) -> None:
 
 def test_route_fingerprint_of_the_real_server(umami: server.ServerInfo) -> None:
     """Without /api/version the routes the real 2.10.0 answers tell its range: 2.10.0-2.12.1 share every path."""
-    run = UmamiRun(options=Options(target=Target(url=umami.url), specs_dir=DEFAULT_SPECS,
-                                   results_path=Path("/dev/null")), specs=bundled_specs(), known=[])
+    session = Session(options=Options(target=Target(url=umami.url), specs_dir=DEFAULT_SPECS,
+                                      results_path=Path("/dev/null")), specs=bundled_specs(), known=[])
     try:
-        found = fingerprint(run.specs.inventory, run.route_answer())
+        found = fingerprint(session.specs.inventory, session.route_answer())
     finally:
-        run.client.close()
+        session.client.close()
     assert found is not None and "2.10.0" in found.candidates, found
     assert found.range == ">=2.10.0,<2.13.0" and all(p["answer"] != "unknown" for p in found.probes)

@@ -1,4 +1,4 @@
-"""The CLI's runner without pytest: it selects what pytest's -k/-m select, writes JUnit that CI systems read,
+"""The CLI's adapter without pytest: it selects what pytest's -k/-m select, writes JUnit that CI systems read,
 prints progress, failures and the summary, and a bad selection is one clear message. No server: the shared
 recordings and a port nobody listens on."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.engine import collect
-from conformance.runner import select
+from conformance.items import collect
+from conformance.cli_adapter import select
 
 from conftest import bundled_specs, cli_in_process, in_process, shared_recording
 

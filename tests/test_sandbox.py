@@ -12,13 +12,14 @@ import pytest
 
 from conformance.client import Credential
 from conformance.loader import Case
-from conformance.engine import Item, ItemResult, _execute
+from conformance.execute import _execute
+from conformance.items import Item, ItemResult
 from conformance.options import Options
 from conformance.cleanup import find_leftovers, presence, remove, remove_kept, write_ledger
 from conformance.objects import KEEP_MARK, Created, is_kept, new_prefix
-from conformance.run import UmamiRun
 from conformance.sandbox import Sandbox
 from conformance.seed import SEED_FRESH_SECONDS, SEED_IPS, seed_plan, seed_requests
+from conformance.session import Session
 from conformance.versions import Detected
 
 from fake_umami import FakeUmami
@@ -169,29 +170,29 @@ def test_the_ledger_keeps_only_what_remains(tmp_path: Path) -> None:
     assert not sandbox.ledger.exists()
 
 
-def _run_with(tmp_path: Path, fake: FakeUmami, version: str, revenue_seeded: bool) -> UmamiRun:
+def _run_with(tmp_path: Path, fake: FakeUmami, version: str, revenue_seeded: bool) -> Session:
     specs = bundled_specs()
-    run = UmamiRun(options=Options(target=fake.client().target, specs_dir=specs.root,
-                                   results_path=tmp_path / "results.json"), specs=specs, known=[])
-    run.client = fake.client()
-    run.detected = Detected.exact(version, "--umami-version")
-    run.sandbox = _sandbox(fake, tmp_path, run.server_versions)
-    run.sandbox.seeded = {"revenue": 2} if revenue_seeded else {"revenue": 0, "skipped": {"revenue": "a reason"}}
-    run.credentials["admin"] = ADMIN
-    return run
+    session = Session(options=Options(target=fake.client().target, specs_dir=specs.root,
+                                      results_path=tmp_path / "results.json"), specs=specs, known=[])
+    session.client = fake.client()
+    session.detected = Detected.exact(version, "--umami-version")
+    session.sandbox = _sandbox(fake, tmp_path, session.server_versions)
+    session.sandbox.seeded = {"revenue": 2} if revenue_seeded else {"revenue": 0, "skipped": {"revenue": "a reason"}}
+    session.credentials["admin"] = ADMIN
+    return session
 
 
 @pytest.mark.parametrize("revenue_seeded", [True, False])
 def test_a_case_schema_that_needs_revenue_is_not_applied_without_it(tmp_path: Path, revenue_seeded: bool) -> None:
     fake = FakeUmami()
-    run = _run_with(tmp_path, fake, "3.1.0", revenue_seeded)
-    endpoint = next(e for e in run.specs.endpoints if e.id == "admin/users")
+    session = _run_with(tmp_path, fake, "3.1.0", revenue_seeded)
+    endpoint = next(e for e in session.specs.endpoints if e.id == "admin/users")
     first_page = next(c for c in endpoint.cases if c.name == "first-page")  # case schema: a non-empty list
     case = replace(first_page, query={}, needs=["revenue"])
     item = Item("admin/users[admin-first-page]", endpoint, case, "admin")
-    result = ItemResult(item, run.server_version)
+    result = ItemResult(item, session.server_version)
     fake.users.clear()  # an empty list: the case schema (non-empty-list) fails when applied
-    findings, checked, _ = _execute(item, run, result)
+    findings, checked, _ = _execute(item, session.execution(), result)
     if revenue_seeded:
         assert findings and findings[0].cls == "value-changed" and result.reason is None
     else:
@@ -200,11 +201,11 @@ def test_a_case_schema_that_needs_revenue_is_not_applied_without_it(tmp_path: Pa
 
 def test_security_runs_on_a_body_no_shape_of_the_version_holds(tmp_path: Path) -> None:
     fake = FakeUmami()
-    run = _run_with(tmp_path, fake, "2.20.2", False)
+    session = _run_with(tmp_path, fake, "2.20.2", False)
     fake.add_user("someone")["password"] = "$2b$10$" + "x" * 53
-    endpoint = next(e for e in run.specs.endpoints if e.id == "admin/users")
+    endpoint = next(e for e in session.specs.endpoints if e.id == "admin/users")
     item = Item("admin/users[admin-plain]", endpoint, Case(name="plain", line=1), "admin")
-    findings, _, _ = _execute(item, run, ItemResult(item, run.server_version))
+    findings, _, _ = _execute(item, session.execution(), ItemResult(item, session.server_version))
     assert findings[0].cls == "security" and findings[0].json_path == "$.data[*].password"
     assert "$2b$" not in json.dumps([f.as_dict() for f in findings])
 

@@ -18,7 +18,7 @@ from conformance.known import apply_known, load_known
 from conformance.redact import Redactor
 
 from conformance.describe import vocabulary
-from conformance.engine import own_ids
+from conformance.execute import own_ids
 from conformance.results import summarize
 from docgen.legend import LEGEND, Vocabulary
 from umami_results import SCHEMA_PATH

@@ -13,7 +13,7 @@ import pytest
 from conformance.client import Target
 from conformance.loader import DEFAULT_SPECS
 from conformance.options import Options
-from conformance.run import UmamiRun
+from conformance.session import Session
 from conformance.versions import Detected, Inventory, Versions, fingerprint, probe_path
 from conftest import bundled_specs
 
@@ -77,7 +77,7 @@ def test_detected_applies_when_a_candidate_is_in_range() -> None:
     assert d.applies(Versions(">=2.10,<2.10.1")) and not d.applies(Versions(">=3"))
 
 
-def _fake_run(version: str, *, extra_404_json: bool = False) -> UmamiRun:
+def _fake_run(version: str, *, extra_404_json: bool = False) -> Session:
     """A fake HTTP server of `version` for the detector: HTML 404 where no route is, 401 elsewhere."""
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/api")
@@ -88,23 +88,23 @@ def _fake_run(version: str, *, extra_404_json: bool = False) -> UmamiRun:
                                                        "status": 401}})
         return httpx.Response(404, html="<!DOCTYPE html><html>not found</html>")
 
-    run = UmamiRun(options=Options(target=Target(url="http://umami.test"), specs_dir=DEFAULT_SPECS,
-                                   results_path=Path("/dev/null")), specs=bundled_specs(), known=[])
-    run.client.http = httpx.Client(base_url=run.client.target.api_base, transport=httpx.MockTransport(handler))
-    return run
+    session = Session(options=Options(target=Target(url="http://umami.test"), specs_dir=DEFAULT_SPECS,
+                                      results_path=Path("/dev/null")), specs=bundled_specs(), known=[])
+    session.client.http = httpx.Client(base_url=session.client.target.api_base, transport=httpx.MockTransport(handler))
+    return session
 
 
 def test_detect_against_a_fake_server_without_api_version() -> None:
-    run = _fake_run("3.1.0")
-    detected = run.detect(run.client.probe())
+    session = _fake_run("3.1.0")
+    detected = session.detect(session.client.probe())
     assert detected.range == ">=3.1.0,<3.2" and detected.source.startswith("route fingerprint")
-    assert all(method == "GET" for method, _ in run.client.requests)
+    assert all(method == "GET" for method, _ in session.client.requests)
 
 
 def test_version_flag_overrides() -> None:
-    run = _fake_run("3.1.0")
-    run.options = dataclasses.replace(run.options, version="2.20.2")
-    assert run.detect(None).candidates == ["2.20.2"] and run.detect(None).source == "--umami-version"
+    session = _fake_run("3.1.0")
+    session.options = dataclasses.replace(session.options, version="2.20.2")
+    assert session.detect(None).candidates == ["2.20.2"] and session.detect(None).source == "--umami-version"
 
 
 def test_probe_paths_fill_every_parameter() -> None:

@@ -25,7 +25,7 @@ from conformance.errors import ConformanceError, ExitCode, ServerSetupError, Usa
 from conformance.options import cli_flags
 
 if TYPE_CHECKING:
-    from conformance.runner import Suite
+    from conformance.cli_adapter import Suite
 
 INTERRUPTED = 130
 
@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = Non
     """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
     commands in one process may pass one that keeps what it loaded)."""
     from conformance.loader import load_specs
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # an environment variable the parser reads for a default
+        print(f"umami-conformance: error: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
     args.load_specs = load or load_specs
     try:
         return int(COMMANDS[args.command](args))
@@ -212,7 +216,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
     from conformance.known import load_known
     from conformance.loader import DEFAULT_SPECS
     from conformance.options import Options
-    from conformance.runner import run_suite
+    from conformance.cli_adapter import run_suite
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))

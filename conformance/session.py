@@ -1,5 +1,5 @@
 """The session of one conformance run: options, client, version, sandbox, role credentials, prober, contract,
-and the results of its items. It knows nothing of pytest (see engine.py for the items)."""
+and the results of its items. It knows nothing of pytest (see items.py for the items)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from packaging.version import Version
 
 from conformance import __version__
 from conformance.cleanup import deletion_notes
 from conformance.client import Credential, UmamiClient
+from conformance.context import ExecutionContext
 from conformance.contract import Contract
 from conformance.discovery import Prober, route_templates, signature
 from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
+from conformance.items import ItemResult
 from conformance.known import KnownDifference
 from conformance.loader import SpecSet
 from conformance.objects import new_prefix
@@ -29,12 +31,9 @@ from conformance.replay import Replay
 from conformance.sandbox import Sandbox
 from conformance.versions import Answer, Detected, fingerprint
 
-if TYPE_CHECKING:
-    from conformance.engine import ItemResult
-
 
 @dataclass
-class UmamiRun:
+class Session:
     """One run's session: made before the first item, finished (sandbox removed) after the last."""
 
     options: Options
@@ -50,7 +49,6 @@ class UmamiRun:
     started: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     unavailable: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
-    credential_paths: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (endpoint, status) -> paths
     created: int = 0  # objects the sandbox created (counted before cleanup)
 
     def __post_init__(self) -> None:
@@ -149,6 +147,18 @@ class UmamiRun:
         self.unavailable.update(self.sandbox.unavailable)
         self.context = {**context, **self.sandbox.context}
 
+    def execution(self) -> ExecutionContext:
+        """What the items read of this session, once `start` has set it up."""
+        target = self.options.target
+        return ExecutionContext(
+            specs=self.specs, known=self.known, client=self.client, detected=self.detected,
+            server_version=self.server_version, server_versions=self.server_versions, credentials=self.credentials,
+            unavailable=self.unavailable, values=self.context, sandbox=self.sandbox, read_only=self.read_only,
+            replaying=self.replay is not None, website_id=self.options.website_id, negative=self.options.negative,
+            admin_login=(target.username, target.password)
+            if target.username and target.password and not target.api_key else None,
+            prober=lambda: self.prober, contract=self.contract_once)
+
     def detect(self, told: str | None) -> Detected:
         """`--umami-version`, else what `/api/version` says, else the route fingerprint."""
         if self.options.version:
@@ -196,8 +206,6 @@ class UmamiRun:
                 self.sandbox.keep_in_ledger({r["id"] for r in self.residue})
         finally:
             self.client.close()
-            if self.client.recorder is not None:
-                self.client.recorder.write(self.client.redactor)
 
     def cleanup_summary(self) -> str:
         """What the cleanup removed and what remains, in one line ("" for a replay, which sends nothing)."""
