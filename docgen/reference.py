@@ -33,14 +33,16 @@ GRID_LEGEND = [(PRESENT, "present: the release has the route"),
 OBSERVED = "🔍"
 CLOUD_ROLE = "API key (Umami Cloud)"
 EXAMPLE_ITEMS, EXAMPLE_CHARS = 3, 300
-EXAMPLE_NOTE = (f"Ids, times (2000-01-01, epoch 946684800000) and traffic counts (1) are normalised, lists are cut "
-                f"to {EXAMPLE_ITEMS} items and long strings to {EXAMPLE_CHARS} characters; secrets are redacted.")
+RUN_SUFFIX = re.compile(r"(ucf-<run>-[a-z-]+-)[0-9a-f]{6}\b")  # the random part of a run object's name
+EXAMPLE_NOTE = ("Ids, times (2000-01-01, epoch 946684800000), traffic counts (1) and the run's names (ucf-<run>-...) "
+                f"are normalised, lists are cut to {EXAMPLE_ITEMS} items and long strings to {EXAMPLE_CHARS} "
+                "characters; secrets are redacted.")
 
 
 def render_reference(reference: dict[str, Any], observed: list[dict[str, Any]], out: Path) -> list[Path]:
     """Write the reference into `out` (index.md, endpoints/<area>/<name>.md, releases/<version>.md), removing
-    pages of an earlier rendering that are gone. `observed`: results.json contents, one per observed release.
-    Returns the files written."""
+    the endpoint and release pages of an earlier rendering that are gone. `observed`: results.json contents, one
+    per observed release. Returns the files written."""
     umami_results.validate_reference(reference)
     model = build_model(reference, observed)
     env = _environment()
@@ -49,8 +51,8 @@ def render_reference(reference: dict[str, Any], observed: list[dict[str, Any]], 
         pages[Path(ep["page"])] = env.get_template("reference_endpoint.md.j2").render(ep=ep, **model)
     for release in model["releases"]:
         pages[Path(release["page"])] = env.get_template("reference_release.md.j2").render(release=release, **model)
-    for old in sorted(out.rglob("*.md")) if out.exists() else []:
-        if old.relative_to(out) not in pages:
+    for old in sorted(p for folder in ("endpoints", "releases") for p in (out / folder).rglob("*.md")):
+        if old.relative_to(out) not in pages:  # an endpoint or release that is gone; nothing else is touched
             old.unlink()
     written = []
     for rel, text in sorted(pages.items()):
@@ -294,8 +296,8 @@ def _observation(version: str, items: list[dict[str, Any]], run: dict[str, Any],
             "example": None if chosen is None else {
                 "role": chosen["role"], "case": chosen["case"], "status": chosen["actual_status"],
                 "outcome": chosen["outcome"],
-                "body": json.dumps(_cut(normalise(chosen["example"], prefix)), indent=2, sort_keys=True,
-                                   ensure_ascii=False)}}
+                "body": RUN_SUFFIX.sub(r"\1xxxxxx", json.dumps(_cut(normalise(chosen["example"], prefix)), indent=2,
+                                                              sort_keys=True, ensure_ascii=False))}}
 
 
 def _cut(value: Any) -> Any:

@@ -150,3 +150,21 @@ def test_the_specs_part_is_fast_and_knows_every_release() -> None:
     assert stats["releases"][0] == "2.0.0"
     assert [v["releases"][0] for v in stats["variants"]][:4] == ["2.0.0", "2.10.0", "2.11.0", "2.12.0"]
     assert all(v["releases"] for e in doc["endpoints"] for v in e["variants"])
+
+
+def test_a_regeneration_removes_pages_that_are_gone_and_nothing_else(regenerated: Path, tmp_path: Path) -> None:
+    """A renamed endpoint leaves no stale page behind; files of your own beside the reference stay. Without any
+    observed release every page says it is specified, not observed."""
+    from docgen.reference import render_reference
+    doc = json.loads((regenerated.parent / "reference.json").read_text())
+    out = tmp_path / "api"
+    (out / "endpoints" / "old").mkdir(parents=True)
+    gone, mine = out / "endpoints" / "old" / "gone.md", out / "notes.md"
+    gone.write_text("an endpoint that was renamed\n")
+    mine.write_text("my notes\n")
+    written = render_reference(doc, [], out)
+    assert not gone.exists() and mine.read_text() == "my notes\n"
+    assert len(written) == len(doc["endpoints"]) + len(doc["releases"]) + 1
+    page = (out / "endpoints" / "website-stats" / "get-stats.md").read_text()
+    assert "**Observed:** none; every release is specified, not observed." in page
+    assert "## Observed on" not in page
