@@ -32,7 +32,7 @@ GRID_LEGEND = [(PRESENT, "present: the release has the route"),
                (ERRORS_ONLY, "the route exists, but not with this method: the spec checks that it is refused")]
 OBSERVED = "🔍"
 CLOUD_ROLE = "API key (Umami Cloud)"
-EXAMPLE_ITEMS, EXAMPLE_CHARS = 3, 300
+EXAMPLE_ITEMS, EXAMPLE_CHARS = 2, 300
 RUN_SUFFIX = re.compile(r"(ucf-<run>-[a-z-]+-)[0-9a-f]{6}\b")  # the random part of a run object's name
 EXAMPLE_NOTE = ("Ids, times (2000-01-01, epoch 946684800000), traffic counts (1) and the run's names (ucf-<run>-...) "
                 f"are normalised, lists are cut to {EXAMPLE_ITEMS} items and long strings to {EXAMPLE_CHARS} "
