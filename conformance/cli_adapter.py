@@ -67,7 +67,8 @@ def _marked(item: Item) -> Callable[..., bool]:
 
 
 def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, marker: str | None = None,
-              quiet: bool = False, junit: Path | None = None, out: TextIO | None = None) -> Suite:
+              quiet: bool = False, junit: Path | None = None, out: TextIO | None = None,
+              verbose: bool = False) -> Suite:
     """Select, run and report the suite's items; the session starts at the first selected item (a selection
     of none sends nothing), and its cleanup runs whatever happens (also after Ctrl-C and --max-time)."""
     suite = Suite()
@@ -75,7 +76,8 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
     suite.selected = len(items)
     if not items:
         return suite
-    handlers: list[Handler] = [HarWriter(), ResultsWriter(), Console(len(items), out or sys.stdout, quiet, cli_flags)]
+    handlers: list[Handler] = [HarWriter(), ResultsWriter(), Console(len(items), out or sys.stdout, quiet, cli_flags,
+                                                                              verbose)]
     if junit is not None:
         handlers.append(JUnitWriter(junit))
     driver = Driver(options, specs, handlers)

@@ -52,10 +52,12 @@ def _source_lines(path: Path, line: int, count: int = 6) -> list[str]:
     return [f"  {path.name}:{n:>4} | {lines[n - 1]}" for n in range(line, min(line + count, len(lines) + 1))]
 
 
-def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str], str] = str) -> Iterator[Line]:
+def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str], str] = str,
+                  verbose: bool = False) -> Iterator[Line]:
     """The summary after the items: server and version, outcomes, transient failures, tool errors, skips by
-    reason, findings by class (security first), known differences, stale entries, the kept set, residue and
-    the cleanup. `say` rewrites option names (the CLI's flags instead of pytest's --umami-* options)."""
+    reason, findings by class (security first), known differences (a count per class; `verbose`: each one),
+    stale entries, the kept set, residue and the cleanup. `say` rewrites option names (the CLI's flags instead
+    of pytest's --umami-* options)."""
     results: list[ItemResult] = session.results
     findings = [(r, f) for r in results for f in r.findings]
     detected = session.detected
@@ -95,11 +97,16 @@ def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str]
                 yield (f"  {r.id} {f.json_path}{times}: expected {f.expected!r}, actual {f.actual!r}"
                        f"{verdict}{known}"), ""
     known = Counter((r.item.endpoint.id, f.cls, f.known) for r, f in findings if f.known)
-    if known:
+    if known and verbose:
         yield (f"known differences ({sum(known.values())} findings), accepted in "
                "specs/known-differences.yaml:"), "yellow"
         for (endpoint, cls, reason), n in sorted(known.items(), key=lambda kv: (class_rank(kv[0][1]), kv[0])):
             yield f"  {endpoint} [{cls}] x{n}: {reason}", ""
+    elif known:
+        by_class = Counter(cls for (_, cls, _), n in known.items() for _ in range(n))
+        yield (f"known differences: {sum(known.values())} findings accepted in specs/known-differences.yaml ("
+               + ", ".join(f"{cls} {n}" for cls, n in sorted(by_class.items(), key=lambda kv: class_rank(kv[0])))
+               + "); -v lists them"), "yellow"
     for entry in stale(session.known, [r.as_dict() for r in results], session.read_only, session.server_versions):
         yield f"stale known difference ({entry.describe()}, line {entry.line}): matched nothing", "yellow"
     kept = list(session.sandbox.kept.values()) if session.sandbox else []
@@ -153,8 +160,9 @@ class Console:
     """The CLI's terminal: the progress as items finish, then the failures, the summary and a line of counts.
     `say` rewrites option names (the CLI's flags)."""
 
-    def __init__(self, total: int, out: TextIO, quiet: bool, say: Callable[[str], str] = str) -> None:
-        self.progress, self.out, self.say = Progress(total, out, quiet), out, say
+    def __init__(self, total: int, out: TextIO, quiet: bool, say: Callable[[str], str] = str,
+                 verbose: bool = False) -> None:
+        self.progress, self.out, self.say, self.verbose = Progress(total, out, quiet), out, say, verbose
 
     def handle(self, event: Event) -> None:
         if isinstance(event, ItemFinished):
@@ -174,10 +182,9 @@ class Console:
                 print(f" {r.id} ".center(PROGRESS_WIDTH, "_"), file=out)
                 print("\n".join(failure_lines(r)), file=out)
         print(" Umami conformance ".center(PROGRESS_WIDTH, "="), file=out)
-        for text, _ in summary_lines(event.session, event.outcome, self.say):
+        for text, _ in summary_lines(event.session, event.outcome, self.say, self.verbose):
             print(text, file=out)
-        counted = marks(results)
-        counts = {"failed": counted["F"], "passed": counted["."], "skipped": counted["s"]}
-        shown = ", ".join(f"{n} {name}" for name, n in counts.items() if n) or "no items"
+        counted = Counter(r.outcome for r in results)  # the outcomes as results.json counts them
+        shown = ", ".join(f"{counted[o]} {o.value}" for o in Outcome if counted[o]) or "no items"
         print(f" {shown} in {event.seconds:.2f}s ".center(PROGRESS_WIDTH, "="), file=out)
         out.flush()

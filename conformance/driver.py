@@ -37,6 +37,7 @@ class Driver:
         self.session = Session(options=options, specs=specs, known=load_known(specs.root))
         self.outcome = SessionOutcome()
         self.context: ExecutionContext | None = None  # what the items read, once the set-up is done
+        self.selected: int | None = None  # the items the session set out to check (None: those it has)
 
     def emit(self, event: Event) -> None:
         for handler in self.handlers:
@@ -86,7 +87,7 @@ class Driver:
             outcome.not_written = f"the run stopped before any item ran: {outcome.stopped}"
         elif not ran:
             outcome.not_written = empty or "no item ran"
-        self.emit(SessionFinished(session, outcome, interrupted, time.perf_counter() - self.started))
+        self.emit(SessionFinished(session, outcome, interrupted, time.perf_counter() - self.started, self.selected))
         return outcome
 
     def drive(self, items: list[Item]) -> bool:
@@ -94,6 +95,7 @@ class Driver:
         (a set-up error, the server gone, Ctrl-C, SIGTERM, the --max-time alarm, a bug of the tool). Returns
         whether it was interrupted."""
         interrupted = False
+        self.selected = len(items)
         with sigterm_interrupts():
             try:
                 self.start()

@@ -52,6 +52,7 @@ class SessionFinished:
     outcome: SessionOutcome
     interrupted: bool  # Ctrl-C, SIGTERM or the --max-time alarm
     seconds: float  # wall time from the driver's start to the end of the cleanup
+    selected: int | None = None  # the items the session set out to check (None: those it has)
 
 
 Event = SessionStarted | ItemFinished | ItemsDone | SessionFinished

@@ -19,8 +19,9 @@ from conformance.errors import ConformanceError, ServerGone
 from conformance.items import Item, ItemResult, area_items, discovery_items
 from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
 from conformance.options import Options
+from conformance.results import verdict
 from conformance.writers import HarWriter, ResultsWriter
-from umami_results.vocabulary import Outcome
+from umami_results.vocabulary import Outcome, Verdict
 
 DRIVER_KEY = pytest.StashKey["Driver | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
@@ -213,7 +214,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     outcome = driver.outcome
     tr = terminalreporter
     tr.section("Umami conformance")
-    for text, style in summary_lines(driver.session, outcome):
+    for text, style in summary_lines(driver.session, outcome, verbose=config.option.verbose > 0):
         tr.line(text, **dict.fromkeys(style.split(), True))
     path = driver.session.options.results_path
     if outcome.not_written:
@@ -223,3 +224,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.line(f"results: {path}")
     if outcome.empty:
         tr.line(f"error: {outcome.empty}", red=True, bold=True)
+    said = verdict([r.as_dict() for r in driver.session.results], exitstatus == pytest.ExitCode.INTERRUPTED,
+                   str(outcome.stopped) if outcome.stopped else None)
+    tr.line(f"verdict: {said['text']}", bold=True, red=said["code"] in (Verdict.DRIFT, Verdict.ERROR),
+            green=said["code"] == Verdict.CONFORMS)

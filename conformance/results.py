@@ -17,6 +17,7 @@ from conformance.known import stale as stale_entries
 from conformance.redact import Redactor
 from conformance.replay import Templates
 from conformance.session import Session
+from umami_results.vocabulary import NO_ANSWER, Kind, Outcome, Verdict
 
 EXAMPLE_ITEMS = 3
 EXAMPLE_CHARS = 4000
@@ -67,14 +68,52 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             "security": sum(1 for f in findings if f["class"] == "security")}
 
 
-def write_results(session: Session, interrupted: bool = False) -> Path:
+def verdict(records: list[dict[str, Any]], interrupted: bool = False, stopped: str | None = None,
+            selected: int | None = None) -> dict[str, str]:
+    """What the run comes to: a code of the vocabulary's `Verdict` and a line with its counts (the terminal's last
+    line, the report's banner, the docs' first line). `records`: results.json items (the set-up's drift among
+    them); `selected`: the items the run set out to check (default: those it has)."""
+    items = [r for r in records if r.get("kind") != Kind.SETUP.value]
+    total = selected if selected is not None else len(items)
+    ran = [r for r in items if r["outcome"] not in NO_ANSWER]
+    opened = [f for r in records for f in r["findings"] if not f["known"]]
+    security = sum(f["class"] == "security" for f in opened)
+    count = Counter(r["outcome"] for r in items)
+    if interrupted or stopped:
+        why = "interrupted" if interrupted else stopped.split(";")[0][:100]
+        so_far = f"; {len(opened)} open finding(s) so far" if opened else ""
+        return _verdict(Verdict.INCOMPLETE, f"{why} after {len(ran)} of {total} items{so_far}")
+    if not ran and not opened:
+        return _verdict(Verdict.NOTHING_TESTED, f"all {total} selected items were skipped")
+    if opened:
+        failed = sum(r["outcome"] == Outcome.FAILED for r in records)
+        return _verdict(Verdict.DRIFT, f"{len(opened)} open finding(s) in {failed} item(s)"
+                        + (f" ({security} security)" if security else "") + f" of {len(ran)} checked")
+    if count[Outcome.ERROR.value]:
+        return _verdict(Verdict.ERROR, f"the tool failed on {count[Outcome.ERROR.value]} item(s), a bug to report")
+    if count[Outcome.UNAVAILABLE.value]:
+        return _verdict(Verdict.UNAVAILABLE, f"{count[Outcome.UNAVAILABLE.value]} item(s) not checked after transient "
+                                             f"failures, {len(ran)} checked without drift")
+    return _verdict(Verdict.CONFORMS, f"{len(ran)} items checked ({count[Outcome.PASSED.value]} passed, "
+                                      f"{count[Outcome.PASSED_NO_SCHEMA.value]} passed without a response schema, "
+                                      f"{count[Outcome.KNOWN.value]} known differences); "
+                                      f"{count[Outcome.SKIPPED.value]} not checked on this server")
+
+
+def _verdict(code: Verdict, details: str) -> dict[str, str]:
+    return {"code": code.value, "text": f"{code.value.replace('-', ' ')}: {details}"}
+
+
+def write_results(session: Session, interrupted: bool = False, stopped: str | None = None,
+                  selected: int | None = None) -> Path:
     """Write results.json (every string redacted once more, then schema-checked), atomically."""
     records = sorted((r.as_dict() for r in session.results),
                      key=lambda r: (r["area"], r["endpoint"], r["role"], r["case"]))
     stale = [{"endpoint": e.endpoint, "reason": e.reason, "line": e.line}
              for e in stale_entries(session.known, records, session.read_only, session.server_versions)]
     doc = {**session.header(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "interrupted": interrupted, "summary": summarize(records), "residue": session.residue,
+           "interrupted": interrupted, "verdict": verdict(records, interrupted, stopped, selected),
+           "summary": summarize(records), "residue": session.residue,
            "timing": {"requests": len(session.client.requests),
                       "server_seconds": round(session.client.server_seconds, 3),
                       "retries": session.client.retries, "unavailable": session.client.unavailable},

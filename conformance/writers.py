@@ -27,7 +27,8 @@ class ResultsWriter:
 
     def handle(self, event: Event) -> None:
         if isinstance(event, SessionFinished) and event.outcome.not_written is None:
-            write_results(event.session, interrupted=event.interrupted)
+            stopped = str(event.outcome.stopped) if event.outcome.stopped else None
+            write_results(event.session, event.interrupted, stopped, event.selected)
 
 
 class JUnitWriter:

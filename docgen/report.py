@@ -11,6 +11,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from docgen.legend import Vocabulary
+from umami_results.vocabulary import Verdict
+
+# The banner's colour: red only when something is open (drift, a tool error), green when the server conforms.
+VERDICT_STYLE = {Verdict.DRIFT.value: "open", Verdict.ERROR.value: "open", Verdict.CONFORMS.value: "calm"}
 
 
 def report_model(results: dict[str, Any]) -> dict[str, Any]:
@@ -36,8 +40,11 @@ def report_model(results: dict[str, Any]) -> dict[str, Any]:
     for item in items:
         if item["outcome"] == "skipped":
             skipped[item["reason"] or ""].append(item["id"])
+    verdict = results.get("verdict")  # results.json of an earlier version has none
     return {
         "results": results,
+        "verdict": verdict,
+        "verdict_style": VERDICT_STYLE.get(verdict["code"], "note") if verdict else "",
         "outcomes": [(name, outcomes[name]) for name in order if outcomes[name]]
         + sorted((k, v) for k, v in outcomes.items() if k not in order),
         "classes": classes,

@@ -78,6 +78,7 @@ def test_the_vocabulary_is_written_once() -> None:
     assert schema["$defs"]["skip_code"]["enum"] == [c.value for c in v.SkipCode] == [c.value for c in v.SKIP_CODES]
     assert list(v.OUTCOMES) == list(v.Outcome)
     assert schema["$defs"]["finding"]["properties"]["class"]["enum"] == list(v.FINDING_CLASSES)
+    assert schema["properties"]["verdict"]["properties"]["code"]["enum"] == [c.value for c in v.Verdict]
 
 
 def test_docgen_switches_on_codes_never_on_the_runners_words() -> None:

@@ -22,12 +22,13 @@ from conformance.client import Target, UmamiClient
 from conformance.objects import KEEP_MARK, Created
 from conformance.sandbox import Sandbox
 
-from conftest import CLI, ROOT, cli_in_process, run_cli, user_env
+from conftest import CLI, ROOT, cli_in_process, run_cli, shared_recording, user_env
 from proxy import RecordingProxy
 from snapshot import compare, snapshot, sql
 
 
 KEPT = {f"{KEEP_MARK}site", f"{KEEP_MARK}team", f"{KEEP_MARK}team-site", f"{KEEP_MARK}target"}
+RECORDING = shared_recording("umami-2.10.0-full.har.gz")  # a complete run's reports, made offline
 
 
 def _assert_only_residue(umami: server.ServerInfo, before: dict, out: Path) -> dict:
@@ -42,11 +43,13 @@ def _assert_only_residue(umami: server.ServerInfo, before: dict, out: Path) -> d
 
 
 def _residue_of_a_stopped_run(umami: server.ServerInfo, before: dict, out: Path, stderr: str) -> set[str]:
-    """What a stopped run left: only reported residue, from results.json when items had run (the run is marked
-    interrupted), else from the ledger (no results: the last reports are kept, and the run says so)."""
-    if (out / "results.json").exists():
-        results = _assert_only_residue(umami, before, out)
-        assert results["interrupted"] is True
+    """What a stopped run left: only reported residue, from its results.json in <out>/partial/ when items had run
+    (the run is marked interrupted, its verdict incomplete), else from the ledger (no results: the last reports
+    are kept, and the run says so)."""
+    if (out / "partial" / "results.json").exists():
+        results = _assert_only_residue(umami, before, out / "partial")
+        assert results["interrupted"] is True and results["verdict"]["code"] == "incomplete", results["verdict"]
+        assert "the run did not finish: its reports are in" in stderr
         return {r["id"] for r in results["residue"]}
     assert "are left as they were: this run produced no results" in stderr
     ledgers = list(out.glob("sandbox-ledger-*.json"))
@@ -182,6 +185,9 @@ def test_interrupt_still_cleans_up(umami: server.ServerInfo, tmp_path: Path, sig
             time.sleep(0.2)
         return None
 
+    # The reports of a complete run (a recheck) are there before: an interrupted run leaves them as they were.
+    assert cli_in_process("recheck", str(RECORDING), "--out", str(tmp_path), "--no-docs", "-q").returncode == 0
+    complete = {name: (tmp_path / name).read_bytes() for name in ("results.json", "report.html", "junit.xml")}
     before = snapshot(umami)
     with RecordingProxy(umami.url, mutate=slow) as proxy:
         proc = subprocess.Popen([*CLI, "run", "--url", proxy.url, "--out", str(tmp_path), "--no-docs"],
@@ -193,6 +199,8 @@ def test_interrupt_still_cleans_up(umami: server.ServerInfo, tmp_path: Path, sig
         stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
     assert "Traceback" not in stderr
+    assert {name: (tmp_path / name).read_bytes() for name in complete} == complete
+    assert stdout.splitlines()[-1].startswith("umami-conformance: incomplete: "), stdout[-500:]
     residue = _residue_of_a_stopped_run(umami, before, tmp_path, stderr)
     assert "umami-conformance: interrupted; cleanup: removed " in stderr, stderr[-1500:]
     assert (f"{len(residue)} remain, listed in" if residue else "nothing remains") in stderr

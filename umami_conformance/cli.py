@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from conformance.cli_adapter import Suite
 
 INTERRUPTED = 130
+PARTIAL = "partial"  # where the reports of a run that did not finish go, beside the last complete ones
 
 
 def _report_args(p: argparse.ArgumentParser, out: str) -> None:
@@ -42,6 +43,8 @@ def _report_args(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("-m", dest="marker", default=None,
                    help="select items by marker (pytest's -m expressions): the areas, negative, discovery")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="the summary lists every known difference (default: a count per finding class)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,7 +237,8 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
                   "and items that read one website are skipped (there is no sandbox website to read); pass "
                   "--website-id ID of an existing website to check those", file=sys.stderr)
         with Deadline(args.max_time) as deadline:
-            suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml")
+            suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml",
+                              verbose=args.verbose)
         return _outcome(args, suite, deadline, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -246,7 +250,11 @@ def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Pa
     cleanup = f"; {outcome.cleanup}" if outcome.cleanup else ""
     published = outcome.not_written is None and (staging / "results.json").exists()
     complete = not deadline.expired and not suite.interrupted and outcome.stopped is None
-    results = _publish(args, out, staging, docs=complete and not outcome.empty) if published else None
+    # A run that did not finish never replaces the last complete reports: its own go to <out>/partial/.
+    target = out if complete else out / PARTIAL
+    results = _publish(args, target, staging, docs=complete and not outcome.empty) if published else None
+    if results is not None and complete:
+        shutil.rmtree(out / PARTIAL, ignore_errors=True)  # an older partial run's reports are history now
     result, message = ExitCode.DRIFT if suite.failed else ExitCode.OK, ""
     if not suite.selected:
         result, message = ExitCode.USAGE, "error: no spec items selected (check -k/-m)"
@@ -266,7 +274,23 @@ def _outcome(args: argparse.Namespace, suite: Suite, deadline: Deadline, out: Pa
     if not published:
         print(f"umami-conformance: the reports in {out} are left as they were: this run produced no results",
               file=sys.stderr)
+    elif not complete:
+        print(f"umami-conformance: the run did not finish: its reports are in {out / PARTIAL}; the reports of the "
+              f"last complete run in {out} are left as they were", file=sys.stderr)
+    if suite.selected:
+        sys.stderr.flush()
+        print(f"umami-conformance: {_verdict(results, suite, deadline.expired)}", flush=True)
     return result
+
+
+def _verdict(results: dict[str, Any] | None, suite: Suite, expired: bool) -> str:
+    """The run's verdict, said last: results.json's, or for a run that wrote none, what stopped it."""
+    if results is not None:
+        return results["verdict"]["text"]
+    if suite.outcome.stopped is not None or suite.interrupted or expired:
+        why = "the run exceeded --max-time" if expired else "interrupted" if suite.interrupted else "stopped"
+        return f"incomplete: {why} before any item ran"
+    return f"nothing tested: {suite.outcome.empty or 'no item ran'}"
 
 
 def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> dict[str, Any]:

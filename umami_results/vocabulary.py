@@ -81,6 +81,17 @@ _EARLIER_WORDING = (
     ("needs ${", SkipCode.MISSING_VALUE),
 )
 
+class Verdict(str, enum.Enum):
+    """What a run comes to, in one word (results.json `verdict.code`); `verdict.text` adds the counts."""
+
+    CONFORMS = "conforms"  # every item checked holds, known differences aside
+    DRIFT = "drift"  # open findings
+    ERROR = "error"  # the tool failed on items (a bug to report)
+    UNAVAILABLE = "unavailable"  # transient failures left items unchecked, nothing else is wrong
+    INCOMPLETE = "incomplete"  # interrupted, or stopped by a set-up error or a server gone
+    NOTHING_TESTED = "nothing-tested"  # every selected item was skipped
+
+
 FINDING_CLASSES = {  # most severe first
     "security": "a success answer exposes a password, a password hash or another principal's secret, or a role "
                 "the spec refuses gets other principals' objects",
