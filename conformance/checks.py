@@ -9,7 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from conformance.client import Exchange
-from conformance.loader import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
+from conformance.model import Endpoint, ErrorShape, ResponseSpec, SchemaValidator
 from conformance.redact import HASH_VALUE, REDACTED, REDACTED_HASH, Redactor
 from umami_results.vocabulary import FINDING_CLASSES
 

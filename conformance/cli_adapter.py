@@ -15,7 +15,7 @@ from conformance.driver import Driver, setup_failed
 from conformance.errors import UsageError
 from conformance.events import Handler, SessionOutcome
 from conformance.items import Item, collect
-from conformance.loader import SpecSet
+from conformance.model import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.writers import HarWriter, JUnitWriter, ResultsWriter
 from umami_results.vocabulary import Kind

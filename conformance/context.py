@@ -13,7 +13,7 @@ from conformance.client import Credential, UmamiClient
 from conformance.contract import Contract
 from conformance.discovery import Prober
 from conformance.known import KnownDifference
-from conformance.loader import Endpoint, SpecSet
+from conformance.model import Endpoint, SpecSet
 from conformance.redact import Redactor
 from conformance.sandbox import Sandbox
 from conformance.versions import Detected

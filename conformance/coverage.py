@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.loader import SpecSet, load_yaml, meta_validator, validate_part
+from conformance.model import SpecSet
+from conformance.validation import ValidationCache, meta_validator, validate_part
 from conformance.versions import INVENTORY, template_key
+from conformance.yamlfile import load_yaml
 
 
 @dataclass
@@ -26,15 +28,17 @@ class Coverage:
         return 100.0 * self.specified / self.total if self.total else 100.0
 
 
-def coverage(specs: SpecSet) -> list[Coverage]:
+def coverage(specs: SpecSet, cache: ValidationCache | None = None) -> list[Coverage]:
     """One Coverage per specs/references/*.yaml, then one for the routes of the newest release of the
     route inventory. An operation is specified when a spec that applies to one of the reference's
-    versions has its operationId, or its method and path template."""
-    meta = meta_validator(specs.root)
+    versions has its operationId, or its method and path template. The references are validated
+    (`cache`: what passed before, see load_specs)."""
+    cache = cache if cache is not None else ValidationCache()
+    meta = meta_validator(specs.root, cache)
     results = []
     for path in sorted((specs.root / "references").glob("*.yaml")):
         doc = load_yaml(path)
-        validate_part(doc, path, meta, "reference")
+        validate_part(doc, path, meta, "reference", cache)
         endpoints = [e for e in specs.endpoints
                      if any(e.versions.contains(v, prereleases=True) for v in doc["versions"])]
         by_route = {(e.method, template_key(e.path)) for e in endpoints}
@@ -44,6 +48,7 @@ def coverage(specs: SpecSet) -> list[Coverage]:
                    if op.get("operationId") not in by_operation
                    and (op["method"], template_key(op["path"])) not in by_route]
         results.append(Coverage(Path(path).stem, doc["title"], len(doc["operations"]), missing))
+    cache.save()
     if specs.inventory is not None:
         results.append(release_coverage(specs))
     return results

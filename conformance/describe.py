@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from conformance.loader import ROLES, Endpoint, SpecSet
+from conformance.model import ROLES, Endpoint, SpecSet
 from conformance.objects import PREFIX_PATTERN
 from umami_results.vocabulary import FINDING_CLASSES, FINDING_GROUPS, OUTCOMES, SKIP_CODES
 

@@ -13,14 +13,12 @@ import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conformance.client import Credential, Exchange, UmamiClient
 from conformance.errors import Unavailable
+from conformance.model import SpecSet
 from conformance.versions import template_key
-
-if TYPE_CHECKING:
-    from conformance.loader import SpecSet
 
 PUBLISHED = ("/openapi.json", "/../openapi.json")
 NOT_EVIDENCE = frozenset({429, 502, 503, 504})  # transient answers tell nothing about a route

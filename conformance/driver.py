@@ -19,7 +19,7 @@ from conformance.events import Event, Handler, ItemFinished, ItemsDone, SessionF
 from conformance.har import exchange_item
 from conformance.items import Item, ItemResult
 from conformance.known import load_known
-from conformance.loader import SpecSet
+from conformance.model import SpecSet
 from conformance.options import Options
 from conformance.schedule import execute_batch, execute_in_batches
 from conformance.session import Session

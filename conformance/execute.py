@@ -18,7 +18,7 @@ from conformance.errors import ConformanceError, ServerGone, Unavailable
 from conformance.har import exchange_item
 from conformance.items import Item, ItemResult, Skip
 from conformance.known import apply_known
-from conformance.loader import Endpoint
+from conformance.model import Endpoint
 from conformance.redact import Redactor
 from conformance.results import example_body, shape
 from conformance.values import MissingValue, render

@@ -11,7 +11,7 @@ from typing import Any
 
 from conformance import __version__, discovery, negative
 from conformance.checks import Finding
-from conformance.loader import Case, Endpoint, SpecSet
+from conformance.model import Case, Endpoint, SpecSet
 from conformance.versions import Versions
 from umami_results.vocabulary import Kind, Outcome, SkipCode
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.checks import Finding, path_pattern
-from conformance.loader import load_yaml, meta_validator, parse_versions, validate_part
+from conformance.validation import ValidationCache, meta_validator, parse_versions, validate_part
 from conformance.versions import Versions
+from conformance.yamlfile import load_yaml
 
 FILE = "known-differences.yaml"
 
@@ -68,12 +69,15 @@ class KnownDifference:
         return f"{self.endpoint} {what} ({self.versions or 'all versions'})"
 
 
-def load_known(root: Path) -> list[KnownDifference]:
+def load_known(root: Path, cache: ValidationCache | None = None) -> list[KnownDifference]:
+    """The entries of `<root>/known-differences.yaml`, validated (`cache`: what passed before, see load_specs)."""
     path = root / FILE
     if not path.exists():
         return []
+    cache = cache if cache is not None else ValidationCache()
     doc = load_yaml(path)
-    validate_part(doc, path, meta_validator(root), "known_differences")
+    validate_part(doc, path, meta_validator(root, cache), "known_differences", cache)
+    cache.save()
     entries = []
     for i, raw in enumerate(doc or []):
         expires = raw.get("expires")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from conformance.client import Credential, Exchange, UmamiClient
-from conformance.loader import Case, Endpoint
+from conformance.model import Case, Endpoint
 
 if TYPE_CHECKING:  # hypothesis itself is imported where inputs are generated (--negative): it takes a while
     from hypothesis import strategies as st

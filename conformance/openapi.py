@@ -12,12 +12,13 @@ import re
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
+import yaml
 from packaging.version import InvalidVersion, Version
 
 from conformance import __version__
 from conformance.errors import UsageError
 from conformance.known import KnownDifference
-from conformance.loader import PATH_PARAM, SCHEMA_BASE, Case, Endpoint, SpecSet
+from conformance.model import PATH_PARAM, SCHEMA_BASE, Case, Endpoint, SpecSet
 
 LOGIN_ROLES = ("admin", "user", "view-only")
 ID_PLACEHOLDER = re.compile(r"^\$\{(website|user|team|team_website|target|viewer)\.id\}$")
@@ -92,7 +93,6 @@ def build(specs: SpecSet, version: str, known: list[KnownDifference]) -> dict[st
 def dumps(doc: dict[str, Any], yaml_format: bool = False) -> str:
     """Deterministic text: keys sorted."""
     if yaml_format:
-        import yaml
         return yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=120)
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

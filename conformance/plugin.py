@@ -17,9 +17,11 @@ from conformance.console import failure_lines, summary_lines
 from conformance.driver import Driver, setup_failed, terminate
 from conformance.errors import ConformanceError, ServerGone
 from conformance.items import Item, ItemResult, area_items, discovery_items
-from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
+from conformance.loader import DEFAULT_SPECS, load_specs
+from conformance.model import SpecSet
 from conformance.options import Options
 from conformance.results import verdict
+from conformance.validation import ValidationCache
 from conformance.writers import HarWriter, ResultsWriter
 from umami_results.vocabulary import Outcome, Verdict
 
@@ -45,7 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         options = Options.from_values(
             {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
-        specs = load_specs(specs_dir)
+        specs = load_specs(specs_dir, ValidationCache.default())
     except ConformanceError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SPECS_KEY] = specs

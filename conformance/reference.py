@@ -16,7 +16,7 @@ from typing import Any
 from conformance import __version__, openapi
 from conformance.describe import field_rows
 from conformance.known import KnownDifference
-from conformance.loader import ROLES, Endpoint, ResponseSpec, SpecSet
+from conformance.model import ROLES, Endpoint, ResponseSpec, SpecSet
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 NOW = re.compile(r"^now(?P<shift>[+-]\d+[smhdw])?(?P<iso>\.iso)?$")

@@ -23,7 +23,7 @@ from conformance.errors import ConnectionFailed, Unavailable, UsageError
 from conformance.har import HarRecorder
 from conformance.items import ItemResult
 from conformance.known import KnownDifference
-from conformance.loader import SpecSet
+from conformance.model import SpecSet
 from conformance.objects import new_prefix
 from conformance.options import Options
 from conformance.redact import REDACTED

@@ -13,7 +13,7 @@ from conformance.client import Exchange
 from conformance.execute import answer
 from conformance.items import Item, ItemResult
 from conformance.known import apply_known
-from conformance.loader import Case, Endpoint
+from conformance.model import Case, Endpoint
 from conformance.session import Session
 from conformance.versions import Versions, path_regex
 from umami_results.vocabulary import Kind, Outcome

@@ -20,6 +20,8 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
+from conformance.yamlfile import load_yaml
+
 INVENTORY = "references/umami-routes.json"
 CONTRACT = "references/v3.yaml"
 MAX_PROBES = 24
@@ -92,7 +94,6 @@ class Inventory:
     @classmethod
     def load(cls, specs_root: Path) -> Inventory:
         """The releases of the route inventory, plus the contract's API version as the newest entry."""
-        from conformance.loader import load_yaml  # the loader imports this module
         data = json.loads((specs_root / INVENTORY).read_text(encoding="utf-8"))
         routes: dict[str, set[str]] = {v: set() for v in data["versions"]}
         for route, versions in data["routes"].items():

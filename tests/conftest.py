@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +22,9 @@ import httpx
 import pytest
 
 from conformance import server
-from conformance.loader import DEFAULT_SPECS, SpecSet, load_specs
+from conformance.loader import DEFAULT_SPECS, load_specs
+from conformance.model import SpecSet
+from conformance.validation import ValidationCache
 from umami_conformance import cli
 from conformance.errors import ConformanceError
 
@@ -30,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "umami_conformance.cli"]
 RECORDINGS = ROOT / "tests" / "recordings"  # copies of ../shared/recordings, vendored so no test depends on ../shared
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
+# What passed validation, for this test session only: in a temporary directory (removed at the session's end), never
+# in $HOME; the session's entry points (the CLI in a subprocess, the plugin in-process) share it.
+SPEC_CACHE = ValidationCache(Path(tempfile.mkdtemp(prefix="ucf-spec-cache-")) / "valid.txt")
 _held: list[IO[str]] = []
 
 
@@ -40,6 +45,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "umami" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
     items.sort(key=lambda item: item.get_closest_marker("ageing") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_spec_cache_in_home() -> Iterator[None]:
+    """The entry points' default validation cache lives in $HOME: the CLI in a subprocess and the plugin run
+    in-process use SPEC_CACHE's file instead (tests pass SPEC_CACHE where they load specs themselves)."""
+    assert SPEC_CACHE.path is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", str(SPEC_CACHE.path))
+        yield
+    shutil.rmtree(SPEC_CACHE.path.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -111,17 +127,17 @@ def in_process(main: Callable[[list[str]], Any], *args: str) -> subprocess.Compl
 @functools.cache
 def bundled_specs() -> SpecSet:
     """The bundled specs, loaded once for the test session (tests only read them)."""
-    return load_specs(DEFAULT_SPECS)
+    return load_specs(DEFAULT_SPECS, SPEC_CACHE)
 
 
 def _load(root: Path) -> SpecSet:
     """The bundled specs from the session's copy, any other directory (a test's modified copy) read afresh."""
-    return bundled_specs() if Path(root).resolve() == DEFAULT_SPECS.resolve() else load_specs(root)
+    return bundled_specs() if Path(root).resolve() == DEFAULT_SPECS.resolve() else load_specs(root, SPEC_CACHE)
 
 
 def cli_in_process(*args: str) -> subprocess.CompletedProcess:
     """`umami-conformance` with `args`, in this process (see `in_process`), the bundled specs loaded once."""
-    return in_process(lambda argv: cli.main(argv, load=_load), *args)
+    return in_process(lambda argv: cli.main(argv, load=_load, cache=SPEC_CACHE), *args)
 
 
 def copy_specs(tmp_path: Path) -> Path:

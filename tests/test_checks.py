@@ -116,7 +116,7 @@ def test_array_findings_are_grouped_per_path_pattern() -> None:
 
 
 def test_a_schema_validator_remembers_errors_only_for_the_same_body() -> None:
-    from conformance.loader import SchemaValidator
+    from conformance.model import SchemaValidator
     ep = next(e for e in SPECS.endpoints if e.id == "me/get")
     validator = SchemaValidator(Draft202012Validator({"type": "object", "properties": {"n": {"type": "integer"}}}))
     found = [[(f.cls, f.json_path) for f in schema_findings(ep, validator, body, "curl", Redactor())]

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.errors import SpecError
-from conformance import loader
-from conformance.loader import load_specs
+from jsonschema import Draft202012Validator
 
-from conftest import bundled_specs, cli_in_process, copy_specs, run_cli
+from conformance.errors import SpecError
+from conformance.loader import DEFAULT_SPECS, load_specs
+from conformance.validation import ValidationCache
+
+from conftest import SPEC_CACHE, bundled_specs, cli_in_process, copy_specs, run_cli
 
 
 def test_bundled_specs_load() -> None:
@@ -37,7 +39,7 @@ def _spec_error(tmp_path: Path, rel: str, old: str, new: str) -> tuple[Path, str
     path = specs / rel
     _edit(path, old, new)
     with pytest.raises(SpecError) as exc:
-        load_specs(specs)
+        load_specs(specs, SPEC_CACHE)
     return path, str(exc.value)
 
 
@@ -106,7 +108,7 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
 
 def test_coverage_counts_operations_per_reference(tmp_path: Path) -> None:
     from conformance.coverage import coverage
-    before = {c.name: c for c in coverage(bundled_specs())}
+    before = {c.name: c for c in coverage(bundled_specs(), SPEC_CACHE)}
     assert set(before) == {"v1", "v2", "v3", "umami-3.1.0"}
     assert before["v2"].total == 65 and before["v3"].total == 166 and before["v1"].total == 8
     assert "GET /me" not in before["v2"].missing
@@ -114,7 +116,7 @@ def test_coverage_counts_operations_per_reference(tmp_path: Path) -> None:
     me = specs / "me.yaml"
     text = me.read_text()
     me.write_text(text.replace("    path: /me\n", "    path: /me-renamed\n", 1))
-    after = {c.name: c for c in coverage(load_specs(specs))}
+    after = {c.name: c for c in coverage(load_specs(specs, SPEC_CACHE), SPEC_CACHE)}
     assert after["v2"].specified == before["v2"].specified - 1 and "GET /me" in after["v2"].missing
     out = cli_in_process("coverage", "--missing")
     assert out.returncode == 0 and out.stdout.startswith("v1: ")
@@ -191,7 +193,7 @@ endpoints:
 def _mini_specs(tmp_path: Path, area: str = AREA, profiles: str = PROFILES) -> Path:
     root = tmp_path / "specs"
     (root / "schemas").mkdir(parents=True)
-    (root / "meta-schema.yaml").write_text((Path(bundled_specs().root) / "meta-schema.yaml").read_text())
+    (root / "meta-schema.yaml").write_text((DEFAULT_SPECS / "meta-schema.yaml").read_text())
     (root / "profiles.yaml").write_text(profiles)
     (root / "things.yaml").write_text(area)
     return root
@@ -292,35 +294,47 @@ def test_bundled_team_website_cases_follow_their_base() -> None:
 def test_the_validation_cache_keeps_only_successes_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second process skips the meta-schema checks of what passed before (same content), and still finds an
     error in anything changed; a malformed cache file is ignored."""
+    root = _mini_specs(tmp_path)
+    path = root / "schemas" / "common.yaml"
+    path.write_text((DEFAULT_SPECS / "schemas" / "common.yaml").read_text())
     cache_file = tmp_path / "cache" / "valid.txt"
-    monkeypatch.setattr(loader, "_VALID", loader.ValidCache(cache_file))
-    specs = copy_specs(tmp_path)
-    load_specs(specs)
+    load_specs(root, ValidationCache(cache_file))
     keys = cache_file.read_text().split()
-    assert len(keys) > 100 and all(len(k) == 64 for k in keys)
+    assert len(keys) >= 5 and all(len(k) == 64 for k in keys), "meta-schema, schema, profiles, area, inline schema"
     checked: list[object] = []
-    real_check = loader.Draft202012Validator.check_schema
-    monkeypatch.setattr(loader.Draft202012Validator, "check_schema",
+    real_check = Draft202012Validator.check_schema
+    monkeypatch.setattr(Draft202012Validator, "check_schema",
                         lambda schema: checked.append(schema) or real_check(schema))
-    monkeypatch.setattr(loader, "_VALID", loader.ValidCache(cache_file))  # a new process
-    load_specs(specs)
+    load_specs(root, ValidationCache(cache_file))  # a new process
     assert checked == []  # every schema passed before, with this content
-    path = specs / "schemas" / "common.yaml"
     path.write_text(path.read_text().replace("  count:\n    type: integer", "  count:\n    type: 5", 1))
     with pytest.raises(SpecError, match=r"common.yaml:\d+: invalid JSON Schema"):
-        load_specs(specs)
+        load_specs(root, ValidationCache(cache_file))
     assert checked  # the changed schema was checked again
     cache_file.write_text("not a hash\n")
-    monkeypatch.setattr(loader, "_VALID", loader.ValidCache(cache_file))
     checked.clear()
     path.write_text(path.read_text().replace("  count:\n    type: 5", "  count:\n    type: integer", 1))
-    load_specs(specs)
-    assert len(checked) > 100  # a malformed cache is no cache
+    load_specs(root, ValidationCache(cache_file))
+    assert len(checked) >= 3  # a malformed cache is no cache: the meta-schema, common.yaml, the inline schema
 
 
-def test_the_validation_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_without_a_cache_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an entry point chooses the cache in the user's home; a load without one leaves no file anywhere."""
+    root = _mini_specs(tmp_path / "specs")
+    home = tmp_path / "home"
+    for name in ("HOME", "XDG_CACHE_HOME", "UMAMI_CONFORMANCE_HOME"):
+        monkeypatch.setenv(name, str(home))
+    monkeypatch.delenv("UMAMI_CONFORMANCE_SPEC_CACHE")
+    load_specs(root)
+    assert not home.exists()
+    assert ValidationCache.default().path.parent == home  # where the entry points would keep it
+
+
+def test_the_validation_cache_can_be_turned_off_or_moved(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", "off")
-    assert loader.ValidCache.default().path is None
+    assert ValidationCache.default().path is None
+    monkeypatch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", "/tmp/ci/valid.txt")
+    assert ValidationCache.default().path == Path("/tmp/ci/valid.txt")
     monkeypatch.delenv("UMAMI_CONFORMANCE_SPEC_CACHE")
     monkeypatch.setenv("UMAMI_CONFORMANCE_HOME", "/somewhere")
-    assert str(loader.ValidCache.default().path).startswith("/somewhere/valid-specs-jsonschema-")
+    assert str(ValidationCache.default().path).startswith("/somewhere/valid-specs-jsonschema-")

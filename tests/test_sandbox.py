@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance.client import Credential
-from conformance.loader import Case
+from conformance.model import Case
 from conformance.execute import _execute
 from conformance.items import Item, ItemResult
 from conformance.options import Options

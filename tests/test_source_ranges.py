@@ -28,8 +28,9 @@ from typing import Any
 
 import pytest
 
-from conformance.loader import DEFAULT_SPECS, load_yaml
+from conformance.loader import DEFAULT_SPECS
 from conformance.versions import Versions
+from conformance.yamlfile import load_yaml
 
 from conftest import ROOT, bundled_specs
 

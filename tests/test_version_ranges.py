@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from conformance.coverage import coverage
-from conformance.loader import Endpoint, load_specs
+from conformance.loader import load_specs
+from conformance.model import Endpoint
 from conformance.versions import INVENTORY, Inventory, Versions, template_key
 
-from conftest import ROOT, bundled_specs, copy_specs
+from conftest import ROOT, SPEC_CACHE, bundled_specs, copy_specs
 
 SHARED_ROUTES = Path(__file__).parents[2] / "shared" / "reference" / "umami-routes.json"
 
@@ -165,13 +166,13 @@ def test_inventory_copy_matches_the_shared_reference() -> None:
 def test_coverage_of_the_newest_release(tmp_path: Path) -> None:
     """`coverage` counts the 129 routes of 3.1.0 from the inventory; a spec gated off 3.1.0 no longer
     covers its route."""
-    release = {c.name: c for c in coverage(bundled_specs())}["umami-3.1.0"]
+    release = {c.name: c for c in coverage(bundled_specs(), SPEC_CACHE)}["umami-3.1.0"]
     assert release.total == 129
     specs = copy_specs(tmp_path)
     me = specs / "me.yaml"
     text = me.read_text()
     assert "    path: /me\n" in text
     me.write_text(text.replace("    path: /me\n", "    path: /me\n    versions: \"<3\"\n", 1))
-    after = {c.name: c for c in coverage(load_specs(specs))}["umami-3.1.0"]
+    after = {c.name: c for c in coverage(load_specs(specs, SPEC_CACHE), SPEC_CACHE)}["umami-3.1.0"]
     assert after.total == 129 and "GET /me" in after.missing
     assert after.specified == release.specified - 1

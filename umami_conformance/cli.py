@@ -6,9 +6,8 @@ results.json (`umami_results`) and never import each other."""
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import gc
-import io
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from conformance.options import cli_flags
 
 if TYPE_CHECKING:
     from conformance.cli_adapter import Suite
+    from conformance.validation import ValidationCache
 
 INTERRUPTED = 130
 PARTIAL = "partial"  # where the reports of a run that did not finish go, beside the last complete ones
@@ -117,16 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = None) -> int:
-    """`load`: how spec directories are loaded (default `conformance.loader.load_specs`; a caller that runs many
-    commands in one process may pass one that keeps what it loaded)."""
+def main(argv: list[str] | None = None, load: Callable[[Path], Any] | None = None,
+         cache: ValidationCache | None = None) -> int:
+    """`load`: how spec directories are loaded (default `conformance.loader.load_specs` with `cache`; a caller that
+    runs many commands in one process may pass one that keeps what it loaded). `cache`: what passed validation
+    (default `ValidationCache.default()`, kept across runs)."""
     from conformance.loader import load_specs
+    from conformance.validation import ValidationCache
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:  # an environment variable the parser reads for a default
         print(f"umami-conformance: error: {exc}", file=sys.stderr)
         return int(ExitCode.USAGE)
-    args.load_specs = load or load_specs
+    args.cache = cache if cache is not None else ValidationCache.default()
+    args.load_specs = load or functools.partial(load_specs, cache=args.cache)
     try:
         return int(COMMANDS[args.command](args))
     except umami_results.ResultsError as exc:
@@ -151,7 +155,7 @@ def _specs_dir(args: argparse.Namespace) -> Path:
 def cmd_validate(args: argparse.Namespace) -> int:
     from conformance.known import load_known
     specs = args.load_specs(_specs_dir(args))
-    known = load_known(specs.root)
+    known = load_known(specs.root, args.cache)
     n = len(specs.endpoints)
     cases = sum(len(e.cases) for e in specs.endpoints)
     print(f"{specs.root}: {len(specs.areas)} areas, {n} endpoints, {cases} cases, "
@@ -161,7 +165,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     from conformance.coverage import coverage
-    for c in coverage(args.load_specs(_specs_dir(args))):
+    for c in coverage(args.load_specs(_specs_dir(args)), args.cache):
         print(f"{c.name}: {c.specified}/{c.total} ({c.percent:.0f} %) {c.title}")
         if args.missing:
             for op in c.missing:
@@ -174,7 +178,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     from conformance.known import load_known
     specs = args.load_specs(_specs_dir(args))
     version = args.version or openapi.default_version(specs)
-    doc = openapi.build(specs, version, load_known(specs.root))
+    doc = openapi.build(specs, version, load_known(specs.root, args.cache))
     text = openapi.dumps(doc, yaml_format=bool(args.out and args.out.suffix in (".yaml", ".yml")))
     if args.out is None:
         print(text, end="")
@@ -227,7 +231,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> int:
         run_options = Options.from_values({**values, "results": staging / "results.json", "ledger_dir": out},
                                           DEFAULT_SPECS)
         specs = args.load_specs(run_options.specs_dir)
-        load_known(specs.root)  # spec errors stop the run before any request
+        load_known(specs.root, args.cache)  # spec errors stop the run before any request
         gc.freeze()  # the specs live as long as the run: the collector need not walk them again and again
         if run_options.contract:
             from conformance.contract import Contract
@@ -368,41 +372,8 @@ def _results_file(path: Path) -> Path:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    """The specs of every release (conformance.reference) and the results of the observed releases (rechecks of
-    the recordings, as `recheck --no-docs` writes them) rendered by docgen.reference."""
-    from packaging.version import Version
-
-    from conformance import reference
-    from conformance.known import load_known
-    from docgen.reference import render_reference
-    specs = args.load_specs(_specs_dir(args))
-    doc = reference.build(specs, load_known(specs.root))
-    umami_results.validate_reference(doc)
-    observed = [_load(_results_file(path)) for path in args.results]
-    with tempfile.TemporaryDirectory(prefix="umami-reference-") as tmp:
-        for i, recording in enumerate(args.recordings):
-            out = Path(tmp) / str(i)
-            argv = ["recheck", str(recording), "--out", str(out), "--no-docs", "-q"]
-            recheck = build_parser().parse_args(argv + (["--specs", str(args.specs)] if args.specs else []))
-            recheck.load_specs = args.load_specs
-            said = io.StringIO()
-            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
-                code = cmd_recheck(recheck)
-            if code != ExitCode.OK:  # drift, or no results: what the recheck said tells why
-                print(said.getvalue(), end="", file=sys.stderr)
-            if not (out / "results.json").exists():
-                raise UsageError(f"{recording}: its recheck wrote no results (exit {int(code)})")
-            observed.append(_load(out / "results.json"))
-            print(f"{recording}: Umami {observed[-1]['server']['version']}, recheck exit {int(code)}", file=sys.stderr)
-    versions = [r["server"]["version"] for r in observed]
-    if len(set(versions)) != len(versions):
-        raise UsageError(f"two observed runs of one release ({', '.join(sorted(versions))}): give one per release")
-    written = render_reference(doc, observed, args.out)
-    if args.json:
-        args.json.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"{args.out}: {len(written)} pages ({len(doc['endpoints'])} endpoints, {len(doc['releases'])} releases; "
-          f"observed {', '.join(sorted(versions, key=Version)) or 'none'})", file=sys.stderr)
-    return ExitCode.OK
+    from umami_conformance.reference import make_reference
+    return make_reference(args, lambda argv: main(argv, load=args.load_specs, cache=args.cache))
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
