@@ -61,7 +61,7 @@ def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str]
     results: list[ItemResult] = session.results
     findings = [(r, f) for r in results for f in r.findings]
     detected = session.detected
-    yield (f"server {session.options.target.url} - Umami {detected.range if detected else 'unknown'} "
+    yield (f"server {session.options.target.url} - Umami {detected.release if detected else 'unknown'} "
            f"({detected.source if detected else 'not detected'}); tool {__version__}"), ""
     for part, why in (session.sandbox.seeded.get("skipped", {}) if session.sandbox else {}).items():
         yield f"seeded without {part}: {why}", "yellow"

@@ -226,6 +226,7 @@ class Session:
         return {"tool": "umami-conformance", "tool_version": __version__,
                 "server": {"url": self.replay.describe() if self.replay else self.options.target.url,
                            "version": self.server_version,
+                           "release": self.detected.release if self.detected else None,
                            "version_source": self.detected.source if self.detected else "unknown",
                            "version_range": self.detected.range if self.detected else None,
                            "version_detection": self.detected.as_dict() if self.detected else None,

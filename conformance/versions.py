@@ -176,6 +176,13 @@ class Detected:
         """The newest candidate: the version whose response shapes and known differences apply."""
         return max(self.candidates, key=Version)
 
+    @property
+    def release(self) -> str:
+        """The release as far as it is known: exact only when one candidate is left (`2.10.0`), else the span of
+        the candidates (`3.0.0–3.0.3`), never the newest one alone."""
+        ordered = sorted(self.candidates, key=Version)
+        return ordered[0] if len(ordered) == 1 else f"{ordered[0]}–{ordered[-1]}"
+
     def applies(self, versions: Versions) -> bool:
         """A spec applies when its range holds one of the releases the server may be."""
         return any(versions.contains(v) for v in self.candidates)

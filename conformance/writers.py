@@ -11,7 +11,7 @@ from conformance.console import MARK, failure_lines, marks
 from conformance.events import Event, SessionFinished, SessionStarted
 from conformance.items import ItemResult
 from conformance.results import write_results
-from umami_results.vocabulary import Kind, Outcome
+from umami_results.vocabulary import OUT_OF_RELEASE, Kind, Outcome
 
 
 class HarWriter:
@@ -41,7 +41,9 @@ class JUnitWriter:
         if isinstance(event, SessionStarted):
             self.timestamp = event.timestamp
         elif isinstance(event, SessionFinished):
-            checked = [r for r in event.session.results if r.item.kind is not Kind.SETUP]
+            # only this server's release: an item of another release is no test case here
+            checked = [r for r in event.session.results if r.item.kind is not Kind.SETUP
+                       and not (r.skip and r.skip.code in OUT_OF_RELEASE)]
             if checked:
                 write_junit(self.path, checked, event.seconds, self.timestamp)
 

@@ -389,14 +389,15 @@ def sort_key(c: Change) -> tuple[Any, ...]:
 
 def _server(results: dict[str, Any]) -> str:
     server = results.get("server") or {}
-    return f"Umami {server.get('version') or 'unknown'}"
+    return f"Umami {server.get('release') or server.get('version') or 'unknown'}"
 
 
 def diff_json(old: dict[str, Any], new: dict[str, Any], diff: Diff) -> str:
     """The diff for machines: sorted keys, the same bytes for the same inputs."""
     def side(r: dict[str, Any]) -> dict[str, Any]:
         server = r.get("server") or {}
-        return {"version": server.get("version"), "url": server.get("url"), "started": r.get("started")}
+        return {"version": server.get("version"), "release": server.get("release") or server.get("version"),
+                "url": server.get("url"), "started": r.get("started")}
 
     doc = {"old": side(old), "new": side(new),
            "summary": {"changes": len(diff.changes), "breaking": len(diff.breaking),

@@ -20,6 +20,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 import umami_results
 from docgen.history import endpoint_histories, load_history, shape_hash
 from docgen.legend import LEGEND, SYMBOL, Vocabulary, worst
+from umami_results.vocabulary import OUT_OF_RELEASE, skip_code
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A date with an optional time and zone: "2026-12-07", "2026-12-07 13:00:00", "2026-12-07T13:00:00.123Z".
@@ -91,6 +92,11 @@ def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = 
             "items": [], "spec": views.get(item["endpoint"]), "history": histories.get(item["endpoint"])})
         ep["items"].append(item)
         roles.add(item["role"])
+    absent = sorted(ep_id for area in areas.values() for ep_id, ep in area["endpoints"].items()
+                    if all(skip_code(i) in OUT_OF_RELEASE for i in ep["items"]))
+    for area in areas.values():  # only this server's release: the endpoints it lacks are one list on the index
+        area["endpoints"] = {ep_id: ep for ep_id, ep in area["endpoints"].items() if ep_id not in absent}
+    areas = {name: area for name, area in areas.items() if area["endpoints"]}
     for area in areas.values():
         for ep in area["endpoints"].values():
             by_role: dict[str, list[str]] = defaultdict(list)
@@ -111,7 +117,7 @@ def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = 
     return {"results": results, "areas": dict(sorted(areas.items())), "security": security,
             "roles": sorted(roles, key=words.role_rank), "legend": LEGEND, "symbol": SYMBOL,
             "item_symbol_key": words.item_key, "versions": versions, "grid": grid,
-            "date": results["started"][:10], "prefix": words.prefix, "example_note": EXAMPLE_NOTE}
+            "date": results["started"][:10], "prefix": words.prefix, "example_note": EXAMPLE_NOTE, "absent": absent}
 
 
 def _time_free_finding(finding: dict[str, Any], prefix: re.Pattern[str]) -> dict[str, Any]:

@@ -117,3 +117,10 @@ def test_recorded_paths_alone_tell_the_version() -> None:
     found = fingerprint(INVENTORY, lambda path: None, observed=observed)
     assert found is not None and found.candidates == _indistinguishable("2.20.2")
     assert "recorded paths" in found.source
+
+
+def test_a_release_told_by_range_is_named_by_its_range() -> None:
+    """Issue 27: a 3.0.0 told by the route fingerprint (3.0.0-3.0.3) was shown as "Umami 3.0.3"."""
+    told = Detected(["3.0.3", "3.0.0", "3.0.2", "3.0.1"], ">=3.0.0,<3.1.0", "route fingerprint")
+    assert told.release == "3.0.0–3.0.3" and told.version == "3.0.3"  # the newest one's shapes still apply
+    assert Detected.exact("2.10.0", "server /api/version").release == "2.10.0"

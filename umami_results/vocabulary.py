@@ -70,6 +70,8 @@ SKIP_CODES = {
     SkipCode.NOT_RECORDED: "a recheck: the recording has no answer for one of its requests",
 }
 
+OUT_OF_RELEASE = frozenset({SkipCode.OUT_OF_RANGE, SkipCode.CASE_OUT_OF_RANGE})  # not in the server's release
+
 # How a results.json of an earlier version (no `skip`) said why: the start of its reason, most specific first.
 _EARLIER_WORDING = (
     ("not on this server: case", SkipCode.CASE_OUT_OF_RANGE),

@@ -1,0 +1,76 @@
+"""The verdict: one code and one line, decided once by the runner (results.verdict) and shown by the terminal, the
+report and the docs as it travels in results.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conformance.results import verdict
+from docgen.report import render_report
+from umami_results.vocabulary import Verdict
+
+from conftest import shared_recording, cli_in_process
+
+
+def _item(outcome: str, *findings: tuple[str, bool], kind: str = "spec") -> dict:
+    return {"outcome": outcome, "kind": kind,
+            "findings": [{"class": cls, "known": "reviewed" if known else None} for cls, known in findings]}
+
+
+@pytest.mark.parametrize("records, interrupted, stopped, code, text", [
+    ([_item("passed"), _item("known", ("field-added", True)), _item("skipped")], False, None,
+     Verdict.CONFORMS, "conforms: 2 items checked (1 passed, 0 passed without a response schema, 1 known "
+                       "differences); 1 not checked on this server"),
+    ([_item("failed", ("security", False), ("field-added", False)), _item("passed")], False, None,
+     Verdict.DRIFT, "drift: 2 open finding(s) in 1 item(s) (1 security) of 2 checked"),
+    ([_item("passed"), _item("failed", ("status-changed", False), kind="setup")], False, None,
+     Verdict.DRIFT, "drift: 1 open finding(s) in 1 item(s) of 1 checked"),  # the set-up's drift counts
+    ([_item("passed"), _item("error")], False, None, Verdict.ERROR,
+     "error: the tool failed on 1 item(s), a bug to report"),
+    ([_item("passed"), _item("unavailable")], False, None, Verdict.UNAVAILABLE,
+     "unavailable: 1 item(s) not checked after transient failures, 1 checked without drift"),
+    ([_item("passed"), _item("failed", ("field-added", False))], True, None, Verdict.INCOMPLETE,
+     "incomplete: interrupted after 2 of 2 items; 1 open finding(s) so far"),
+    ([_item("passed")], False, "server gone; cleanup: removed 3", Verdict.INCOMPLETE,
+     "incomplete: server gone after 1 of 1 items"),
+    ([_item("skipped"), _item("skipped")], False, None, Verdict.NOTHING_TESTED,
+     "nothing tested: all 2 selected items were skipped"),
+])
+def test_the_verdict(records: list[dict], interrupted: bool, stopped: str | None, code: Verdict, text: str) -> None:
+    assert verdict(records, interrupted, stopped) == {"code": code.value, "text": text}
+
+
+def test_the_report_banner_is_red_only_when_something_is_open(tmp_path: Path) -> None:
+    proc = cli_in_process("recheck", str(shared_recording("umami-3.1.0-full.har.gz")), "--out", str(tmp_path),
+                          "--no-docs", "-q")
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1].startswith("umami-conformance: conforms: ")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["verdict"]["code"] == "conforms"
+    assert 'class="verdict calm"' in (tmp_path / "report.html").read_text()
+    results["verdict"] = verdict([*results["items"], _item("failed", ("security", False))])
+    html = render_report(results, tmp_path / "drift.html").read_text()
+    assert '<p id="verdict" class="verdict open">drift: 1 open finding(s) in 1 item(s) (1 security) of ' in html
+
+
+def test_only_this_servers_release_by_default(tmp_path: Path) -> None:
+    """Issue 27: on 2.10.0, 157 of the 218 rows of the docs index were endpoints 2.10.0 lacks, and junit.xml had
+    1,025 skipped cases. Now they are one collapsed list; junit.xml has no case of another release."""
+    proc = cli_in_process("recheck", str(shared_recording("umami-2.10.0-full.har.gz")), "--out", str(tmp_path), "-q")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    other = ("out-of-range", "case-out-of-range")
+    absent = {i["endpoint"] for i in results["items"]} - {
+        i["endpoint"] for i in results["items"] if i.get("skip", {}).get("code") not in other}
+    index = (tmp_path / "docs" / "index.md").read_text()
+    rows = re.findall(r"^\| \S+ \| \[([a-z0-9-]+/[a-z0-9-]+)\]", index, re.M)
+    assert len(absent) == 157 and rows and not absent & set(rows), absent & set(rows)
+    assert f"<summary>Not on Umami 2.10.0 ({len(absent)} endpoints)</summary>" in index
+    assert "| – | no item" in index  # every symbol in the legend
+    junit = (tmp_path / "junit.xml").read_text()
+    assert "not on this server" not in junit
+    html = (tmp_path / "report.html").read_text()
+    assert "not on Umami 2.10.0: 1032 items of 157 endpoints, not listed" in html
