@@ -57,7 +57,7 @@ def build(specs: SpecSet, version: str, known: list[KnownDifference]) -> dict[st
     if known_releases and Version(version) < Version(known_releases[0]):
         raise UsageError(f"no endpoint of the specs applies to Umami {version}: they know releases "
                          f"{known_releases[0]} and later")
-    endpoints = [e for e in specs.endpoints if e.versions.contains(version) and _exists(e, version)]
+    endpoints = [e for e in specs.endpoints if e.versions.contains(version) and exists(e, version)]
     if not endpoints:
         raise UsageError(f"no endpoint of the specs applies to Umami {version}")
     bundle = _Bundle(specs)
@@ -97,7 +97,7 @@ def dumps(doc: dict[str, Any], yaml_format: bool = False) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _exists(ep: Endpoint, version: str) -> bool:
+def exists(ep: Endpoint, version: str) -> bool:
     """Whether the endpoint is an operation of the release: some role or response is a success (a spec that
     expects only errors checks a route that is absent)."""
     return any(200 <= s < 300 for s in ep.auth.values()) or any(
@@ -113,7 +113,7 @@ def _camel(endpoint_id: str, taken: set[str | None]) -> str:
     return name
 
 
-def _cases(ep: Endpoint, version: str) -> list[Case]:
+def release_cases(ep: Endpoint, version: str) -> list[Case]:
     return [c for c in ep.cases if not c.versions or c.versions.contains(version)]
 
 
@@ -125,10 +125,10 @@ def _success(ep: Endpoint, case: Case) -> bool:
 
 def _operation(ep: Endpoint, op_id: str, version: str, bundle: _Bundle, error: Any,
                known: list[KnownDifference]) -> dict[str, Any]:
-    cases = _cases(ep, version)
+    cases = release_cases(ep, version)
     op: dict[str, Any] = {
         "operationId": op_id, "summary": ep.summary, "tags": [ep.area], "security": _security(ep.auth),
-        "parameters": _parameters(ep, cases), "responses": _responses(ep, cases, version, bundle, error),
+        "parameters": parameters(ep, cases), "responses": _responses(ep, cases, version, bundle, error),
         "x-umami-endpoint": ep.id, "x-umami-versions": str(ep.versions) or "all", "x-umami-source": ep.source,
         "x-umami-roles": dict(ep.auth),
         "x-umami-cases": [{k: v for k, v in (("name", c.name), ("status", c.status), ("roles", c.roles),
@@ -137,7 +137,7 @@ def _operation(ep: Endpoint, op_id: str, version: str, bundle: _Bundle, error: A
     }
     if not op["parameters"]:
         del op["parameters"]
-    body = _request_body(ep, cases)
+    body = request_body(ep, cases)
     if body:
         op["requestBody"] = body
     notes = [_note(k) for k in known if k.endpoint == ep.id and k.applies([version])]
@@ -217,7 +217,7 @@ def _required(name: str, cases: list[Case], ep: Endpoint, values_of: Any) -> boo
         c.status is not None and 400 <= c.status < 500 for c in without)
 
 
-def _parameters(ep: Endpoint, cases: list[Case]) -> list[dict[str, Any]]:
+def parameters(ep: Endpoint, cases: list[Case]) -> list[dict[str, Any]]:
     params = []
     for name in PATH_PARAM.findall(ep.path):
         values = [c.path_params[name] for c in cases if name in c.path_params]
@@ -232,7 +232,7 @@ def _parameters(ep: Endpoint, cases: list[Case]) -> list[dict[str, Any]]:
     return params
 
 
-def _request_body(ep: Endpoint, cases: list[Case]) -> dict[str, Any] | None:
+def request_body(ep: Endpoint, cases: list[Case]) -> dict[str, Any] | None:
     bodies = [c.body for c in cases if c.body is not None]
     if not bodies or ep.method == "GET":
         return None

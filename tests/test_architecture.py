@@ -58,6 +58,7 @@ def test_the_results_schema_means_the_same_in_draft_07() -> None:
                 walk(child)
 
     walk(json.loads(umami_results.SCHEMA_PATH.read_text()))
+    walk(json.loads(umami_results.REFERENCE_SCHEMA_PATH.read_text()))  # the reference's document, compiled alike
     assert used <= umami_results.SHARED_KEYWORDS, used - umami_results.SHARED_KEYWORDS
     with pytest.raises(umami_results.ResultsError, match="must contain"):
         umami_results.validate({"tool": "umami-conformance", "items": []})
@@ -100,7 +101,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("checks and references", {"conformance.checks", "conformance.known", "conformance.contract",
                                "conformance.discovery", "conformance.negative", "conformance.replay",
                                "conformance.options", "conformance.objects", "conformance.describe",
-                               "conformance.coverage", "conformance.openapi"}),
+                               "conformance.coverage", "conformance.openapi", "conformance.reference"}),
     ("the run's objects", {"conformance.cleanup", "conformance.seed", "conformance.sandbox"}),
     ("items", {"conformance.items", "conformance.context"}),
     ("session", {"conformance.session", "conformance.results"}),
@@ -109,8 +110,9 @@ LAYERS: list[tuple[str, set[str]]] = [
                                  "conformance.driver"}),
     ("front ends", {"conformance.cli_adapter", "conformance.plugin"}),
     ("docs", {"docgen", "docgen.legend", "docgen.history", "docgen.diff", "docgen.upgrade_report", "docgen.render",
-              "docgen.report"}),
-    ("composition root", {"umami_conformance", "umami_conformance.upgrade", "umami_conformance.cli"}),
+              "docgen.report", "docgen.reference"}),
+    ("composition root", {"umami_conformance", "umami_conformance.upgrade", "umami_conformance.reference",
+                          "umami_conformance.cli"}),
 ]
 PACKAGES = ("umami_results", "conformance", "docgen", "umami_conformance")
 LAZY_IMPORTS_ALLOWED = {"umami_conformance.cli"}  # the root: nothing imports it; it imports what a command needs

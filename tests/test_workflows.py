@@ -191,3 +191,36 @@ def test_the_daily_docs_pull_request_opens_only_when_a_page_changed(tmp_path: Pa
     git("checkout", "-q", "--", "docs/endpoints")
     (tmp_path / "README.md").write_text("# x <!--status:me/get-->🚨<!--status-end-->\n")
     assert changed() == "changed=true", "a status marker of the README"
+
+
+def test_the_reference_workflow_fails_on_a_stale_docs_api(tmp_path: Path) -> None:
+    """Issue 28: the reference workflow regenerates docs/api (scripts/reference) on a change of the specs or the
+    recordings and daily, and its check fails when the committed pages differ. The check's own shell runs here."""
+    import yaml
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "reference.yml").read_text())
+    on = flow[True]  # YAML 1.1 reads the key `on` as True
+    assert {"specs/**", "tests/recordings/**"} <= set(on["push"]["paths"]) == set(on["pull_request"]["paths"])
+    assert on["schedule"]
+    steps = flow["jobs"]["reference"]["steps"]
+    assert any(s.get("run") == "scripts/reference" for s in steps)
+    assert any("mkdocs build --strict" in s.get("run", "") for s in steps)
+    [check] = [s for s in steps if s.get("id") == "stale"]
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    def passes() -> bool:
+        return subprocess.run(["bash", "-e", "-c", check["run"]], cwd=tmp_path, capture_output=True).returncode == 0
+
+    git("init", "-q")
+    (tmp_path / "docs" / "api").mkdir(parents=True)
+    (tmp_path / "docs" / "api" / "index.md").write_text("# reference\n")
+    git("add", "-A")
+    git("commit", "-qm", "reference")
+    assert passes(), "a regeneration that changed nothing"
+    (tmp_path / "docs" / "api" / "index.md").write_text("# reference, regenerated\n")
+    assert not passes(), "a changed page"
+    git("checkout", "-q", "--", "docs/api")
+    (tmp_path / "docs" / "api" / "new.md").write_text("a new page\n")
+    assert not passes(), "a new page"

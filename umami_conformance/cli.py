@@ -1,4 +1,5 @@
-"""`umami-conformance`: run | recheck | validate | coverage | openapi | docs | diff | upgrade-check | cleanup | server
+"""`umami-conformance`: run | recheck | validate | coverage | openapi | reference | docs | diff | upgrade-check |
+cleanup | server
 
 The composition root: it drives the runner (`conformance`) and the docs (`docgen`), which meet only in
 results.json (`umami_results`) and never import each other."""
@@ -79,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     oas.add_argument("--specs", type=Path, default=None)
     oas.add_argument("--out", type=Path, default=None,
                      help="write it here (YAML when the name ends in .yaml or .yml; default: standard output)")
+
+    ref = sub.add_parser("reference", help="the cross-release API reference (Markdown) from the specs and the "
+                         "rechecks of recordings of real servers")
+    ref.add_argument("recordings", type=Path, nargs="*", metavar="FILE.har",
+                     help="recordings of real servers, one release each (run --record), rechecked in turn")
+    ref.add_argument("--results", type=Path, nargs="*", default=[], metavar="results.json",
+                     help="results files of observed releases, beside (or instead of) recordings")
+    ref.add_argument("--out", type=Path, default=Path("docs/api"), help="the reference's directory (docs/api/)")
+    ref.add_argument("--json", type=Path, default=None, help="also write the specs' part (reference.json) here")
+    ref.add_argument("--specs", type=Path, default=None)
 
     docs = sub.add_parser("docs", help="render Markdown docs from results.json")
     docs.add_argument("results", type=Path, nargs="?", default=Path("reports/results.json"))
@@ -370,6 +381,11 @@ def _results_file(path: Path) -> Path:
     return path
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from umami_conformance.reference import make_reference
+    return make_reference(args, lambda argv: main(argv, load=args.load_specs, cache=args.cache))
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from docgen.render import render_docs, update_markers
     results = _results_file(args.results)
@@ -476,7 +492,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "recheck": cmd_recheck,
             "validate": cmd_validate, "openapi": cmd_openapi, "coverage": cmd_coverage, "docs": cmd_docs,
-            "diff": cmd_diff, "upgrade-check": cmd_upgrade_check,
+            "reference": cmd_reference, "diff": cmd_diff, "upgrade-check": cmd_upgrade_check,
             "cleanup": cmd_cleanup, "server": cmd_server}
 
 if __name__ == "__main__":
