@@ -329,6 +329,7 @@ def _publish(args: argparse.Namespace, out: Path, staging: Path, docs: bool) -> 
         if docs_tmp is not None:
             rendered = [(path, docs_dir / path.relative_to(docs_tmp))
                         for path in render_docs(results, docs_tmp, history, docs_dir / EXAMPLES)]
+        out.mkdir(parents=True, exist_ok=True)  # <out>/partial/ for a run that did not finish
         for name in ("results.json", "junit.xml", "report.html"):
             if (staging / name).exists():
                 os.replace(staging / name, out / name)
