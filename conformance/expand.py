@@ -176,7 +176,7 @@ def _case_schema(raw: dict[str, Any], case: dict[str, Any], path: Path, line: in
     """Register a case's extra schema; return its URI."""
     if "schema" not in case:
         return None
-    check_schema(case["schema"], f"{path}:{line}", cache)
+    check_schema(case["schema"], path, cache, line)
     uri = f"{SCHEMA_BASE}inline-{raw['id'].replace('/', '--')}-case-{case['name']}"
     resources.append((uri, case["schema"], path))
     return uri
@@ -218,7 +218,7 @@ def build_area(doc: dict[str, Any], path: Path, resources: Resources, profiles: 
                 uri = f"{SCHEMA_BASE}inline-{raw['id'].replace('/', '--')}-{status_key}-{j}"
                 schema = entry.get("schema")
                 if schema is not None:
-                    check_schema(schema, f"{path}:{line_of(located, prefix)}", cache)
+                    check_schema(schema, path, cache, line_of(located, prefix))
                     resources.append((uri, schema, path))
                 responses.append(ResponseSpec(
                     status=int(status_key),

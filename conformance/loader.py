@@ -54,7 +54,7 @@ def load_specs(root: Path = DEFAULT_SPECS, cache: ValidationCache | None = None)
     resources: Resources = []
     for path in sorted((root / "schemas").glob("*.yaml")):
         doc = load_yaml(path)
-        check_schema(doc, f"{path}:{getattr(doc, 'line', 1)}", cache)
+        check_schema(doc, path, cache, getattr(doc, "line", 1))
         resources.append((SCHEMA_BASE + path.name, doc, path))
     profiles = load_profiles(root, meta, cache)
     areas = []
@@ -88,7 +88,7 @@ def _load_errors(root: Path, meta: Draft202012Validator, resources: Resources,
         where = f"{path}:{doc.item_lines[i]}"
         uri = None
         if "schema" in raw:
-            check_schema(raw["schema"], where, cache)
+            check_schema(raw["schema"], path, cache, doc.item_lines[i])
             uri = f"{SCHEMA_BASE}inline-errors-{i}"
             resources.append((uri, raw["schema"], path))
         shapes.append(ErrorShape(versions=parse_versions(raw["versions"], where),

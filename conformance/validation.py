@@ -99,16 +99,18 @@ def parse_versions(value: str, where: str) -> Versions:
         raise SpecError(f"{where}: {exc}") from None
 
 
-def check_schema(schema: Any, where: str, cache: ValidationCache) -> None:
-    """Raise SpecError unless `schema` is a valid JSON Schema (not checked again once it passed: `cache`)."""
+def check_schema(schema: Any, path: Path | str, cache: ValidationCache, line: int = 1) -> None:
+    """Raise SpecError unless `schema` is a valid JSON Schema (not checked again once it passed: `cache`). The
+    error names the line of the offending keyword where the schema was read with its lines, else `line`."""
     key = ValidationCache.key("schema", schema)
     if key in cache:
         return
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        path = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise SpecError(f"{where}: invalid JSON Schema at {path}: {exc.message}") from None
+        at = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        offending = line_of(schema, list(exc.absolute_path)) if hasattr(schema, "line") else line
+        raise SpecError(f"{path}:{offending}: invalid JSON Schema at {at}: {exc.message}") from None
     cache.add(key)
 
 
@@ -116,7 +118,7 @@ def meta_validator(root: Path, cache: ValidationCache | None = None) -> Draft202
     """The validator of spec files, from `<root>/meta-schema.yaml` (itself checked first)."""
     meta_path = root / "meta-schema.yaml"
     meta = load_yaml(meta_path)
-    check_schema(meta, f"{meta_path}:1", cache if cache is not None else ValidationCache())
+    check_schema(meta, meta_path, cache if cache is not None else ValidationCache())
     return Draft202012Validator(meta)
 
 

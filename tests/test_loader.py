@@ -59,12 +59,13 @@ def test_meta_schema_violation_names_line(tmp_path: Path) -> None:
 def test_broken_schema_names_file_and_line(tmp_path: Path) -> None:
     me, msg = _spec_error(tmp_path, "me.yaml", '        schema: {$ref: "user.yaml"}', '        schema: {type: objekt}')
     assert f"{me}:" in msg and "invalid JSON Schema" in msg and "objekt" in msg
-    assert int(msg.split(":")[1]) in range(_line_of(me, '"200":'), _line_of(me, "type: objekt") + 1)
+    assert f"{me}:{_line_of(me, 'type: objekt')}: invalid JSON Schema" in msg, msg  # the offending line
 
 
-def test_broken_shared_schema_names_file(tmp_path: Path) -> None:
+def test_broken_shared_schema_names_file_and_line(tmp_path: Path) -> None:
+    """Issue 27: a broken schema file pointed at line 2 instead of the offending line."""
     common, msg = _spec_error(tmp_path, "schemas/common.yaml", "  count:\n    type: integer", "  count:\n    type: 5")
-    assert f"{common}:" in msg and "invalid JSON Schema" in msg
+    assert f"{common}:{_line_of(common, 'type: 5')}: invalid JSON Schema" in msg, msg
 
 
 def test_dangling_ref_names_file_and_line(tmp_path: Path) -> None:
