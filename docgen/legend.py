@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from umami_results.vocabulary import FINDING_CLASSES, OUTCOMES, Outcome
+from umami_results.vocabulary import FINDING_CLASSES, OUT_OF_RELEASE, OUTCOMES, Outcome, skip_code
 
 # Worst first: an endpoint/role cell shows the worst outcome of its cases. Keys are the finding groups and
 # outcomes of results.json's vocabulary.
@@ -53,3 +53,10 @@ class Vocabulary:
 
 def worst(keys: list[str]) -> str:
     return min(keys, key=lambda k: RANK[k]) if keys else "skipped"
+
+
+def other_release_endpoints(items: list[dict[str, Any]]) -> set[str]:
+    """The endpoints the server's release lacks: every item of theirs skipped as of another release (the docs and
+    the report show only this server's release, and these as one list or count)."""
+    here = {i["endpoint"] for i in items if skip_code(i) not in OUT_OF_RELEASE}
+    return {i["endpoint"] for i in items} - here

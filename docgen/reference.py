@@ -14,12 +14,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment
 from packaging.version import Version
 
 import umami_results
 from docgen.diff import diff_results
-from docgen.render import normalise
+from docgen.render import markdown_environment, normalise, write_pages
 
 # Grid cells: absent, present, changed (present, and the specs say otherwise than in the release before), a known
 # server defect, and a spec that expects only errors (the route lacks the method).
@@ -54,14 +54,7 @@ def render_reference(reference: dict[str, Any], observed: list[dict[str, Any]], 
     for old in sorted(p for folder in ("endpoints", "releases") for p in (out / folder).rglob("*.md")):
         if old.relative_to(out) not in pages:  # an endpoint or release that is gone; nothing else is touched
             old.unlink()
-    written = []
-    for rel, text in sorted(pages.items()):
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return write_pages(out, pages)
 
 
 def build_model(reference: dict[str, Any], observed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -355,9 +348,7 @@ def _release(version: str, index: int, releases: list[str], contract: set[str], 
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("docgen"), undefined=StrictUndefined, keep_trailing_newline=True,
-                      trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
+    env = markdown_environment()
     env.filters["code"] = lambda v: f"`{v}`" if v not in ("", None) else ""
     env.filters["rel"] = lambda target, page: _relative(target, page)
     return env

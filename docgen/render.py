@@ -19,8 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import umami_results
 from docgen.history import endpoint_histories, load_history, shape_hash
-from docgen.legend import LEGEND, SYMBOL, Vocabulary, worst
-from umami_results.vocabulary import OUT_OF_RELEASE, skip_code
+from docgen.legend import LEGEND, SYMBOL, Vocabulary, other_release_endpoints, worst
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A date with an optional time and zone: "2026-12-07", "2026-12-07 13:00:00", "2026-12-07T13:00:00.123Z".
@@ -93,8 +92,7 @@ def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = 
             "items": [], "spec": views.get(item["endpoint"]), "history": histories.get(item["endpoint"])})
         ep["items"].append(item)
         roles.add(item["role"])
-    absent = sorted(ep_id for area in areas.values() for ep_id, ep in area["endpoints"].items()
-                    if all(skip_code(i) in OUT_OF_RELEASE for i in ep["items"]))
+    absent = other_release_endpoints(results["items"])
     for area in areas.values():  # only this server's release: the endpoints it lacks are one list on the index
         area["endpoints"] = {ep_id: ep for ep_id, ep in area["endpoints"].items() if ep_id not in absent}
     areas = {name: area for name, area in areas.items() if area["endpoints"]}
@@ -118,7 +116,8 @@ def build_model(results: dict[str, Any], history: list[dict[str, Any]] | None = 
     return {"results": results, "areas": dict(sorted(areas.items())), "security": security,
             "roles": sorted(roles, key=words.role_rank), "legend": LEGEND, "symbol": SYMBOL,
             "item_symbol_key": words.item_key, "versions": versions, "grid": grid,
-            "date": results["started"][:10], "prefix": words.prefix, "example_note": EXAMPLE_NOTE, "absent": absent}
+            "date": results["started"][:10], "prefix": words.prefix, "example_note": EXAMPLE_NOTE,
+            "absent": sorted(absent)}
 
 
 def _time_free_finding(finding: dict[str, Any], prefix: re.Pattern[str]) -> dict[str, Any]:
@@ -128,7 +127,8 @@ def _time_free_finding(finding: dict[str, Any], prefix: re.Pattern[str]) -> dict
             "actual": normalise(finding["actual"], prefix, key)}
 
 
-def _environment() -> Environment:
+def markdown_environment() -> Environment:
+    """The Jinja2 environment of the Markdown pages (the docs and the reference): templates of docgen, `cell`."""
     env = Environment(loader=PackageLoader("docgen"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False)
@@ -146,7 +146,7 @@ def render_docs(results: Path | dict[str, Any], out: Path, history_dir: Path | N
     examples = examples or out / EXAMPLES
     previous = json.loads(examples.read_text(encoding="utf-8")) if examples.is_file() else {}
     model = build_model(doc, load_history(history_dir), previous)
-    env = _environment()
+    env = markdown_environment()
     shown = {ep_id: ep["example"] for area in model["areas"].values() for ep_id, ep in area["endpoints"].items()
              if ep["example"]}
     pages: dict[Path, str] = {Path("index.md"): env.get_template("index.md.j2").render(**model),
@@ -158,6 +158,12 @@ def render_docs(results: Path | dict[str, Any], out: Path, history_dir: Path | N
         for ep in area["endpoints"].values():
             pages[Path("endpoints") / name / f"{ep['slug']}.md"] = env.get_template(
                 "endpoint.md.j2").render(ep=ep, area_name=name, **model)
+    return write_pages(out, pages)
+
+
+def write_pages(out: Path, pages: dict[Path, str]) -> list[Path]:
+    """Write `pages` (path below `out` -> text), in path order, touching only a file whose text changed (its time
+    stays as it was otherwise). Returns the files."""
     written = []
     for rel, text in sorted(pages.items()):
         path = out / rel
@@ -176,7 +182,7 @@ def update_markers(markdown: Path, results_path: Path, docs_link: str = "") -> t
     results."""
     model = build_model(umami_results.load(results_path))
     endpoints = {ep_id: ep for area in model["areas"].values() for ep_id, ep in area["endpoints"].items()}
-    table = _environment().get_template("_area_table.md.j2")
+    table = markdown_environment().get_template("_area_table.md.j2")
     text = markdown.read_text(encoding="utf-8")
     parts: list[str] = []  # the text with the blocks filled, four parts per block
     problems: list[str] = []

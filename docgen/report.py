@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from docgen.legend import Vocabulary
+from docgen.legend import Vocabulary, other_release_endpoints
 from umami_results.vocabulary import OUT_OF_RELEASE, Verdict, skip_code
 
 # The banner's colour: red only when something is open (drift, a tool error), green when the server conforms.
@@ -37,9 +37,11 @@ def report_model(results: dict[str, Any]) -> dict[str, Any]:
         if f["known"]:
             known[(f["class"], item["endpoint"], f["known"])].append(f"{item['id']} {f['json_path']}")
     skipped: dict[str, list[str]] = defaultdict(list)
-    absent = [i for i in items if skip_code(i) in OUT_OF_RELEASE]  # only this server's release, as one count
+    absent = 0  # items of another release: only this server's release, as one count
     for item in items:
-        if item["outcome"] == "skipped" and skip_code(item) not in OUT_OF_RELEASE:
+        if skip_code(item) in OUT_OF_RELEASE:
+            absent += 1
+        elif item["outcome"] == "skipped":
             skipped[item["reason"] or ""].append(item["id"])
     verdict = results.get("verdict")  # results.json of an earlier version has none
     return {
@@ -59,8 +61,7 @@ def report_model(results: dict[str, Any]) -> dict[str, Any]:
         "passed": sorted((i for i in items if i["outcome"] in ("passed", "passed-no-schema")),
                          key=lambda i: i["id"]),
         "skipped": sorted((reason, sorted(ids)) for reason, ids in skipped.items()),
-        "absent": {"items": len(absent), "endpoints": len({i["endpoint"] for i in absent} - {
-            i["endpoint"] for i in items if skip_code(i) not in OUT_OF_RELEASE})},
+        "absent": {"items": absent, "endpoints": len(other_release_endpoints(items))},
     }
 
 
