@@ -66,6 +66,19 @@ def _by_kind(changes: list[Change]) -> list[tuple[str, int]]:
     return [(r.kind, counts[r.kind]) for r in RULES if counts[r.kind]]
 
 
+def first_screen(text: str, path: object, limit: int = 40) -> str:
+    """The top of a report whose whole text went to `path`, for the terminal: at most `limit` lines, and no further
+    than the changes by area; its last line says how much more there is and where."""
+    lines = text.splitlines()
+    end = lines.index("## Changes by area") if "## Changes by area" in lines else len(lines)
+    head = lines[:min(end, limit - 2)]
+    while head and not head[-1]:
+        head.pop()
+    if len(head) == len(lines):
+        return text
+    return "\n".join([*head, "", f"… {len(lines) - len(head)} more line(s): the whole report is in {path}"]) + "\n"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 

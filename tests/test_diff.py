@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from docgen.diff import RULES, diff_results
-from docgen.upgrade_report import diff_json, render_diff
+from docgen.upgrade_report import diff_json, first_screen, render_diff
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -350,6 +350,21 @@ def test_report_reads_summary_first_and_is_byte_identical() -> None:
     machine = json.loads(diff_json(old, new, diff))
     assert machine["summary"]["breaking"] == 1 and machine["summary"]["by_kind"] == {
         "field-removed": 1, "now-accepted": 1, "field-added": 1}
+
+
+def test_the_first_screen_stops_before_the_areas_and_says_where_the_rest_is() -> None:
+    items = [_item(f"w{n}/get[admin-x]", 200, {"$": "object", "$.a": "string"}) for n in range(50)]
+    new = [_item(f"w{n}/get[admin-x]", 200, {"$": "object"}) for n in range(50)]
+    text = render_diff(_results(*items), _results(*new), diff_results(_results(*items), _results(*new)))
+    screen = first_screen(text, "up.md").splitlines()
+    assert len(screen) == 40 and text.startswith("\n".join(screen[:-2]))
+    assert screen[-1] == f"… {len(text.splitlines()) - 38} more line(s): the whole report is in up.md"
+    short = render_diff(_results(items[0]), _results(new[0]), diff_results(_results(items[0]), _results(new[0])))
+    screen = first_screen(short, "up.md")
+    assert "## Act on these" in screen and "## Changes by area" not in screen and screen.endswith("in up.md\n")
+    same = _results(items[0])
+    assert first_screen(render_diff(same, same, diff_results(same, same)), "up.md") == render_diff(
+        same, same, diff_results(same, same))  # nothing beyond the first screen: the whole text
 
 
 def test_same_results_no_change() -> None:

@@ -112,7 +112,11 @@ def test_upgrade_check_composes_run_and_diff(fresh: dict[str, dict], tmp_path: P
                           "--json", str(tmp_path / "up" / "upgrade.json"))
     assert proc.returncode == 1, proc.stderr  # something breaking changed
     assert seen == {"out": tmp_path / "reports", "no_docs": True, "url": "http://umami.example"}
-    assert (tmp_path / "up" / "upgrade.md").read_text() == proc.stdout
+    whole = (tmp_path / "up" / "upgrade.md").read_text()
+    screen = proc.stdout.splitlines()  # --out takes the report; the terminal gets its first screen and where it is
+    assert len(screen) <= 40 and whole.startswith("\n".join(screen[:-2])) and len(whole.splitlines()) > 100
+    assert screen[-1].endswith(f"more line(s): the whole report is in {tmp_path / 'up' / 'upgrade.md'}")
+    assert "## Act on these" in proc.stdout and "## Changes by area" not in proc.stdout
     doc = json.loads((tmp_path / "up" / "upgrade.json").read_text())
     assert doc["summary"]["changes"] >= 100 and doc["new"]["version"] == "3.1.0"
     assert "against the shipped recording of Umami 3.1.0" in proc.stderr

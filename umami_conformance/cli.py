@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="upgrade check: compare two results.json files")
     diff.add_argument("old", type=Path)
     diff.add_argument("new", type=Path)
-    diff.add_argument("--out", type=Path, default=None, help="write the Markdown here too")
+    diff.add_argument("--out", type=Path, default=None, help="write the whole Markdown report here (the terminal then gets its first screen)")
     diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
 
     upgrade.add_parser(sub)
@@ -404,11 +404,11 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from docgen.diff import diff_results
-    from docgen.upgrade_report import diff_json, render_diff
+    from docgen.upgrade_report import diff_json, first_screen, render_diff
     old, new = _load(_results_file(args.old), strict=False), _load(_results_file(args.new), strict=False)
     diff = diff_results(old, new)
     text = render_diff(old, new, diff)
-    print(text, end="")
+    print(first_screen(text, args.out) if args.out else text, end="")  # the whole report goes to --out
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     if args.json:

@@ -16,7 +16,7 @@ from typing import Any
 from conformance import options
 from conformance.errors import ExitCode, UsageError
 from docgen.diff import diff_results
-from docgen.upgrade_report import diff_json, render_diff
+from docgen.upgrade_report import diff_json, first_screen, render_diff
 from umami_results.releases import load_release
 
 Run = Callable[[argparse.Namespace], tuple[int, dict[str, Any] | None]]  # cli._run: exit code, results published
@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
     options.add_to_cli(p, "run")
     p.add_argument("--reports", type=Path, default=Path("reports/upgrade-check"),
                    help="where the run's reports go (default reports/upgrade-check/)")
-    p.add_argument("--out", type=Path, default=None, help="write the Markdown report here too")
+    p.add_argument("--out", type=Path, default=None, help="write the whole Markdown report here (the terminal then gets its first screen)")
     p.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
     p.add_argument("-k", dest="keyword", default=None, help="select items as `run -k` does")
     p.add_argument("-m", dest="marker", default=None, help="select items as `run -m` does")
@@ -57,7 +57,7 @@ def check(args: argparse.Namespace, run: Run) -> int:
         return code
     diff = diff_results(results, target)
     text = render_diff(results, target, diff)
-    print(text, end="")
+    print(first_screen(text, args.out) if args.out else text, end="")  # the whole report goes to --out
     for path, content in ((args.out, text), (args.json, diff_json(results, target, diff) if args.json else "")):
         if path:
             _writable(path).write_text(content, encoding="utf-8")
