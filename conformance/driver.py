@@ -16,6 +16,7 @@ from conformance.context import ExecutionContext
 from conformance.errors import ConformanceError, ServerGone
 from conformance.events import Event, Handler, ItemFinished, ItemsDone, SessionFinished, SessionOutcome, \
     SessionStarted
+from conformance.execute import skip_reason
 from conformance.har import exchange_item
 from conformance.items import Item, ItemResult
 from conformance.known import load_known
@@ -24,7 +25,7 @@ from conformance.options import Options
 from conformance.schedule import execute_batch, execute_in_batches
 from conformance.session import Session
 from conformance.setup_drift import setup_results
-from umami_results.vocabulary import Kind, Outcome
+from umami_results.vocabulary import OUT_OF_RELEASE, Kind, Outcome
 
 
 class Driver:
@@ -56,6 +57,16 @@ class Driver:
         """The batch of items that starts at `items[start]` (schedule.batch), each with its result."""
         assert self.context is not None, "start() first"
         return execute_batch(self.context, items, start, self.session.options.concurrency)
+
+    def other_release(self, items: Sequence[Item]) -> list[Item]:
+        """The items of another release than the server's, each recorded as that skip (out-of-range,
+        case-out-of-range) without a request: results.json keeps them, a front end's test cases leave them out."""
+        assert self.context is not None, "start() first"
+        skips = [(item, skip_reason(item, self.context)) for item in items]
+        other = [(item, skip) for item, skip in skips if skip is not None and skip.code in OUT_OF_RELEASE]
+        for item, skip in other:
+            self.record(ItemResult(item, self.context.server_version).skipped(skip))
+        return [item for item, _ in other]
 
     def record(self, result: ItemResult) -> None:
         """An item's result, in the items' order."""

@@ -74,6 +74,19 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return SpecFile.from_parent(parent, path=file_path, area_name=area.name) if area else None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Once -k and -m have chosen: the items of another release than the server's are no test cases of this
+    session (its JUnit, its counts), as in the CLI's reports; results.json keeps them as skips of that kind. The
+    session starts here, to tell the release: a selection of nothing, and --collect-only, send nothing."""
+    if config.option.collectonly or not any(isinstance(i, SpecItem) for i in items):
+        return
+    other = set(map(id, _driver(config).other_release([i.check for i in items if isinstance(i, SpecItem)])))
+    if other:
+        config.hook.pytest_deselected(items=[i for i in items if isinstance(i, SpecItem) and id(i.check) in other])
+        items[:] = [i for i in items if not (isinstance(i, SpecItem) and id(i.check) in other)]
+
+
 class SpecFile(pytest.File):
     """One spec file (an area)."""
 

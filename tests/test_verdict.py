@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from conformance.results import verdict
 from docgen.report import render_report
 from umami_results.vocabulary import Verdict
 
-from conftest import shared_recording, cli_in_process
+from conftest import cli_in_process, in_process, shared_recording
 
 
 def _item(outcome: str, *findings: tuple[str, bool], kind: str = "spec") -> dict:
@@ -74,3 +75,18 @@ def test_only_this_servers_release_by_default(tmp_path: Path) -> None:
     assert "not on this server" not in junit
     html = (tmp_path / "report.html").read_text()
     assert "not on Umami 2.10.0: 1032 items of 157 endpoints, not listed" in html
+
+
+def test_the_plugin_leaves_other_releases_out_of_its_test_cases_too(tmp_path: Path) -> None:
+    """`pytest specs/` with its own --junitxml: the items of another release are deselected once the server's
+    release is known, so JUnit and pytest's counts have none; results.json still has them as skips of that kind."""
+    proc = in_process(pytest.main, "specs", "-q", "-p", "no:cacheprovider", "-k", "me or teams",
+                      f"--umami-replay={shared_recording('umami-2.10.0-full.har.gz')}",
+                      f"--umami-results={tmp_path / 'results.json'}", f"--junitxml={tmp_path / 'junit.xml'}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    items = json.loads((tmp_path / "results.json").read_text())["items"]
+    other = [i for i in items if i.get("skip", {}).get("code") in ("out-of-range", "case-out-of-range")]
+    cases = [c.get("name") for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")]
+    assert other and sorted(cases) == sorted(i["id"] for i in items if i not in other)
+    assert not {i["id"] for i in other} & set(cases)
+    assert re.search(rf"\b{len(cases)} passed, \d+ deselected", proc.stdout), proc.stdout[-500:]
