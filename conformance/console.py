@@ -118,10 +118,12 @@ def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str]
     kept = list(session.sandbox.kept.values()) if session.sandbox else []
     if kept:
         yield (f"kept set on this server, which cannot delete websites ({len(kept)} object(s), reused by every "
-               "run, never more):"), "yellow"
+               "run whoever runs it, one per owner at most):"), "yellow"
         for k in kept:
             traffic = f", traffic {k['traffic']}" if "traffic" in k else ""
-            yield f"  {k['kind']} {k['name']} ({k['id']}): {'reused' if k['reused'] else 'created'}{traffic}", ""
+            note = f" ({k['note']})" if "note" in k else ""
+            yield (f"  {k['kind']} {k['name']} ({k['id']}): {'reused' if k['reused'] else 'created'}{traffic}"
+                   f"{note}"), ""
     if session.residue:
         yield f"could not remove {len(session.residue)} object(s) the run created:", "red"
         for r in session.residue:

@@ -96,6 +96,26 @@ def test_passing_run_leaves_nothing_but_the_kept_set(umami: server.ServerInfo, t
     assert results["seeded"]["revenue"] > 0 and "skipped" not in results["seeded"]  # 2.10.0 has no revenue table
 
 
+def test_a_run_without_role_users_reuses_the_kept_set_of_a_run_with_them(umami: server.ServerInfo,
+                                                                          tmp_path: Path) -> None:
+    """Issue 27, point 6: a run without the role users, after one with them, made a second kept set (admin's
+    `ucf-keep-site` and `ucf-keep-target` beside the regular user's). It now finds the kept set server-wide (the
+    admin list) and uses it: admin, who owns such a run's objects, may use any website."""
+    assert not {"UMAMI_USER_USERNAME", "UMAMI_VIEWER_USERNAME"} & set(os.environ)
+    first = run_cli("run", "--url", umami.url, "--out", str(tmp_path / "a"), "--no-docs", "-q", "-m", "websites",
+                    env=user_env(umami))
+    assert first.returncode == 0, first.stdout[-3000:]
+    made = _websites_and_teams(umami)
+    second = run_cli("run", "--url", umami.url, "--out", str(tmp_path / "b"), "--no-docs", "-q", "-m", "websites")
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert _websites_and_teams(umami) == made, "nothing made: the kept set of the first run is reused"
+    kept = json.loads((tmp_path / "b" / "results.json").read_text())["kept"]
+    owned = {k["id"] for k in json.loads((tmp_path / "a" / "results.json").read_text())["kept"]}
+    assert {k["name"] for k in kept} == {f"{KEEP_MARK}site", f"{KEEP_MARK}target"} and all(k["reused"] for k in kept)
+    assert all(k["note"].startswith("another owner's") for k in kept if k["id"] in owned), kept
+    assert "another owner's" in second.stdout or not {k["id"] for k in kept} & owned
+
+
 def test_three_consecutive_runs_leave_the_same_set(umami: server.ServerInfo, tmp_path: Path) -> None:
     """Issue 13: on 2.10.0 every run used to leave 24 websites. Three runs in a row now leave the set the first
     left (the kept set, found again and reused), and the kept websites' traffic does not grow either."""

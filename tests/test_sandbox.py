@@ -285,16 +285,36 @@ def test_where_websites_can_be_deleted_nothing_is_kept(tmp_path: Path) -> None:
 
 
 def test_kept_objects_are_known_by_their_domain_and_owner(tmp_path: Path) -> None:
-    """A renamed kept target is still the kept target; another user's website of the same name is not."""
+    """A renamed kept target is still the kept target; another user's website of the same name is not this
+    user's (an item of the user role needs its own), so one more is made for this owner, and the run says why."""
     fake = FakeUmami(deletes_websites=False)
     mine = fake.add_website("renamed-by-an-item", user_id="owner")
     mine["domain"] = "ucf-keep-target.example.com"
     theirs = fake.add_website("ucf-keep-site", user_id="someone-else")
     theirs["domain"] = "ucf-keep-site.example.com"
     sandbox = _sandbox(fake, tmp_path, ["2.10.0"])
-    sandbox.owner = ("owner", ADMIN)
+    sandbox.owner = ("owner", Credential.bearer("owner-token-0123456789"))
     assert sandbox.target("website")["id"] == mine["id"]
-    assert sandbox.create_website("site", *sandbox.owner)["id"] not in (mine["id"], theirs["id"])
+    made = sandbox.create_website("site", *sandbox.owner)
+    assert made["id"] not in (mine["id"], theirs["id"]) and made["userId"] == "owner"
+    assert "1 of other owners cannot be given to it" in sandbox.kept[made["id"]]["note"]
+    assert "note" not in sandbox.kept[mine["id"]]
+
+
+def test_a_run_without_a_regular_user_reuses_another_owners_kept_set(tmp_path: Path) -> None:
+    """Issue 27: a run without role users after one with them made a second kept set. Admin owns such a run's
+    objects and may use any website: it finds the kept set server-wide (the admin list) and makes nothing."""
+    fake = FakeUmami(deletes_websites=False)
+    first = _sandbox(fake, tmp_path, ["2.10.0"])
+    first.owner = ("owner", Credential.bearer("owner-token-0123456789"))
+    site, target = first.create_website("site", *first.owner, share_id="0123456789abcdef"), first.target("website")
+    before = dict(fake.websites)
+    second = Sandbox(fake.client(), ADMIN, "ucf-20260101t000009-abcd-", tmp_path / "l9.json", versions=["2.10.0"])
+    second.owner = ("admin-id", ADMIN)
+    assert second.create_website("site", *second.owner)["id"] == site["id"]
+    assert second.target("website")["id"] == target["id"] and fake.websites == before
+    assert all(k["reused"] and k["note"].startswith("another owner's") for k in second.kept.values())
+    assert ("GET", "/api/admin/websites", 200) in fake.log
 
 
 def test_a_gone_report_is_not_residue_although_its_get_and_delete_answer_500(tmp_path: Path) -> None:
