@@ -80,8 +80,10 @@ def summary_lines(session: Session, outcome: SessionOutcome, say: Callable[[str]
     skips = [r.skip for r in results if r.skip]
     for reason, n in sorted(Counter(map(skip_group, skips)).items(), key=lambda kv: (-kv[1], kv[0])):
         yield f"  skipped {n}: {say(reason)}", ""
-    lacking = sorted({r.item.role for r in results if r.skip and r.skip.code is SkipCode.NO_CREDENTIAL})
-    if lacking:
+    given = {"user": "user" in session.options.existing_users, "view-only": "viewer" in session.options.existing_users}
+    lacking = sorted({r.item.role for r in results if r.skip and (r.skip.code is SkipCode.NO_CREDENTIAL or (
+        r.skip.code is SkipCode.ROLE_UNAVAILABLE and r.item.role in ROLE_ENV and not given[r.item.role]))})
+    if lacking:  # a server that cannot create users has these roles only through existing users
         how = [f"{ROLE_ENV[role]}_USERNAME and {ROLE_ENV[role]}_PASSWORD" for role in lacking if role in ROLE_ENV]
         yield ("roles without credentials in this run: " + ", ".join(lacking)
                + (f"; give existing users with {' and '.join(how)}" if how else "")), "yellow"

@@ -69,6 +69,14 @@ def test_the_summary_says_how_to_give_a_role_its_credentials(session: Session) -
     lines = [text for text, _ in summary_lines(session, SessionOutcome())]
     assert "roles without credentials in this run: user; give existing users with UMAMI_USER_USERNAME and " \
            "UMAMI_USER_PASSWORD" in lines, lines
+    # a server that cannot create users (2.10.0): the roles are unavailable, and the same hint says how
+    context.unavailable.update({"user": "the server cannot create users", "view-only": "no regular user"})
+    session.results = [execute_item(context, _item("admin/users[user-first-page]")),
+                       execute_item(context, _item("admin/users[view-only-first-page]"))]
+    assert all(r.skip and r.skip.code.value == "role-unavailable" for r in session.results), session.results
+    lines = [text for text, _ in summary_lines(session, SessionOutcome())]
+    assert "roles without credentials in this run: user, view-only; give existing users with UMAMI_USER_USERNAME " \
+           "and UMAMI_USER_PASSWORD and UMAMI_VIEWER_USERNAME and UMAMI_VIEWER_PASSWORD" in lines, lines
 
 
 def test_an_answer_is_checked_and_recorded(session: Session) -> None:

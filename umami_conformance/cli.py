@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="upgrade check: compare two results.json files")
     diff.add_argument("old", type=Path)
     diff.add_argument("new", type=Path)
-    diff.add_argument("--out", type=Path, default=None, help="write the whole Markdown report here (the terminal then gets its first screen)")
+    diff.add_argument("--out", type=Path, default=None, help="the report goes here (the terminal: its first screen)")
     diff.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
 
     upgrade.add_parser(sub)

@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
     options.add_to_cli(p, "run")
     p.add_argument("--reports", type=Path, default=Path("reports/upgrade-check"),
                    help="where the run's reports go (default reports/upgrade-check/)")
-    p.add_argument("--out", type=Path, default=None, help="write the whole Markdown report here (the terminal then gets its first screen)")
+    p.add_argument("--out", type=Path, default=None, help="the report goes here (the terminal: its first screen)")
     p.add_argument("--json", type=Path, default=None, help="write the changes as JSON here (for machines)")
     p.add_argument("-k", dest="keyword", default=None, help="select items as `run -k` does")
     p.add_argument("-m", dest="marker", default=None, help="select items as `run -m` does")
