@@ -176,27 +176,28 @@ class Sandbox:
     def _kept_website(self, label: str, owner_id: str, owner: Credential | None, share_id: str | None,
                       team_id: str | None) -> dict[str, Any]:
         """Kept websites are known by their domain `ucf-keep-<label>.example.com` (a rename changes the name
-        only), looked up server-wide in the admin list, whoever's run made them: the owner's own (or the team's)
-        first; a run without a regular user (admin owns its objects, and may use any website) takes another
-        owner's. Only an owner who cannot use any of them gets one made (the releases that keep a set cannot
-        transfer a website either: their updateWebsite is the broken one), so there is one per owner at most."""
+        only): the owner's own (or the team's) first; a run without a regular user (admin owns its objects, and
+        may use any website) then takes another owner's, found server-wide in the admin list, whoever's run made
+        it. Only an owner who cannot use any gets one made (the releases that keep a set cannot transfer a
+        website either: their updateWebsite is the broken one), so there is one set per owner at most."""
         domain = f"{KEEP_MARK}{label}.example.com"
-        listed = list_rows(self.client, self.admin, "/admin/websites")
+
+        def kept(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+            return [r for r in rows or [] if r.get("domain") == domain and isinstance(r.get("id"), str)]
+
+        listed = list_rows(self.client, owner, f"/teams/{team_id}/websites" if team_id else "/websites")
         if listed is None:
-            listed = list_rows(self.client, owner, f"/teams/{team_id}/websites" if team_id else "/websites")
-        found = [r for r in listed or [] if r.get("domain") == domain and isinstance(r.get("id"), str)]
-        own = [r for r in found if (r.get("teamId") in (None, team_id) if team_id else
-                                    not r.get("teamId") and r.get("userId") in (None, owner_id))]
-        others = [r for r in found if not team_id and not r.get("teamId")] if owner is self.admin else []
+            listed = list_rows(self.client, self.admin, "/admin/websites")
+        own = [r for r in kept(listed) if team_id or (not r.get("teamId") and r.get("userId") in (None, owner_id))]
+        others = [] if own or team_id or owner is not self.admin else [
+            r for r in kept(list_rows(self.client, self.admin, "/admin/websites")) if not r.get("teamId")]
         for row in own + others:
             self.client.redactor.add(row.get("shareId"), stand_in=True)
             self._keep("website", row, reused=True, note=None if row in own else
                        "another owner's: this run has no regular user, and admin may use any website")
             return row
         site = self._post_website(f"{KEEP_MARK}{label}", owner, share_id, team_id)
-        self._keep("website", site, reused=False, note=None if not found else
-                   f"this owner's own: {len(found)} of other owners cannot be given to it on this release; give "
-                   "the run their user (UMAMI_USER_USERNAME/UMAMI_USER_PASSWORD) to reuse theirs")
+        self._keep("website", site, reused=False)
         return site
 
     def _keep(self, kind: str, body: dict[str, Any], reused: bool, note: str | None = None) -> None:
