@@ -9,6 +9,7 @@ from typing import Any
 
 from conformance.model import ROLES, Endpoint, SpecSet
 from conformance.objects import PREFIX_PATTERN
+from conformance.values import in_words
 from umami_results.vocabulary import FINDING_CLASSES, FINDING_GROUPS, OUTCOMES, SKIP_CODES
 
 
@@ -53,13 +54,14 @@ def field_rows(schema: Any, resolver: Any, path: str = "$", required: bool = Tru
 
 
 def endpoint_view(ep: Endpoint, specs: SpecSet, version: str | None) -> dict[str, Any]:
-    """Summary, versions, parameters (values per case), auth per role and the success schema's field table."""
+    """Summary, versions, parameters (values per case, placeholders in words), auth per role and the success
+    schema's field table."""
     uses: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for case in ep.cases:
         for where, values in (("path", case.path_params), ("query", case.query),
                               ("body", case.body if isinstance(case.body, dict) else {})):
             for name, value in values.items():
-                uses[(where, name)][json.dumps(value, ensure_ascii=False)].append(case.name)
+                uses[(where, name)][in_words(json.dumps(value, ensure_ascii=False))].append(case.name)
     params = [{"where": where, "name": name,
                "values": [f"`{value}`" + ("" if len(cases) == len(ep.cases) else f" ({', '.join(cases)})")
                           for value, cases in sorted(by_value.items())]}

@@ -21,7 +21,7 @@ from conformance.known import apply_known
 from conformance.model import Endpoint
 from conformance.redact import Redactor
 from conformance.results import example_body, shape
-from conformance.values import MissingValue, render
+from conformance.values import MissingValue, render, word
 from conformance.versions import template_key
 from umami_results.vocabulary import Kind, Outcome, SkipCode
 
@@ -128,8 +128,8 @@ def _missing_reason(name: str, ctx: ExecutionContext) -> Skip:
         return Skip(SkipCode.NO_WEBSITE, f"{READ_ONLY_NO_WEBSITE}: there is no existing website to read")
     if ctx.read_only:
         return Skip(SkipCode.READ_ONLY,
-                    f"read-only run: needs ${{{name}}}, which only the sandbox (not created in read-only runs) has")
-    return Skip(SkipCode.MISSING_VALUE, f"needs ${{{name}}}, which this run does not have")
+                    f"read-only run: needs {word(name)}, which only the sandbox (not created in read-only runs) has")
+    return Skip(SkipCode.MISSING_VALUE, f"needs {word(name)}, which this run does not have")
 
 
 def _execute(item: Item, ctx: ExecutionContext, result: ItemResult) -> tuple[list[Finding], bool, Exchange | None]:

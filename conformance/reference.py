@@ -9,7 +9,6 @@ known server defects. docgen renders it, with the results of the observed releas
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from typing import Any
 
@@ -17,12 +16,8 @@ from conformance import __version__, openapi
 from conformance.describe import field_rows
 from conformance.known import KnownDifference
 from conformance.model import ROLES, Endpoint, ResponseSpec, SpecSet
+from conformance.values import in_words
 
-PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
-NOW = re.compile(r"^now(?P<shift>[+-]\d+[smhdw])?(?P<iso>\.iso)?$")
-# What a placeholder of the specs stands for, in an example a reader can use.
-WORDS = {"prefix": "ucf-<run>-", "credentials.username": "<username>", "credentials.password": "<password>",
-         "share.id": "<shareId>", "target.accessCode": "<accessCode>", "website.seededSince": "<epoch ms>"}
 
 
 def build(specs: SpecSet, known: list[KnownDifference]) -> dict[str, Any]:
@@ -117,17 +112,7 @@ def _typed(schema: dict[str, Any], sent: list[dict[str, Any]], name: str) -> dic
 def example_text(value: Any) -> str:
     """A value the specs send (a string as it is, anything else as JSON), placeholders as words (`${website.id}`
     is `<website id>`, `${now-7d}` is `<epoch ms: now-7d>`)."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return PLACEHOLDER.sub(lambda m: _word(m.group(1)), text)
-
-
-def _word(name: str) -> str:
-    now = NOW.match(name)
-    if now:
-        return f"<{'ISO 8601 time' if now.group('iso') else 'epoch ms'}: now{now.group('shift') or ''}>"
-    if name in WORDS:
-        return WORDS[name]
-    return f"<{name.replace('_', ' ').replace('.', ' ')}>"
+    return in_words(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
 def _response(status: int, shapes: list[ResponseSpec], fields: Any) -> dict[str, Any]:

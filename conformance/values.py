@@ -19,6 +19,11 @@ PLACEHOLDER = re.compile(rf"\$\{{([a-z_-]+(?:\.[a-zA-Z_]+)?|{NOW.pattern})\}}")
 KNOWN_ROOTS = {"website", "user", "prefix", "credentials", "target", "now", "share", "team", "team_website",
                "viewer"}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# What a placeholder stands for, in words a reader can use (docs, reasons): a user never sees the specs' `${...}`.
+WORDS = {"prefix": "ucf-<run>-", "credentials.username": "<username>", "credentials.password": "<password>",
+         "share.id": "<shareId>", "target.accessCode": "<accessCode>", "website.seededSince": "<epoch ms>"}
+_ANY_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+_NOW_WORDS = re.compile(r"^now(?P<shift>[+-]\d+[smhdw])?(?P<iso>\.iso)?$")
 
 
 class MissingValue(KeyError):
@@ -42,6 +47,22 @@ def unknown_placeholders(value: Any) -> list[str]:
         for v in value:
             found.extend(unknown_placeholders(v))
     return found
+
+
+def in_words(text: str) -> str:
+    """`text` with its placeholders as words: `${website.id}` is `<website id>`, `${now-7d}` is
+    `<epoch ms: now-7d>`, `${prefix}` is `ucf-<run>-`."""
+    return _ANY_PLACEHOLDER.sub(lambda m: word(m.group(1)), text)
+
+
+def word(name: str) -> str:
+    """What the placeholder `${name}` stands for, in words."""
+    now = _NOW_WORDS.match(name)
+    if now:
+        return f"<{'ISO 8601 time' if now.group('iso') else 'epoch ms'}: now{now.group('shift') or ''}>"
+    if name in WORDS:
+        return WORDS[name]
+    return f"<{name.replace('_', ' ').replace('.', ' ')}>"
 
 
 def _lookup(name: str, context: Mapping[str, Any], now_ms: int) -> Any:
