@@ -9,7 +9,7 @@ from typing import Any
 
 from conformance.model import ROLES, Endpoint, SpecSet
 from conformance.objects import PREFIX_PATTERN
-from conformance.values import in_words
+from conformance.values import PLACEHOLDER, in_words
 from umami_results.vocabulary import FINDING_CLASSES, FINDING_GROUPS, OUTCOMES, SKIP_CODES
 
 
@@ -61,7 +61,9 @@ def endpoint_view(ep: Endpoint, specs: SpecSet, version: str | None) -> dict[str
         for where, values in (("path", case.path_params), ("query", case.query),
                               ("body", case.body if isinstance(case.body, dict) else {})):
             for name, value in values.items():
-                uses[(where, name)][in_words(json.dumps(value, ensure_ascii=False))].append(case.name)
+                whole = isinstance(value, str) and PLACEHOLDER.fullmatch(value)  # a number or id when sent: no quotes
+                uses[(where, name)][in_words(value if whole else json.dumps(value, ensure_ascii=False))].append(
+                    case.name)
     params = [{"where": where, "name": name,
                "values": [f"`{value}`" + ("" if len(cases) == len(ep.cases) else f" ({', '.join(cases)})")
                           for value, cases in sorted(by_value.items())]}
