@@ -15,6 +15,7 @@ from conformance.driver import Driver, setup_failed
 from conformance.errors import UsageError
 from conformance.events import Handler, SessionOutcome
 from conformance.items import Item, collect
+from conformance.known import KnownDifference
 from conformance.model import SpecSet
 from conformance.options import Options, cli_flags
 from conformance.writers import HarWriter, JUnitWriter, ResultsWriter
@@ -66,7 +67,8 @@ def _marked(item: Item) -> Callable[..., bool]:
     return lambda name, /, **kwargs: not kwargs and name in marks
 
 
-def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, marker: str | None = None,
+def run_suite(options: Options, specs: SpecSet, known: list[KnownDifference], keyword: str | None = None,
+              marker: str | None = None,
               quiet: bool = False, junit: Path | None = None, out: TextIO | None = None,
               verbose: bool = False) -> Suite:
     """Select, run and report the suite's items; the session starts at the first selected item (a selection
@@ -80,7 +82,7 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
                                                                               verbose)]
     if junit is not None:
         handlers.append(JUnitWriter(junit))
-    driver = Driver(options, specs, handlers)
+    driver = Driver(options, specs, known, handlers)
     suite.outcome = driver.outcome
     suite.interrupted = driver.drive(items)
     checked = [r for r in driver.session.results if r.item.kind is not Kind.SETUP]

@@ -19,7 +19,7 @@ from conformance.events import Event, Handler, ItemFinished, ItemsDone, SessionF
 from conformance.execute import skip_reason
 from conformance.har import exchange_item
 from conformance.items import Item, ItemResult
-from conformance.known import load_known
+from conformance.known import KnownDifference
 from conformance.model import SpecSet
 from conformance.options import Options
 from conformance.schedule import execute_batch, execute_in_batches
@@ -29,13 +29,15 @@ from umami_results.vocabulary import OUT_OF_RELEASE, Kind, Outcome
 
 
 class Driver:
-    """One session from its start to its end; every step emits its events to the handlers, in their order."""
+    """One session from its start to its end; every step emits its events to the handlers, in their order. The
+    known differences come loaded (`load_known`, with the entry point's validation cache)."""
 
-    def __init__(self, options: Options, specs: SpecSet, handlers: Sequence[Handler]) -> None:
+    def __init__(self, options: Options, specs: SpecSet, known: list[KnownDifference],
+                 handlers: Sequence[Handler]) -> None:
         self.started = time.perf_counter()
         self.timestamp = dt.datetime.now(dt.timezone.utc).isoformat()
         self.handlers = list(handlers)
-        self.session = Session(options=options, specs=specs, known=load_known(specs.root))
+        self.session = Session(options=options, specs=specs, known=known)
         self.outcome = SessionOutcome()
         self.context: ExecutionContext | None = None  # what the items read, once the set-up is done
         self.selected: int | None = None  # the items the session set out to check (None: those it has)

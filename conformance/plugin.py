@@ -17,6 +17,7 @@ from conformance.console import failure_lines, summary_lines
 from conformance.driver import Driver, setup_failed, terminate
 from conformance.errors import ConformanceError, ServerGone
 from conformance.items import Item, ItemResult, area_items, discovery_items
+from conformance.known import KnownDifference, load_known
 from conformance.loader import DEFAULT_SPECS, load_specs
 from conformance.model import SpecSet
 from conformance.options import Options
@@ -27,6 +28,7 @@ from umami_results.vocabulary import Outcome, Verdict
 
 DRIVER_KEY = pytest.StashKey["Driver | None"]()
 SPECS_KEY = pytest.StashKey[SpecSet]()
+KNOWN_KEY = pytest.StashKey[list[KnownDifference]]()
 OPTIONS_KEY = pytest.StashKey[Options]()
 ERROR_KEY = pytest.StashKey[str]()
 DONE_KEY = pytest.StashKey["dict[str, ItemResult | ServerGone]"]()  # results run ahead, by node id
@@ -47,10 +49,13 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         options = Options.from_values(
             {o.name: config.getoption(f"umami_{o.name}") for o in opts.OPTIONS}, DEFAULT_SPECS)
-        specs = load_specs(specs_dir, ValidationCache.default())
+        cache = ValidationCache.default()
+        specs = load_specs(specs_dir, cache)
+        known = load_known(specs.root, cache)
     except ConformanceError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SPECS_KEY] = specs
+    config.stash[KNOWN_KEY] = known
     config.stash[OPTIONS_KEY] = options
     for area in specs.areas:
         config.addinivalue_line("markers", f"{area.name}: endpoints of the {area.title} area")
@@ -193,7 +198,8 @@ def _driver(config: pytest.Config) -> Driver:
         return driver
     if ERROR_KEY in config.stash:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
-    driver = Driver(config.stash[OPTIONS_KEY], config.stash[SPECS_KEY], [HarWriter(), ResultsWriter()])
+    driver = Driver(config.stash[OPTIONS_KEY], config.stash[SPECS_KEY], config.stash[KNOWN_KEY],
+                    [HarWriter(), ResultsWriter()])
     config.stash[DRIVER_KEY] = driver
     try:
         driver.start()

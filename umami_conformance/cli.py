@@ -240,7 +240,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[
         run_options = Options.from_values({**values, "results": staging / "results.json", "ledger_dir": out},
                                           DEFAULT_SPECS)
         specs = args.load_specs(run_options.specs_dir)
-        load_known(specs.root, args.cache)  # spec errors stop the run before any request
+        known = load_known(specs.root, args.cache)  # spec errors stop the run before any request
         gc.freeze()  # the specs live as long as the run: the collector need not walk them again and again
         if run_options.contract:
             from conformance.contract import Contract
@@ -250,8 +250,8 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[
                   "and items that read one website are skipped (there is no sandbox website to read); pass "
                   "--website-id ID of an existing website to check those", file=sys.stderr)
         with Deadline(args.max_time) as deadline:
-            suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml",
-                              verbose=args.verbose)
+            suite = run_suite(run_options, specs, known, args.keyword, args.marker, args.quiet,
+                              staging / "junit.xml", verbose=args.verbose)
         return _outcome(args, suite, deadline, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
