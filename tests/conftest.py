@@ -39,9 +39,17 @@ SPEC_CACHE = ValidationCache(Path(tempfile.mkdtemp(prefix="ucf-spec-cache-")) / 
 _held: list[IO[str]] = []
 
 
-# Session fixtures that take seconds: under pytest-xdist (`--dist loadgroup`, scripts/test) the tests that use one
-# run on one worker, which computes it once, instead of on every worker.
+# Session fixtures that take seconds: under pytest-xdist (`--dist loadgroup`, see pytest_configure) the tests that
+# use one run on one worker, which computes it once, instead of on every worker.
 SHARED = ("full_recheck", "recheck_2_20_2")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`-n N` without `--dist` distributes by xdist group here (`loadgroup`), so that SHARED fixtures are computed
+    once per session; any other test still goes to whichever worker is free."""
+    if config.getoption("dist", "no") == "load" and not any(
+            arg.startswith(("--dist", "-d")) for arg in config.invocation_params.args):
+        config.option.dist = "loadgroup"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

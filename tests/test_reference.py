@@ -15,7 +15,8 @@ from markdown_it import MarkdownIt
 import umami_results
 from conformance import reference
 from conformance.known import load_known
-from tests.conftest import ROOT, SPEC_CACHE, bundled_specs, cli_in_process, shared_recording
+
+from conftest import ROOT, SPEC_CACHE, bundled_specs, cli_in_process, shared_recording
 
 DOCS = ROOT / "docs" / "api"
 OBSERVED = ("2.10.0", "2.20.2", "3.1.0")

@@ -14,7 +14,7 @@ from conformance.results import verdict
 from docgen.report import render_report
 from umami_results.vocabulary import Verdict
 
-from conftest import cli_in_process, in_process, shared_recording
+from conftest import in_process, shared_recording
 
 
 def _item(outcome: str, *findings: tuple[str, bool], kind: str = "spec") -> dict:
