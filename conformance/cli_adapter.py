@@ -17,6 +17,7 @@ from conformance.events import Handler, SessionOutcome
 from conformance.items import Item, collect
 from conformance.model import SpecSet
 from conformance.options import Options, cli_flags
+from conformance.validation import ValidationCache
 from conformance.writers import HarWriter, JUnitWriter, ResultsWriter
 from umami_results.vocabulary import Kind
 
@@ -68,9 +69,10 @@ def _marked(item: Item) -> Callable[..., bool]:
 
 def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, marker: str | None = None,
               quiet: bool = False, junit: Path | None = None, out: TextIO | None = None,
-              verbose: bool = False) -> Suite:
+              verbose: bool = False, cache: ValidationCache | None = None) -> Suite:
     """Select, run and report the suite's items; the session starts at the first selected item (a selection
-    of none sends nothing), and its cleanup runs whatever happens (also after Ctrl-C and --max-time)."""
+    of none sends nothing), and its cleanup runs whatever happens (also after Ctrl-C and --max-time). `cache`:
+    what passed validation (see load_specs)."""
     suite = Suite()
     items = select(collect(specs, options.negative, options.discover), keyword, marker)
     suite.selected = len(items)
@@ -80,7 +82,7 @@ def run_suite(options: Options, specs: SpecSet, keyword: str | None = None, mark
                                                                               verbose)]
     if junit is not None:
         handlers.append(JUnitWriter(junit))
-    driver = Driver(options, specs, handlers)
+    driver = Driver(options, specs, handlers, cache)
     suite.outcome = driver.outcome
     suite.interrupted = driver.drive(items)
     checked = [r for r in driver.session.results if r.item.kind is not Kind.SETUP]

@@ -25,17 +25,21 @@ from conformance.options import Options
 from conformance.schedule import execute_batch, execute_in_batches
 from conformance.session import Session
 from conformance.setup_drift import setup_results
+from conformance.validation import ValidationCache
 from umami_results.vocabulary import OUT_OF_RELEASE, Kind, Outcome
 
 
 class Driver:
     """One session from its start to its end; every step emits its events to the handlers, in their order."""
 
-    def __init__(self, options: Options, specs: SpecSet, handlers: Sequence[Handler]) -> None:
+    def __init__(self, options: Options, specs: SpecSet, handlers: Sequence[Handler],
+                 cache: ValidationCache | None = None) -> None:
+        """`cache`: what passed validation (see load_specs); without one known-differences.yaml and the meta-schema
+        are validated again."""
         self.started = time.perf_counter()
         self.timestamp = dt.datetime.now(dt.timezone.utc).isoformat()
         self.handlers = list(handlers)
-        self.session = Session(options=options, specs=specs, known=load_known(specs.root))
+        self.session = Session(options=options, specs=specs, known=load_known(specs.root, cache))
         self.outcome = SessionOutcome()
         self.context: ExecutionContext | None = None  # what the items read, once the set-up is done
         self.selected: int | None = None  # the items the session set out to check (None: those it has)

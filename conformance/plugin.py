@@ -193,7 +193,8 @@ def _driver(config: pytest.Config) -> Driver:
         return driver
     if ERROR_KEY in config.stash:
         pytest.exit(config.stash[ERROR_KEY], returncode=3)
-    driver = Driver(config.stash[OPTIONS_KEY], config.stash[SPECS_KEY], [HarWriter(), ResultsWriter()])
+    driver = Driver(config.stash[OPTIONS_KEY], config.stash[SPECS_KEY], [HarWriter(), ResultsWriter()],
+                    ValidationCache.default())
     config.stash[DRIVER_KEY] = driver
     try:
         driver.start()

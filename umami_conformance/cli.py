@@ -251,7 +251,7 @@ def _suite(args: argparse.Namespace, values: dict[str, Any]) -> tuple[int, dict[
                   "--website-id ID of an existing website to check those", file=sys.stderr)
         with Deadline(args.max_time) as deadline:
             suite = run_suite(run_options, specs, args.keyword, args.marker, args.quiet, staging / "junit.xml",
-                              verbose=args.verbose)
+                              verbose=args.verbose, cache=args.cache)
         return _outcome(args, suite, deadline, out, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
