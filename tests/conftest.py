@@ -39,12 +39,30 @@ SPEC_CACHE = ValidationCache(Path(tempfile.mkdtemp(prefix="ucf-spec-cache-")) / 
 _held: list[IO[str]] = []
 
 
+# Session fixtures that take seconds: under pytest-xdist (`--dist loadgroup`, see pytest_configure) the tests that
+# use one run on one worker, which computes it once, instead of on every worker.
+SHARED = ("full_recheck", "recheck_2_20_2")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`-n N` without `--dist` distributes by xdist group here (`loadgroup`), so that SHARED fixtures are computed
+    once per session; any other test still goes to whichever worker is free."""
+    if config.getoption("dist", "no") == "load" and not any(
+            arg.startswith(("--dist", "-d")) for arg in config.invocation_params.args):
+        config.option.dist = "loadgroup"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the real server (the `umami` fixture, also through another fixture) is `live`:
-    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old."""
+    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old. The
+    tests of one SHARED fixture are one xdist group."""
     for item in items:
-        if "umami" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "umami" in names:
             item.add_marker(pytest.mark.live)
+        group = next((name for name in SHARED if name in names), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("ageing") is not None)
 
 
@@ -174,14 +192,19 @@ def recheck_2_20_2(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess
 
 
 @pytest.fixture(scope="session")
-def full_recheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[subprocess.CompletedProcess, dict]]:
-    """`recheck` of a vendored full recording (`run --discover --record`, every role) by file name, once per
-    session, for every test that reads it (test_recheck's exact counts, the shipped results of upgrade-check).
-    Tests only read what it returns."""
-    done: dict[str, tuple[subprocess.CompletedProcess, dict]] = {}
+def full_recheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[subprocess.CompletedProcess, dict,
+                                                                                    Path]]:
+    """`recheck` of a vendored full recording (`run --discover --record`, every role), with docs, by file name,
+    once per session, for every test that reads it (test_recheck's exact counts, the shipped results of
+    upgrade-check, the verdict's report and docs, the observed releases of the API reference): its outcome, its
+    results.json and its reports directory. Tests only read what it returns; they write into their own tmp_path."""
+    done: dict[str, tuple[subprocess.CompletedProcess, dict, Path]] = {}
 
-    def get(name: str) -> tuple[subprocess.CompletedProcess, dict]:
+    def get(name: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
         if name not in done:
-            done[name] = recheck(tmp_path_factory.mktemp(f"recheck-{name}"), shared_recording(name))
+            out = tmp_path_factory.mktemp(f"recheck-{name}")
+            proc = cli_in_process("recheck", str(shared_recording(name)), "--out", str(out), "-q")
+            assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+            done[name] = proc, json.loads((out / "results.json").read_text()), out
         return done[name]
     return get

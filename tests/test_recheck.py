@@ -325,7 +325,7 @@ FULL = {
 @pytest.mark.parametrize("name", sorted(FULL))
 def test_recheck_of_the_full_recordings(full_recheck, name: str) -> None:
     version_range, outcomes, known, security = FULL[name]
-    proc, results = full_recheck(name)
+    proc, results, _ = full_recheck(name)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert results["server"]["version_range"] == version_range, results["server"]
     assert results["summary"]["findings"] == {} and results["stale_known_differences"] == []

@@ -15,19 +15,23 @@ from markdown_it import MarkdownIt
 import umami_results
 from conformance import reference
 from conformance.known import load_known
-from tests.conftest import ROOT, SPEC_CACHE, bundled_specs, cli_in_process, shared_recording
+
+from conftest import ROOT, SPEC_CACHE, bundled_specs, cli_in_process, shared_recording
 
 DOCS = ROOT / "docs" / "api"
 OBSERVED = ("2.10.0", "2.20.2", "3.1.0")
 
 
 @pytest.fixture(scope="module")
-def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`umami-conformance reference` of the vendored full recordings (as scripts/reference runs it), in this
-    process, into a fresh directory."""
+def regenerated(full_recheck, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`umami-conformance reference` of the vendored full recordings (what scripts/reference runs), in this process,
+    into a fresh directory: the first recording rechecked by the command, the others given as the results.json of
+    the session's rechecks of them (`--results`, the same recheck), so that both ways in are taken."""
     out = tmp_path_factory.mktemp("reference") / "api"
-    recordings = [str(shared_recording(f"umami-{v}-full.har.gz")) for v in OBSERVED]
-    proc = cli_in_process("reference", *recordings, "--out", str(out), "--json", str(out.parent / "reference.json"))
+    first, *others = (f"umami-{v}-full.har.gz" for v in OBSERVED)
+    results = [str(full_recheck(name)[2] / "results.json") for name in others]
+    proc = cli_in_process("reference", str(shared_recording(first)), "--results", *results, "--out", str(out),
+                          "--json", str(out.parent / "reference.json"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     return out

@@ -24,7 +24,7 @@ def fresh(full_recheck) -> dict[str, dict]:
     """A recheck of each vendored full recording with the current specs, by release (shared with test_recheck)."""
     found = {}
     for version, name in RELEASES.items():
-        proc, results = full_recheck(name)
+        proc, results, _ = full_recheck(name)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         found[version] = results
     return found

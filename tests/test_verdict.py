@@ -14,7 +14,7 @@ from conformance.results import verdict
 from docgen.report import render_report
 from umami_results.vocabulary import Verdict
 
-from conftest import cli_in_process, in_process, shared_recording
+from conftest import in_process, shared_recording
 
 
 def _item(outcome: str, *findings: tuple[str, bool], kind: str = "spec") -> dict:
@@ -45,35 +45,32 @@ def test_the_verdict(records: list[dict], interrupted: bool, stopped: str | None
     assert verdict(records, interrupted, stopped) == {"code": code.value, "text": text}
 
 
-def test_the_report_banner_is_red_only_when_something_is_open(tmp_path: Path) -> None:
-    proc = cli_in_process("recheck", str(shared_recording("umami-3.1.0-full.har.gz")), "--out", str(tmp_path),
-                          "--no-docs", "-q")
+def test_the_report_banner_is_red_only_when_something_is_open(full_recheck, tmp_path: Path) -> None:
+    proc, results, reports = full_recheck("umami-3.1.0-full.har.gz")
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1].startswith("umami-conformance: conforms: ")
-    results = json.loads((tmp_path / "results.json").read_text())
     assert results["verdict"]["code"] == "conforms"
-    assert 'class="verdict calm"' in (tmp_path / "report.html").read_text()
-    results["verdict"] = verdict([*results["items"], _item("failed", ("security", False))])
-    html = render_report(results, tmp_path / "drift.html").read_text()
+    assert 'class="verdict calm"' in (reports / "report.html").read_text()
+    drift = {**results, "verdict": verdict([*results["items"], _item("failed", ("security", False))])}
+    html = render_report(drift, tmp_path / "drift.html").read_text()
     assert '<p id="verdict" class="verdict open">drift: 1 open finding(s) in 1 item(s) (1 security) of ' in html
 
 
-def test_only_this_servers_release_by_default(tmp_path: Path) -> None:
+def test_only_this_servers_release_by_default(full_recheck) -> None:
     """Issue 27: on 2.10.0, 157 of the 218 rows of the docs index were endpoints 2.10.0 lacks, and junit.xml had
     1,025 skipped cases. Now they are one collapsed list; junit.xml has no case of another release."""
-    proc = cli_in_process("recheck", str(shared_recording("umami-2.10.0-full.har.gz")), "--out", str(tmp_path), "-q")
+    proc, results, reports = full_recheck("umami-2.10.0-full.har.gz")
     assert proc.returncode == 0, proc.stdout[-2000:]
-    results = json.loads((tmp_path / "results.json").read_text())
     other = ("out-of-range", "case-out-of-range")
     absent = {i["endpoint"] for i in results["items"]} - {
         i["endpoint"] for i in results["items"] if i.get("skip", {}).get("code") not in other}
-    index = (tmp_path / "docs" / "index.md").read_text()
+    index = (reports / "docs" / "index.md").read_text()
     rows = re.findall(r"^\| \S+ \| \[([a-z0-9-]+/[a-z0-9-]+)\]", index, re.M)
     assert len(absent) == 157 and rows and not absent & set(rows), absent & set(rows)
     assert f"<summary>Not on Umami 2.10.0 ({len(absent)} endpoints)</summary>" in index
     assert "| – | no item" in index  # every symbol in the legend
-    junit = (tmp_path / "junit.xml").read_text()
+    junit = (reports / "junit.xml").read_text()
     assert "not on this server" not in junit
-    html = (tmp_path / "report.html").read_text()
+    html = (reports / "report.html").read_text()
     assert "not on Umami 2.10.0: 1032 items of 157 endpoints, not listed" in html
     # no spec placeholder reaches the user: parameters and skip reasons say what a `${...}` stands for
     shown = {p: p.read_text() for p in (tmp_path / "docs").rglob("*.md")} | {"terminal": proc.stdout, "html": html}
