@@ -73,9 +73,9 @@ def test_only_this_servers_release_by_default(full_recheck) -> None:
     html = (reports / "report.html").read_text()
     assert "not on Umami 2.10.0: 1032 items of 157 endpoints, not listed" in html
     # no spec placeholder reaches the user: parameters and skip reasons say what a `${...}` stands for
-    shown = {p: p.read_text() for p in (tmp_path / "docs").rglob("*.md")} | {"terminal": proc.stdout, "html": html}
+    shown = {p: p.read_text() for p in (reports / "docs").rglob("*.md")} | {"terminal": proc.stdout, "html": html}
     assert not [name for name, text in shown.items() if "${" in text]
-    assert "`<team id>` (run-team)" in (tmp_path / "docs" / "endpoints" / "teams" / "get.md").read_text()
+    assert "`<team id>` (run-team)" in (reports / "docs" / "endpoints" / "teams" / "get.md").read_text()
 
 
 def test_the_plugin_leaves_other_releases_out_of_its_test_cases_too(tmp_path: Path) -> None:
