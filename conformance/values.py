@@ -23,7 +23,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 WORDS = {"prefix": "ucf-<run>-", "credentials.username": "<username>", "credentials.password": "<password>",
          "share.id": "<shareId>", "target.accessCode": "<accessCode>", "website.seededSince": "<epoch ms>"}
 _ANY_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
-_NOW_WORDS = re.compile(r"^now(?P<shift>[+-]\d+[smhdw])?(?P<iso>\.iso)?$")
 
 
 class MissingValue(KeyError):
@@ -57,9 +56,8 @@ def in_words(text: str) -> str:
 
 def word(name: str) -> str:
     """What the placeholder `${name}` stands for, in words."""
-    now = _NOW_WORDS.match(name)
-    if now:
-        return f"<{'ISO 8601 time' if now.group('iso') else 'epoch ms'}: now{now.group('shift') or ''}>"
+    if NOW.fullmatch(name):
+        return f"<{'ISO 8601 time' if name.endswith('.iso') else 'epoch ms'}: {name.removesuffix('.iso')}>"
     if name in WORDS:
         return WORDS[name]
     return f"<{name.replace('_', ' ').replace('.', ' ')}>"
