@@ -71,6 +71,10 @@ def template_key(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path.rstrip("/"))
 
 
+def _segments(path: str) -> int:
+    return path.strip("/").count("/")
+
+
 @dataclass(frozen=True)
 class Release:
     """One Umami release (or the API version of the contract) and its routes ("GET /path")."""
@@ -81,8 +85,12 @@ class Release:
 
     def has_route(self, method: str, template: str) -> bool:
         key = template_key(template)
-        return any(template_key(r.split(" ", 1)[1]) == key and r.split(" ", 1)[0] in (method, "ANY")
-                   for r in self.routes)
+        return (method, key) in self._keys or ("ANY", key) in self._keys
+
+    @cached_property
+    def _keys(self) -> frozenset[tuple[str, str]]:
+        """(method, template_key) of every route: `has_route` is asked for every endpoint of every release."""
+        return frozenset((method, template_key(path)) for method, path in (r.split(" ", 1) for r in self.routes))
 
 
 @dataclass
@@ -118,12 +126,16 @@ class Inventory:
         return {t: frozenset(v) for t, v in sorted(found.items())}
 
     @cached_property
-    def _regexes(self) -> list[tuple[re.Pattern[str], frozenset[str]]]:
-        return [(path_regex(t), v) for t, v in self.templates.items()]
+    def _regexes(self) -> dict[int, list[tuple[re.Pattern[str], frozenset[str]]]]:
+        """The templates' regexes by their number of segments: a concrete path can only match those of its own."""
+        by_length: dict[int, list[tuple[re.Pattern[str], frozenset[str]]]] = {}
+        for t, v in self.templates.items():
+            by_length.setdefault(_segments(t), []).append((path_regex(t), v))
+        return by_length
 
     def versions_reaching(self, path: str) -> frozenset[str]:
         """The versions in which a request to the concrete `path` reaches a route (any method)."""
-        return frozenset().union(*(v for rx, v in self._regexes if rx.fullmatch(path)))
+        return frozenset().union(*(v for rx, v in self._regexes.get(_segments(path), ()) if rx.fullmatch(path)))
 
     @property
     def versions(self) -> list[str]:
