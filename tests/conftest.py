@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,9 +34,11 @@ CLI = [sys.executable, "-m", "umami_conformance.cli"]
 RECORDINGS = ROOT / "tests" / "recordings"  # copies of ../shared/recordings, vendored so no test depends on ../shared
 REFERENCE = ROOT / "tests" / "reference"  # copies of ../shared/reference (the sources of specs/references), vendored
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
-# What passed validation, for this test session only: in a temporary directory (removed at the session's end), never
-# in $HOME; the session's entry points (the CLI in a subprocess, the plugin in-process) share it.
-SPEC_CACHE = ValidationCache(Path(tempfile.mkdtemp(prefix="ucf-spec-cache-")) / "valid.txt")
+# What passed validation (by content: a changed schema or spec file is validated again), kept from one test session
+# to the next in the system's temporary directory, never in $HOME; every process of a session (the xdist workers,
+# the CLI in a subprocess, the plugin in-process) shares it.
+SPEC_CACHE = ValidationCache(Path(tempfile.gettempdir()) / f"umami-conformance-tests-{os.getuid()}"
+                             / f"valid-specs-jsonschema-{package_version('jsonschema')}.txt")
 _held: list[IO[str]] = []
 
 
@@ -74,7 +77,6 @@ def no_spec_cache_in_home() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("UMAMI_CONFORMANCE_SPEC_CACHE", str(SPEC_CACHE.path))
         yield
-    shutil.rmtree(SPEC_CACHE.path.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
