@@ -31,7 +31,8 @@ from conformance.errors import ConformanceError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "umami_conformance.cli"]
-RECORDINGS = ROOT / "tests" / "recordings"  # copies of ../shared/recordings, vendored so no test depends on ../shared
+# Copies of ../shared/recordings, vendored so no test depends on ../shared; the teams' join codes are stand-ins.
+RECORDINGS = ROOT / "tests" / "recordings"
 REFERENCE = ROOT / "tests" / "reference"  # copies of ../shared/reference (the sources of specs/references), vendored
 LIVE_LOCK = Path(tempfile.gettempdir()) / "umami-live.lock"
 # What passed validation (by content: a changed schema or spec file is validated again), kept from one test session
