@@ -22,7 +22,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # What a placeholder stands for, in words a reader can use (docs, reasons): a user never sees the specs' `${...}`.
 WORDS = {"prefix": "ucf-<run>-", "credentials.username": "<username>", "credentials.password": "<password>",
          "share.id": "<shareId>", "target.accessCode": "<accessCode>", "website.seededSince": "<epoch ms>"}
-_ANY_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 
 
 class MissingValue(KeyError):
@@ -50,8 +49,9 @@ def unknown_placeholders(value: Any) -> list[str]:
 
 def in_words(text: str) -> str:
     """`text` with its placeholders as words: `${website.id}` is `<website id>`, `${now-7d}` is
-    `<epoch ms: now-7d>`, `${prefix}` is `ucf-<run>-`."""
-    return _ANY_PLACEHOLDER.sub(lambda m: word(m.group(1)), text)
+    `<epoch ms: now-7d>`, `${prefix}` is `ucf-<run>-` (the placeholders `render` fills: the loader accepts no
+    other)."""
+    return PLACEHOLDER.sub(lambda m: word(m.group(1)), text)
 
 
 def word(name: str) -> str:
