@@ -43,30 +43,12 @@ SPEC_CACHE = ValidationCache(Path(tempfile.gettempdir()) / f"umami-conformance-t
 _held: list[IO[str]] = []
 
 
-# Session fixtures that take seconds: under pytest-xdist (`--dist loadgroup`, see pytest_configure) the tests that
-# use one run on one worker, which computes it once, instead of on every worker.
-SHARED = ("full_recheck", "recheck_2_20_2")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """`-n N` without `--dist` distributes by xdist group here (`loadgroup`), so that SHARED fixtures are computed
-    once per session; any other test still goes to whichever worker is free."""
-    if config.getoption("dist", "no") == "load" and not any(
-            arg.startswith(("--dist", "-d")) for arg in config.invocation_params.args):
-        config.option.dist = "loadgroup"
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the real server (the `umami` fixture, also through another fixture) is `live`:
-    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old. The
-    tests of one SHARED fixture are one xdist group."""
+    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old."""
     for item in items:
-        names = getattr(item, "fixturenames", ())
-        if "umami" in names:
+        if "umami" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
-        group = next((name for name in SHARED if name in names), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: item.get_closest_marker("ageing") is not None)
 
 
@@ -184,30 +166,56 @@ def recheck(out: Path, *recordings: Path, args: tuple[str, ...] = ()) -> tuple[s
     return proc, json.loads((out / "results.json").read_text())
 
 
+def _session_dir(factory: pytest.TempPathFactory, name: str) -> Path:
+    """`name` in the directory that every process of this test session shares (pytest-xdist's workers each have
+    a base directory of their own, side by side in the session's)."""
+    base = factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+
+
+def _once(out: Path, make: Callable[[Path], subprocess.CompletedProcess]) -> subprocess.CompletedProcess:
+    """`make(out)` in the first process of the session that asks for `out`; the others wait for it and get its
+    outcome (kept beside `out`) and the files it wrote: a recheck takes seconds, and each worker would make its own."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    outcome = out.with_name(f"{out.name}.outcome.json")
+    with out.with_name(f"{out.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not outcome.exists():
+            out.mkdir(exist_ok=True)  # an earlier attempt's, when it failed
+            proc = make(out)
+            outcome.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+    return subprocess.CompletedProcess(*json.loads(outcome.read_text()))
+
+
+def _recheck_with_docs(recording: str) -> Callable[[Path], subprocess.CompletedProcess]:
+    def make(out: Path) -> subprocess.CompletedProcess:
+        proc = cli_in_process("recheck", str(shared_recording(recording)), "--out", str(out), "-q")
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        return proc
+    return make
+
+
 @pytest.fixture(scope="session")
 def recheck_2_20_2(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
-    """One recheck of the shared 2.20.2 recording, with docs, for every test that reads it (it takes seconds):
-    its outcome and its reports directory. Tests copy the directory before they change anything in it."""
-    out = tmp_path_factory.mktemp("recheck-2.20.2")
-    proc = cli_in_process("recheck", str(shared_recording("umami-2.20.2-run.har.gz")), "--out", str(out), "-q")
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return proc, out
+    """One recheck of the shared 2.20.2 recording, with docs, for every test of the session that reads it (it takes
+    seconds): its outcome and its reports directory. Tests copy the directory before they change anything in it."""
+    out = _session_dir(tmp_path_factory, "recheck-2.20.2")
+    return _once(out, _recheck_with_docs("umami-2.20.2-run.har.gz")), out
 
 
 @pytest.fixture(scope="session")
 def full_recheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[subprocess.CompletedProcess, dict,
                                                                                     Path]]:
     """`recheck` of a vendored full recording (`run --discover --record`, every role), with docs, by file name,
-    once per session, for every test that reads it (test_recheck's exact counts, the shipped results of
+    once per test session, for every test that reads it (test_recheck's exact counts, the shipped results of
     upgrade-check, the verdict's report and docs, the observed releases of the API reference): its outcome, its
     results.json and its reports directory. Tests only read what it returns; they write into their own tmp_path."""
     done: dict[str, tuple[subprocess.CompletedProcess, dict, Path]] = {}
 
     def get(name: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
         if name not in done:
-            out = tmp_path_factory.mktemp(f"recheck-{name}")
-            proc = cli_in_process("recheck", str(shared_recording(name)), "--out", str(out), "-q")
-            assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+            out = _session_dir(tmp_path_factory, f"recheck-{name}")
+            proc = _once(out, _recheck_with_docs(name))
             done[name] = proc, json.loads((out / "results.json").read_text()), out
         return done[name]
     return get
