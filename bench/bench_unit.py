@@ -1,4 +1,5 @@
-"""Benchmark: the unit tier's wall and CPU time, as `scripts/test` runs it (`-m "not live" -n auto`).
+"""Benchmark: the unit tier's wall and CPU time, as `scripts/test` runs it (`-m "not live and not build" -n auto
+--dist loadfile`).
 
     python bench/bench_unit.py [--runs 3] [--cold]
 
@@ -23,7 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND = [sys.executable, "-m", "pytest", "tests", "-q", "-m", "not live", "-n", "auto", "-p", "no:cacheprovider"]
+COMMAND = [sys.executable, "-m", "pytest", "tests", "-q", "-m", "not live and not build", "-n", "auto", "--dist",
+           "loadfile", "-p", "no:cacheprovider"]
 
 
 def cold() -> None:

@@ -45,7 +45,8 @@ _held: list[IO[str]] = []
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the real server (the `umami` fixture, also through another fixture) is `live`:
-    `-m "not live"` is the unit tier. The ageing tier runs last: it leaves the server looking a month old."""
+    `-m "not live and not build"` is the unit tier, `-m "build and not live"` the build tier (`build` is marked by
+    hand). The ageing tier runs last: it leaves the server looking a month old."""
     for item in items:
         if "umami" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)

@@ -98,6 +98,7 @@ def test_every_link_resolves() -> None:
     assert not broken, broken[:20]
 
 
+@pytest.mark.build
 def test_mkdocs_builds_the_site_strictly(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir",
                            str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=600,

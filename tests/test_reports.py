@@ -207,6 +207,7 @@ def test_results_json_is_redacted_string_by_string(tmp_path: Path) -> None:
     assert doc["items"][0]["example"] == {"note": REDACTED, "cache": REDACTED, REDACTED: 1}
 
 
+@pytest.mark.build
 def test_install_is_quiet_and_ships_the_templates(tmp_path: Path) -> None:
     """Building the package prints no setuptools warning (license table, docgen.templates) and the wheel
     holds the templates, the results schema and the specs (with their schemas and references). Built with the
