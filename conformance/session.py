@@ -7,6 +7,7 @@ import datetime as dt
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -29,7 +30,7 @@ from conformance.options import Options
 from conformance.redact import REDACTED
 from conformance.replay import Replay
 from conformance.sandbox import Sandbox
-from conformance.versions import Answer, Detected, fingerprint
+from conformance.versions import PROBE_ROUND, Answer, Detected, fingerprint
 
 
 @dataclass
@@ -166,8 +167,13 @@ class Session:
         if told:
             return Detected.exact(told, "server /api/version")
         replay = self.replay
-        found = fingerprint(self.specs.inventory, self.route_answer(),
-                            observed=replay.observations() if replay else ()) if self.specs.inventory else None
+        found = None
+        if self.specs.inventory:
+            width = 1 if replay is not None else min(self.options.concurrency, PROBE_ROUND)  # a replay: in order
+            with ThreadPoolExecutor(width, thread_name_prefix="probe") as pool:
+                found = fingerprint(self.specs.inventory, self.route_answer(),
+                                    observed=replay.observations() if replay else (),
+                                    ask=pool.map if width > 1 else map)
         if found is None:
             raise UsageError(f"cannot tell the Umami version of {self.options.target.url}: it has no /api/version "
                              "and its routes gave no answer to tell it by; pass --umami-version")

@@ -25,6 +25,7 @@ from conformance.yamlfile import load_yaml
 INVENTORY = "references/umami-routes.json"
 CONTRACT = "references/v3.yaml"
 MAX_PROBES = 24
+PROBE_ROUND = 4  # probes chosen together, each to split what the others leave (asked side by side when concurrent)
 
 
 class Versions:
@@ -210,18 +211,40 @@ class Detected:
 Answer = Callable[[str], bool | None]  # concrete path -> route present, absent, or None when unknown
 
 
+def _splits(reach: dict[str, frozenset[str]], candidates: set[str], tried: set[str], width: int) -> list[str]:
+    """Up to `width` templates not tried yet, chosen one after the other: each the one that best splits the groups
+    of candidates that the templates chosen before it leave (the first: the best split of the candidates)."""
+    groups: list[set[str]] = [candidates]
+    chosen: list[str] = []
+    while len(chosen) < width:
+        split = None
+        for t, versions in reach.items():
+            if t in tried or t in chosen:
+                continue
+            score = sum(min(len(g & versions), len(g - versions)) for g in groups)
+            if score and (split is None or score > split[0]):
+                split = (score, t)
+        if split is None:
+            break
+        chosen.append(split[1])
+        groups = [part for g in groups for part in (g & reach[split[1]], g - reach[split[1]]) if part]
+    return chosen
+
+
 def probe_path(template: str) -> str:
     """A concrete path for a route template: every parameter a fresh UUID."""
     return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), template)
 
 
 def fingerprint(inventory: Inventory, answer: Answer, max_probes: int = MAX_PROBES,
-                observed: Iterable[tuple[str, bool]] = ()) -> Detected | None:
-    """Tell the version from the routes the server answers. Each step asks about the path that best
-    splits the releases still possible; a release stays possible while it contradicts the fewest
-    answers, so one odd answer (a proxy rule, a patched server) does not empty the set. `observed`:
-    paths already known to reach a route or not (a recording's exchanges), counted before any probe.
-    None when nothing was answered at all."""
+                observed: Iterable[tuple[str, bool]] = (),
+                ask: Callable[[Answer, list[str]], Iterable[bool | None]] = map) -> Detected | None:
+    """Tell the version from the routes the server answers. Each round asks about the PROBE_ROUND paths that best
+    split the releases still possible, through `ask` (`map`: one after the other; a thread pool's `map`: side by
+    side, the same probes, so the release found does not depend on the run's concurrency); a release stays
+    possible while it contradicts the fewest answers, so one odd answer (a proxy rule, a patched server) does not
+    empty the set. `observed`: paths already known to reach a route or not (a recording's exchanges), counted
+    before any probe. None when nothing was answered at all."""
     mismatches = {v: 0 for v in inventory.versions}
     seen = 0
     for path, present in observed:
@@ -235,24 +258,18 @@ def fingerprint(inventory: Inventory, answer: Answer, max_probes: int = MAX_PROB
     tried: set[str] = set()
     while len(asked) < max_probes:
         best = min(mismatches.values())
-        candidates = {v for v, n in mismatches.items() if n == best}
-        split = None
-        for t, versions in reach.items():
-            n = len(versions & candidates)
-            score = min(n, len(candidates) - n)
-            if t not in tried and score and (split is None or score > split[0]):
-                split = (score, t)
-        if split is None:
+        chosen = _splits(reach, {v for v, n in mismatches.items() if n == best}, tried,
+                         min(PROBE_ROUND, max_probes - len(asked)))
+        if not chosen:
             break
-        template = split[1]
-        tried.add(template)
-        present = answer(probes[template])
-        asked.append({"path": template, "answer": {True: "present", False: "absent", None: "unknown"}[present]})
-        if present is None:
-            continue
-        for v in mismatches:
-            if (v in reach[template]) != present:
-                mismatches[v] += 1
+        tried.update(chosen)
+        for template, present in zip(chosen, ask(answer, [probes[t] for t in chosen]), strict=True):
+            asked.append({"path": template, "answer": {True: "present", False: "absent", None: "unknown"}[present]})
+            if present is None:
+                continue
+            for v in mismatches:
+                if (v in reach[template]) != present:
+                    mismatches[v] += 1
     known = sum(a["answer"] != "unknown" for a in asked)
     if not known and not seen:
         return None

@@ -14,7 +14,7 @@ from conformance.client import Target
 from conformance.loader import DEFAULT_SPECS
 from conformance.options import Options
 from conformance.session import Session
-from conformance.versions import Detected, Inventory, Versions, fingerprint, probe_path
+from conformance.versions import PROBE_ROUND, Detected, Inventory, Versions, fingerprint, probe_path
 from conftest import bundled_specs
 
 INVENTORY = Inventory.load(DEFAULT_SPECS)
@@ -46,12 +46,22 @@ def test_versions_union_and_errors() -> None:
 
 @pytest.mark.parametrize("version", INVENTORY.versions)
 def test_every_release_is_told_from_its_routes(version: str) -> None:
+    """In rounds of PROBE_ROUND probes, each chosen to split what the others of its round leave: a concurrent run
+    asks each round side by side; one at a time asks the same probes."""
+    rounds: list[list[str]] = []
+
+    def side_by_side(answer, paths: list[str]) -> list[bool | None]:
+        rounds.append(paths)
+        return [answer(p) for p in paths]
+
     found = fingerprint(INVENTORY, _server(version))
     assert found is not None
     assert found.candidates == _indistinguishable(version), found.probes
     assert Versions(found.range).contains(version)
     assert all(not Versions(found.range).contains(v) for v in INVENTORY.versions if v not in found.candidates)
-    assert len(found.probes) <= 8
+    assert len(found.probes) <= 2 * PROBE_ROUND
+    assert fingerprint(INVENTORY, _server(version), ask=side_by_side) == found
+    assert sum(map(len, rounds)) == len(found.probes) and all(1 <= len(r) <= PROBE_ROUND for r in rounds)
 
 
 def test_ranges_of_the_newest_releases() -> None:
