@@ -250,12 +250,12 @@ class Sandbox:
         self.client.redactor.add(share_id, stand_in=True)
         site = self.create_website("site", *self.owner, share_id=share_id)
         self.context.update(prefix=self.prefix, user=user, website=site, credentials=credentials)
-        self.share(site)
-        self.seed(site)
+        branches = [lambda: (self.share(site), self.seed(site))]  # independent: side by side when concurrent
         if cred:
-            self.team(existing.get("viewer"))
+            branches.append(lambda: self.team(existing.get("viewer")))
         else:
             self.unavailable["view-only"] = "no regular user to own the sandbox team"
+        each(lambda branch: branch(), branches, self.concurrency)
 
     def _regular_user(self, label: str, role: str, existing: tuple[str, str] | None
                       ) -> tuple[dict[str, Any] | None, Credential | None]:
@@ -362,7 +362,8 @@ class Sandbox:
                           kept=kept is not None)
         if kept is not None:
             kept["traffic"] = "reused" if fresh else "seeded"
-        self.seeded = seed_counts(requests, plan, self.seeded.get("reused", 0) + fresh)
+        with self._lock:  # the team's website is seeded beside the run's
+            self.seeded = seed_counts(requests, plan, self.seeded.get("reused", 0) + fresh)
 
     def deleted(self, obj_id: str) -> None:
         """A test item deleted this object (a success of DELETE on its own path)."""

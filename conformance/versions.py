@@ -213,22 +213,32 @@ Answer = Callable[[str], bool | None]  # concrete path -> route present, absent,
 
 def _splits(reach: dict[str, frozenset[str]], candidates: set[str], tried: set[str], width: int) -> list[str]:
     """Up to `width` templates not tried yet, chosen one after the other: each the one that best splits the groups
-    of candidates that the templates chosen before it leave (the first: the best split of the candidates)."""
+    of candidates that the templates chosen before it leave (the first: the best split of the candidates). When
+    no template splits them further, the round is filled with the next best splits of the candidates: they ask
+    again what the others ask, for the answers a server leaves unknown (a gateway error, a path not recorded)."""
     groups: list[set[str]] = [candidates]
     chosen: list[str] = []
     while len(chosen) < width:
-        split = None
-        for t, versions in reach.items():
-            if t in tried or t in chosen:
-                continue
-            score = sum(min(len(g & versions), len(g - versions)) for g in groups)
-            if score and (split is None or score > split[0]):
-                split = (score, t)
+        split = _best(reach, groups, tried | set(chosen))
         if split is None:
             break
-        chosen.append(split[1])
-        groups = [part for g in groups for part in (g & reach[split[1]], g - reach[split[1]]) if part]
+        chosen.append(split)
+        groups = [part for g in groups for part in (g & reach[split], g - reach[split]) if part]
+    while chosen and len(chosen) < width and (split := _best(reach, [candidates], tried | set(chosen))):
+        chosen.append(split)
     return chosen
+
+
+def _best(reach: dict[str, frozenset[str]], groups: list[set[str]], skip: set[str]) -> str | None:
+    """The template that best splits `groups` (the smaller side of each, summed; the first such in `reach`), None
+    when none splits any."""
+    best: tuple[int, str] | None = None
+    for t, versions in reach.items():
+        if t not in skip:
+            score = sum(min(len(g & versions), len(g - versions)) for g in groups)
+            if score and (best is None or score > best[0]):
+                best = (score, t)
+    return best[1] if best else None
 
 
 def probe_path(template: str) -> str:
