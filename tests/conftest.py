@@ -174,18 +174,42 @@ def _session_dir(factory: pytest.TempPathFactory, name: str) -> Path:
     return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
 
 
-def _once(out: Path, make: Callable[[Path], subprocess.CompletedProcess]) -> subprocess.CompletedProcess:
+def _outcome(out: Path) -> Path:
+    return out.with_name(f"{out.name}.outcome.json")
+
+
+def _make(out: Path, make: Callable[[Path], subprocess.CompletedProcess]) -> None:
+    """`make(out)` and its outcome beside `out`, unless another process of the session made them (the caller holds
+    `out`'s lock)."""
+    if not _outcome(out).exists():
+        out.mkdir(parents=True, exist_ok=True)  # an earlier attempt's, when it failed
+        proc = make(out)
+        _outcome(out).write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+
+
+def _once(out: Path, make: Callable[[Path], subprocess.CompletedProcess],
+          meanwhile: dict[Path, Callable[[Path], subprocess.CompletedProcess]] | None = None
+          ) -> subprocess.CompletedProcess:
     """`make(out)` in the first process of the session that asks for `out`; the others wait for it and get its
-    outcome (kept beside `out`) and the files it wrote: a recheck takes seconds, and each worker would make its own."""
+    outcome and the files it wrote: a recheck takes seconds, and each worker would make its own. A process that
+    would wait first makes one of `meanwhile` that no process has made or is making (the session needs it too)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    outcome = out.with_name(f"{out.name}.outcome.json")
     with out.with_name(f"{out.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not outcome.exists():
-            out.mkdir(exist_ok=True)  # an earlier attempt's, when it failed
-            proc = make(out)
-            outcome.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
-    return subprocess.CompletedProcess(*json.loads(outcome.read_text()))
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            for other, make_other in (meanwhile or {}).items():
+                with other.with_name(f"{other.name}.lock").open("w") as other_lock:
+                    try:
+                        fcntl.flock(other_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    if not _outcome(other).exists():
+                        _make(other, make_other)
+                        break
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        _make(out, make)
+    return subprocess.CompletedProcess(*json.loads(_outcome(out).read_text()))
 
 
 def _recheck_with_docs(recording: str) -> Callable[[Path], subprocess.CompletedProcess]:
@@ -212,11 +236,13 @@ def full_recheck(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tu
     upgrade-check, the verdict's report and docs, the observed releases of the API reference): its outcome, its
     results.json and its reports directory. Tests only read what it returns; they write into their own tmp_path."""
     done: dict[str, tuple[subprocess.CompletedProcess, dict, Path]] = {}
+    every = {_session_dir(tmp_path_factory, f"recheck-{p.name}"): _recheck_with_docs(p.name)
+             for p in sorted(RECORDINGS.glob("umami-*-full.har.gz"))}
 
     def get(name: str) -> tuple[subprocess.CompletedProcess, dict, Path]:
         if name not in done:
             out = _session_dir(tmp_path_factory, f"recheck-{name}")
-            proc = _once(out, _recheck_with_docs(name))
+            proc = _once(out, _recheck_with_docs(name), meanwhile=every)
             done[name] = proc, json.loads((out / "results.json").read_text()), out
         return done[name]
     return get
