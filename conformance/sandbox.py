@@ -250,7 +250,12 @@ class Sandbox:
         self.client.redactor.add(share_id, stand_in=True)
         site = self.create_website("site", *self.owner, share_id=share_id)
         self.context.update(prefix=self.prefix, user=user, website=site, credentials=credentials)
-        branches = [lambda: (self.share(site), self.seed(site))]  # independent: side by side when concurrent
+
+        def website() -> None:
+            self.share(site)
+            self.seed(site)
+
+        branches = [website]  # independent of the team: side by side when concurrent
         if cred:
             branches.append(lambda: self.team(existing.get("viewer")))
         else:
