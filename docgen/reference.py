@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from packaging.version import Version
 
 import umami_results
 from docgen.diff import diff_results
-from docgen.render import markdown_environment, normalise, write_pages
+from docgen.render import new_markdown_environment, normalise, write_pages
 
 # Grid cells: absent, present, changed (present, and the specs say otherwise than in the release before), a known
 # server defect, and a spec that expects only errors (the route lacks the method).
@@ -347,8 +348,10 @@ def _release(version: str, index: int, releases: list[str], contract: set[str], 
             "observed_changes": len(diff.changes) if diff else 0, "breaking": breaking}
 
 
+@cache
 def _environment() -> Environment:
-    env = markdown_environment()
+    """The reference's Jinja2 environment, one per process: each template compiles once."""
+    env = new_markdown_environment()
     env.filters["code"] = lambda v: f"`{v}`" if v not in ("", None) else ""
     env.filters["rel"] = lambda target, page: _relative(target, page)
     return env

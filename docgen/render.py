@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,14 @@ def _time_free_finding(finding: dict[str, Any], prefix: re.Pattern[str]) -> dict
             "actual": normalise(finding["actual"], prefix, key)}
 
 
+@cache
 def markdown_environment() -> Environment:
-    """The Jinja2 environment of the Markdown pages (the docs and the reference): templates of docgen, `cell`."""
+    """The Jinja2 environment of the docs' Markdown pages, one per process: each template compiles once."""
+    return new_markdown_environment()
+
+
+def new_markdown_environment() -> Environment:
+    """A Jinja2 environment of Markdown pages (the docs and the reference): templates of docgen, `cell`."""
     env = Environment(loader=PackageLoader("docgen"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, ensure_ascii=False)

@@ -5,6 +5,7 @@ skipped items collapsed."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,14 @@ def report_model(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@cache
+def _environment() -> Environment:
+    """report.html's Jinja2 environment, one per process: its template compiles once."""
+    return Environment(loader=PackageLoader("docgen"), undefined=StrictUndefined, autoescape=True,
+                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
 def render_report(results: dict[str, Any], path: Path) -> Path:
     """Write report.html for `results` (a loaded results.json)."""
-    env = Environment(loader=PackageLoader("docgen"), undefined=StrictUndefined, autoescape=True,
-                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    path.write_text(env.get_template("report.html.j2").render(**report_model(results)), encoding="utf-8")
+    path.write_text(_environment().get_template("report.html.j2").render(**report_model(results)), encoding="utf-8")
     return path
