@@ -7,6 +7,7 @@ nothing in a run where its endpoint was checked is reported as stale.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,5 +107,8 @@ def stale(known: list[KnownDifference], records: list[dict], read_only: bool = F
     """Entries about the server's version that matched nothing although an item they are about was
     checked. Read-only runs skip case schemas (no seeded data), so there only entries about a status
     can be judged."""
+    by_endpoint: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        by_endpoint[record["endpoint"]].append(record)
     return [e for e in known if e.matched == 0 and e.applies(versions) and (e.status is not None or not read_only)
-            and any(e.could_match(r) for r in records)]
+            and any(e.could_match(r) for r in by_endpoint.get(e.endpoint, ()))]
