@@ -193,6 +193,9 @@ def build_area(doc: dict[str, Any], path: Path, resources: Resources, profiles: 
         line = doc["endpoints"].item_lines[i]
         where = f"{path}:{line}"
         versions = parse_versions(raw.get("versions", doc.get("versions", ">=0")), where)
+        if raw.get("query") and raw["method"] == "GET":
+            raise SpecError(f"{path}:{line_of(raw, ['query'])}: `query` marks a request other than GET that stores "
+                            "nothing; a GET only reads anyway")
         if "auth" in raw:
             auth = _resolve_auth(raw["auth"], f"{path}:{line_of(raw, ['auth'])}", profiles)
         elif "auth" in defaults:
@@ -245,7 +248,8 @@ def build_area(doc: dict[str, Any], path: Path, resources: Resources, profiles: 
             id=raw["id"], area=area, method=raw["method"], path=raw["path"], versions=versions,
             source=raw["source"], summary=raw.get("summary", ""), auth=auth,
             cases=cases, responses=responses, file=path, line=line,
-            operation_id=raw.get("operationId"), safe=raw.get("safe", False)))
+            operation_id=raw.get("operationId"), safe=raw.get("safe", False),
+            query=raw.get("query", False)))
     return Area(name=area, title=doc.get("title", area), description=doc.get("description", ""),
                 file=path, endpoints=endpoints)
 

@@ -71,6 +71,7 @@ class Endpoint:
     line: int
     operation_id: str | None = None
     safe: bool = False
+    query: bool = False  # a non-GET that computes an answer from stored data and stores nothing (a report)
 
     @property
     def writes(self) -> bool:

@@ -20,15 +20,16 @@ def lane(item: Item, ctx: ExecutionContext) -> str | None:
     """Which items this one may run beside (`batch`): those of the same lane, and skipped ones (lane "any": they
     send nothing). None: it runs alone.
 
-    - "read": a GET that only reads state no item of its batch changes.
+    - "read": a GET, or a `query` (a request that only computes an answer and stores nothing: a report), that
+      only reads state no item of its batch changes. A query the spec expects refused changes nothing either way.
     - "write": a write that changes only its own throwaway object (a `target`, or what it `creates`; where
       websites cannot be deleted, the one kept target website, which nothing changes there), a write the spec
       expects the server to refuse (4xx), or an item on a session of its own (a fresh login). Such writes change
       nothing another write of the batch reads, and the batch ends before the next read, so every read sees what
       it sees in a sequential run. (On a server that wrongly accepts a refused write, the writes beside it may
       see its effect sooner than in order; the accepted write itself is a finding either way.)
-    - "shared:<endpoint>": a write the spec expects to succeed on shared state (a report computed over the seeded
-      traffic, an event sent to the run's website, a login): only beside the same endpoint's items.
+    - "shared:<endpoint>": a write the spec expects to succeed on shared state (an event sent to the run's
+      website, a login): only beside the same endpoint's items.
 
     Alone: discovery (one shared prober), generated inputs (hypothesis is not thread-safe), and everything in a
     replay, which matches recorded answers in order."""
@@ -37,7 +38,8 @@ def lane(item: Item, ctx: ExecutionContext) -> str | None:
     case = item.case
     if ctx.replaying or item.kind is not Kind.SPEC:
         return None
-    if item.endpoint.method in ("GET", "HEAD") and not (case.target or case.creates or case.fresh_login):
+    reads = item.endpoint.method in ("GET", "HEAD") or item.endpoint.query
+    if reads and not (case.target or case.creates or case.fresh_login):
         return "read"
     if case.target or case.creates or case.fresh_login or not 200 <= item.expected_status < 300:
         return "write"

@@ -40,7 +40,7 @@ def test_lanes_reads_beside_reads_and_writes_on_their_own_objects_beside_each_ot
     items = list(collect(bundled_specs(), discover=True))
     lanes = {i.id: lane(i, ctx) for i in items}
     reads = [i for i in items if lanes[i.id] == "read"]
-    assert reads and all(i.endpoint.method == "GET" and i.kind is Kind.SPEC for i in reads)
+    assert reads and all((i.endpoint.method == "GET" or i.endpoint.query) and i.kind is Kind.SPEC for i in reads)
     assert not any(i.case.target or i.case.creates or i.case.fresh_login for i in reads)
     writes = [i for i in items if lanes[i.id] == "write"]
     assert writes and all(i.endpoint.method != "GET" or i.case.target or i.case.creates for i in writes)
@@ -48,10 +48,27 @@ def test_lanes_reads_beside_reads_and_writes_on_their_own_objects_beside_each_ot
     assert lanes[_item("websites/update", "rename").id] == "write"  # its own throwaway website
     shared = {i.id: lanes[i.id] for i in items if (lanes[i.id] or "").startswith("shared:")}
     assert shared and all(kind == f"shared:{i.split('[')[0]}" for i, kind in shared.items())
-    assert {k.split(":", 1)[1].split("/")[0] for k in shared.values()} <= {"auth", "reports", "send", "v1"}
+    assert {k.split(":", 1)[1].split("/")[0] for k in shared.values()} <= {"auth", "send", "v1"}
     assert all(lanes[i.id] == "write" for i in items if i.case.fresh_login)  # a session of its own
     assert not any(lanes[i.id] for i in items if i.kind is not Kind.SPEC)  # one prober, hypothesis
     assert lane(replace(_item("websites/get"), kind=Kind.NEGATIVE), ctx) is None
+
+
+def test_a_report_query_runs_beside_reads_refused_or_not_but_not_in_read_only_runs() -> None:
+    """A report stores nothing (`query: true`, e.g. POST /reports/funnel): its items are reads, also those a role
+    must be refused, so a run of reports and GETs is one batch; --read-only still sends only GET and login."""
+    ctx = _context()
+    queries = [e.id for e in bundled_specs().endpoints if e.query]
+    assert {"reports/funnel", "reports/retention", "reports/performance"} <= set(queries)
+    assert all(e.method == "POST" and e.path.startswith("/reports/") for e in bundled_specs().endpoints if e.query)
+    items = [i for i in collect(bundled_specs()) if i.endpoint.id in ("reports/funnel", "reports/get")]
+    assert {i.endpoint.id for i in items} == {"reports/funnel", "reports/get"}
+    assert any(i.expected_status >= 400 for i in items if i.endpoint.id == "reports/funnel")
+    assert all(lane(i, ctx) == "read" for i in items if not i.case.target)
+    funnel = [i for i in items if i.endpoint.id == "reports/funnel"]
+    assert batch(funnel, 0, ctx, 4) == funnel
+    assert not _item("reports/create").endpoint.query and lane(_item("reports/create"), ctx) != "read"
+    assert all(lane(i, _context(read_only=True)) == "any" for i in funnel)  # skipped: not a GET, not safe
 
 
 def test_a_skipped_item_joins_any_lane_and_a_replay_runs_alone() -> None:

@@ -91,6 +91,12 @@ def test_bad_version_range(tmp_path: Path) -> None:
     assert "invalid version range 'two or more'" in msg
 
 
+def test_query_is_only_for_requests_other_than_get(tmp_path: Path) -> None:
+    me, msg = _spec_error(tmp_path, "me.yaml", "    method: GET\n", "    method: GET\n    query: true\n")
+    assert msg == (f"{me}:{_line_of(me, 'query: true')}: `query` marks a request other than GET that stores "
+                   "nothing; a GET only reads anyway")
+
+
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     ok = cli_in_process("validate")
     assert ok.returncode == 0 and "valid" in ok.stdout
