@@ -52,6 +52,19 @@ def _copy(good: Path, tmp_path: Path) -> Path:
     return out
 
 
+def test_results_json_has_a_line_per_item(good: Path) -> None:
+    """results.json: each item (and each endpoint view) on a line of its own, in the document's order."""
+    text = (good / "results.json").read_text()
+    doc = load_results(good / "results.json")
+    lines = text.splitlines()
+    start = lines.index('  "items": [')
+    rows = lines[start + 1:start + 1 + len(doc["items"])]
+    assert [json.loads(row.strip().rstrip(",")) for row in rows] == doc["items"]
+    assert lines[start + 1 + len(doc["items"])].startswith("  ]")
+    assert lines[0] == "{" and lines[-1] == "}" and text.endswith("}\n")
+    assert sum(line.startswith('  "') for line in lines) == len(doc)  # a top-level key per line
+
+
 def test_a_run_that_cannot_connect_keeps_the_last_good_reports(good: Path, tmp_path: Path) -> None:
     out = _copy(good, tmp_path)
     before = _snapshot(out)

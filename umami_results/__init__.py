@@ -58,9 +58,23 @@ def validate_reference(doc: dict[str, Any]) -> None:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    """`doc` as the text of a results.json, validated first (ResultsError when it does not follow the schema)."""
+    """`doc` as the text of a results.json, validated first (ResultsError when it does not follow the schema): a
+    top-level key per line, and each element of a top-level list or object (an item, an endpoint) on a line of
+    its own. That greps and diffs item by item, and json's C encoder writes it (an indented file takes the
+    pure-Python one: three times as long for 1,700 items)."""
     validate(doc)
-    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    lines = []
+    for key, value in doc.items():
+        name = json.dumps(key)
+        if isinstance(value, list) and value:
+            inner = ",\n".join(f"    {json.dumps(v)}" for v in value)
+            lines.append(f"  {name}: [\n{inner}\n  ]")
+        elif isinstance(value, dict) and value:
+            inner = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"  {name}: {{\n{inner}\n  }}")
+        else:
+            lines.append(f"  {name}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def load(path: Path, strict: bool = True) -> dict[str, Any]:
