@@ -379,7 +379,7 @@ class Sandbox:
         """Remove everything created, newest first; return what could not be removed. An object a test item
         deleted is skipped unless it is still there (2.10.0 answers 500 to a DELETE or GET of a report that
         is gone, which would read as residue)."""
-        gone = [o for o in self.created if o.id in self.gone]
+        gone = list({o.id: o for o in self.created if o.id in self.gone}.values())  # each object asked once
         there = each(lambda o: still_there(self.client, self.admin, o), gone, self.concurrency)
         back = {o.id for o, still in zip(gone, there, strict=True) if still}
         objects = [o for o in self.created if o.id not in self.gone or o.id in back]

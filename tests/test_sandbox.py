@@ -121,10 +121,11 @@ def test_an_object_a_test_item_deleted_is_not_residue_unless_it_is_still_there(t
     gone = Created("report", "6f1d0c8e-0000-4000-8000-000000000002", "ucf-20260101t000000-abcd-report-1")
     fake.reports["6f1d0c8e-0000-4000-8000-000000000003"] = {"id": "6f1d0c8e-0000-4000-8000-000000000003"}
     kept = Created("report", "6f1d0c8e-0000-4000-8000-000000000003", "ucf-20260101t000000-abcd-report-2")
-    sandbox.created += [gone, kept]
+    sandbox.created += [gone, kept, gone]  # recorded twice (a replay answers every create with one object)
     sandbox.deleted(gone.id)  # its item's DELETE succeeded: 2.10.0 answers 500 to DELETE and GET of it now
     sandbox.deleted(kept.id)  # a server that answered success but kept it
     assert sandbox.cleanup() == []
+    assert [p for m, p, _ in fake.log if m == "GET" and p == f"/api/reports/{gone.id}"] == [f"/api/reports/{gone.id}"]
     assert ("DELETE", f"/api/reports/{gone.id}", 500) not in fake.log
     assert ("DELETE", f"/api/reports/{kept.id}", 200) in fake.log and not fake.reports
 
