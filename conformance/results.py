@@ -17,7 +17,7 @@ from conformance.known import stale as stale_entries
 from conformance.redact import Redactor
 from conformance.replay import Templates
 from conformance.session import Session
-from umami_results.vocabulary import NO_ANSWER, Kind, Outcome, Verdict
+from umami_results.vocabulary import NO_ANSWER, Kind, Outcome, Verdict, release_endpoints
 
 EXAMPLE_ITEMS = 3
 EXAMPLE_CHARS = 4000
@@ -118,7 +118,7 @@ def write_results(session: Session, interrupted: bool = False, stopped: str | No
                       "server_seconds": round(session.client.server_seconds, 3),
                       "retries": session.client.retries, "unavailable": session.client.unavailable},
            "stale_known_differences": stale, "vocabulary": vocabulary(),
-           "endpoints": endpoint_views(session.specs, {r["endpoint"] for r in records}, session.server_version),
+           "endpoints": endpoint_views(session.specs, release_endpoints(records), session.server_version),
            "items": records}
     routes = route_evidence(session)
     if routes is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from umami_results.vocabulary import FINDING_CLASSES, OUT_OF_RELEASE, OUTCOMES, Outcome, skip_code
+from umami_results.vocabulary import FINDING_CLASSES, OUTCOMES, Outcome, release_endpoints
 
 # Worst first: an endpoint/role cell shows the worst outcome of its cases. Keys are the finding groups and
 # outcomes of results.json's vocabulary.
@@ -58,5 +58,4 @@ def worst(keys: list[str]) -> str:
 def other_release_endpoints(items: list[dict[str, Any]]) -> set[str]:
     """The endpoints the server's release lacks: every item of theirs skipped as of another release (the docs and
     the report show only this server's release, and these as one list or count)."""
-    here = {i["endpoint"] for i in items if skip_code(i) not in OUT_OF_RELEASE}
-    return {i["endpoint"] for i in items} - here
+    return {i["endpoint"] for i in items} - release_endpoints(items)

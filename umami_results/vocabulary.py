@@ -125,3 +125,9 @@ def skip_code(item: dict[str, Any]) -> SkipCode | None:
         return SkipCode.NO_CREDENTIAL if reason.endswith("has no credentials in this run") \
             else SkipCode.ROLE_UNAVAILABLE
     return next((code for start, code in _EARLIER_WORDING if reason.startswith(start)), None)
+
+
+def release_endpoints(items: list[dict[str, Any]]) -> set[str]:
+    """The endpoints of the server's release among a run's items: each with an item not skipped as of another
+    release (OUT_OF_RELEASE)."""
+    return {i["endpoint"] for i in items if skip_code(i) not in OUT_OF_RELEASE}
