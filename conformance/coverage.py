@@ -37,7 +37,7 @@ def coverage(specs: SpecSet, cache: ValidationCache | None = None) -> list[Cover
     meta = meta_validator(specs.root, cache)
     results = []
     for path in sorted((specs.root / "references").glob("*.yaml")):
-        doc = load_yaml(path)
+        doc = load_yaml(path, cache.parsed)
         validate_part(doc, path, meta, "reference", cache)
         endpoints = [e for e in specs.endpoints
                      if any(e.versions.contains(v, prereleases=True) for v in doc["versions"])]

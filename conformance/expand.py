@@ -38,7 +38,7 @@ def load_profiles(root: Path, meta: Draft202012Validator, cache: ValidationCache
     path = root / "profiles.yaml"
     if not path.exists():
         return Profiles(file=path)
-    doc = load_yaml(path)
+    doc = load_yaml(path, cache.parsed)
     validate_part(doc, path, meta, "profiles", cache)
     profiles = Profiles(file=path, auth=dict(doc.get("auth") or {}), templates=dict(doc.get("templates") or {}),
                         constants=dict(doc.get("constants") or {}))

@@ -76,7 +76,7 @@ def load_known(root: Path, cache: ValidationCache | None = None) -> list[KnownDi
     if not path.exists():
         return []
     cache = cache if cache is not None else ValidationCache()
-    doc = load_yaml(path)
+    doc = load_yaml(path, cache.parsed)
     validate_part(doc, path, meta_validator(root, cache), "known_differences", cache)
     cache.save()
     entries = []

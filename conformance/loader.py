@@ -53,7 +53,7 @@ def load_specs(root: Path = DEFAULT_SPECS, cache: ValidationCache | None = None)
     meta = meta_validator(root, cache)
     resources: Resources = []
     for path in sorted((root / "schemas").glob("*.yaml")):
-        doc = load_yaml(path)
+        doc = load_yaml(path, cache.parsed)
         check_schema(doc, path, cache, getattr(doc, "line", 1))
         resources.append((SCHEMA_BASE + path.name, doc, path))
     profiles = load_profiles(root, meta, cache)
@@ -61,7 +61,7 @@ def load_specs(root: Path = DEFAULT_SPECS, cache: ValidationCache | None = None)
     for path in sorted(root.glob("*.yaml")):
         if path.name in NOT_AREAS:
             continue
-        doc = load_yaml(path)
+        doc = load_yaml(path, cache.parsed)
         validate_doc(doc, path, meta, cache)
         areas.append(build_area(doc, path, resources, profiles, cache))
     errors = _load_errors(root, meta, resources, cache)
@@ -70,7 +70,7 @@ def load_specs(root: Path = DEFAULT_SPECS, cache: ValidationCache | None = None)
         (uri, Resource(contents=schema, specification=DRAFT202012)) for uri, schema, _ in resources)
     check_refs(registry, resources)
     _check_unique_ids(areas)
-    inventory = Inventory.load(root) if (root / "references" / "umami-routes.json").exists() else None
+    inventory = Inventory.load(root, cache.parsed) if (root / "references" / "umami-routes.json").exists() else None
     cache.save()
     return SpecSet(root=root, areas=areas, registry=registry, errors=errors, candidates=candidates,
                    inventory=inventory)
@@ -81,7 +81,7 @@ def _load_errors(root: Path, meta: Draft202012Validator, resources: Resources,
     path = root / "errors.yaml"
     if not path.exists():
         return []
-    doc = load_yaml(path)
+    doc = load_yaml(path, cache.parsed)
     validate_part(doc, path, meta, "errors", cache)
     shapes = []
     for i, raw in enumerate(doc):
@@ -102,7 +102,7 @@ def _load_candidates(root: Path, meta: Draft202012Validator, cache: ValidationCa
     path = root / "discovery.yaml"
     if not path.exists():
         return []
-    doc = load_yaml(path)
+    doc = load_yaml(path, cache.parsed)
     validate_part(doc, path, meta, "discovery", cache)
     return sorted(set(doc["candidates"]))
 

@@ -19,7 +19,7 @@ from referencing.exceptions import Unresolvable
 
 from conformance.errors import SpecError
 from conformance.versions import Versions
-from conformance.yamlfile import line_of, load_yaml
+from conformance.yamlfile import ParsedCache, line_of, load_yaml
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -36,6 +36,8 @@ class ValidationCache:
         self.path = path
         self._known: set[str] | None = None
         self._new: set[str] = set()
+        # The parsed spec files beside it (`<name>.parsed.json`): a cold load parses no file it has seen.
+        self.parsed = ParsedCache(path.with_name(f"{path.stem}.parsed.json") if path else None)
 
     @classmethod
     def default(cls) -> ValidationCache:
@@ -77,7 +79,9 @@ class ValidationCache:
             self._new.add(key)
 
     def save(self) -> None:
-        """Write what passed since the last save (atomically; best effort); without a path, nothing."""
+        """Write what passed since the last save, and the parses (atomically; best effort); without a path,
+        nothing."""
+        self.parsed.save()
         if not self._new or self.path is None or not (self._new - (self._known or set())):
             return
         known = (self._known or set()) | self._new
@@ -117,8 +121,9 @@ def check_schema(schema: Any, path: Path | str, cache: ValidationCache, line: in
 def meta_validator(root: Path, cache: ValidationCache | None = None) -> Draft202012Validator:
     """The validator of spec files, from `<root>/meta-schema.yaml` (itself checked first)."""
     meta_path = root / "meta-schema.yaml"
-    meta = load_yaml(meta_path)
-    check_schema(meta, meta_path, cache if cache is not None else ValidationCache())
+    cache = cache if cache is not None else ValidationCache()
+    meta = load_yaml(meta_path, cache.parsed)
+    check_schema(meta, meta_path, cache)
     return Draft202012Validator(meta)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from conformance.yamlfile import load_yaml
+from conformance.yamlfile import ParsedCache, load_yaml
 
 INVENTORY = "references/umami-routes.json"
 CONTRACT = "references/v3.yaml"
@@ -101,8 +101,9 @@ class Inventory:
     releases: list[Release]
 
     @classmethod
-    def load(cls, specs_root: Path) -> Inventory:
-        """The releases of the route inventory, plus the contract's API version as the newest entry."""
+    def load(cls, specs_root: Path, parsed: ParsedCache | None = None) -> Inventory:
+        """The releases of the route inventory, plus the contract's API version as the newest entry (`parsed`:
+        see load_yaml)."""
         data = json.loads((specs_root / INVENTORY).read_text(encoding="utf-8"))
         routes: dict[str, set[str]] = {v: set() for v in data["versions"]}
         for route, versions in data["routes"].items():
@@ -111,7 +112,7 @@ class Inventory:
         releases = [Release(v, frozenset(r)) for v, r in routes.items()]
         contract_path = specs_root / CONTRACT
         if contract_path.exists():
-            doc = load_yaml(contract_path)
+            doc = load_yaml(contract_path, parsed)
             releases.append(Release(doc["versions"][0], frozenset(
                 f"{op['method']} {op['path']}" for op in doc["operations"]), source="contract"))
         releases.sort(key=lambda r: Version(r.version))

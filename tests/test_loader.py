@@ -8,6 +8,7 @@ import pytest
 
 from jsonschema import Draft202012Validator
 
+from conformance import yamlfile
 from conformance.errors import SpecError
 from conformance.loader import DEFAULT_SPECS, load_specs
 from conformance.validation import ValidationCache
@@ -325,6 +326,37 @@ def test_the_validation_cache_keeps_only_successes_by_content(tmp_path: Path, mo
     assert len(checked) >= 3  # a malformed cache is no cache: the meta-schema, common.yaml, the inline schema
 
 
+def test_a_new_process_reads_the_parses_back_and_parses_only_what_changed(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parses of the spec files are kept beside the validation cache, as JSON: a new process parses no file
+    it has seen, with the same lines in its errors; a changed file is parsed again; a file of another format or a
+    broken one is no cache."""
+    specs = copy_specs(tmp_path)
+    cache_file = tmp_path / "cache" / "valid.txt"
+    first = load_specs(specs, ValidationCache(cache_file))
+    kept = cache_file.with_name("valid.parsed.json")
+    assert kept.read_text().startswith('{"format":')
+    parsed: list[str] = []
+    real = yamlfile._parsed.__wrapped__
+    monkeypatch.setattr(yamlfile, "_parsed", lambda text: parsed.append(text) or real(text))  # a new process
+    again = load_specs(specs, ValidationCache(cache_file))
+    assert parsed == []
+    assert [(e.id, e.line, [c.line for c in e.cases]) for e in again.endpoints] == \
+           [(e.id, e.line, [c.line for c in e.cases]) for e in first.endpoints]
+    me = specs / "me.yaml"
+    me.write_text(me.read_text().replace("    method: GET\n", "    method: FETCH\n", 1))
+    with pytest.raises(SpecError) as error:
+        load_specs(specs, ValidationCache(cache_file))
+    assert len(parsed) == 1 and f"{me}:{_line_of(me, 'method: FETCH')}:" in str(error.value)
+    me.write_text(me.read_text().replace("    method: FETCH\n", "    method: GET\n", 1))
+    for text in ('{"format": "another", "files": {}}', "not json", '{"format": 1}'):
+        kept.write_text(text)
+        parsed.clear()
+        load_specs(specs, ValidationCache(cache_file))
+        assert len(parsed) > 50, text  # every file parsed again, and kept again
+        assert kept.read_text().startswith('{"format":') and kept.read_text() != text
+
+
 def test_loading_without_a_cache_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only an entry point chooses the cache in the user's home; a load without one leaves no file anywhere."""
     root = _mini_specs(tmp_path / "specs")
@@ -333,7 +365,7 @@ def test_loading_without_a_cache_writes_nothing(tmp_path: Path, monkeypatch: pyt
         monkeypatch.setenv(name, str(home))
     monkeypatch.delenv("UMAMI_CONFORMANCE_SPEC_CACHE")
     load_specs(root)
-    assert not home.exists()
+    assert not home.exists() and not list(tmp_path.rglob("*.parsed.json"))
     assert ValidationCache.default().path.parent == home  # where the entry points would keep it
 
 
