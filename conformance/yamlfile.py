@@ -105,7 +105,8 @@ class ParsedCache:
                 doc = json.loads(self.path.read_text(encoding="utf-8")) if self.path else None
             except (OSError, ValueError):
                 doc = None
-            if isinstance(doc, dict) and doc.get("format") == _format() and isinstance(doc.get("files"), dict):
+            if isinstance(doc, dict) and _format() and doc.get("format") == _format() \
+                    and isinstance(doc.get("files"), dict):
                 self._files = doc["files"]
         return self._files
 
@@ -120,6 +121,8 @@ class ParsedCache:
             return None
 
     def put(self, text: str, doc: Any) -> None:
+        if doc is None or not _format():  # an empty file; a module whose source cannot be read (no version to tell)
+            return
         try:
             encoded = _encode(doc)
             json.dumps(encoded, allow_nan=False)  # JSON only (a YAML `.nan` is left to parsing)
@@ -149,9 +152,13 @@ class ParsedCache:
 
 @cache
 def _format() -> str:
-    """What a kept parse depends on besides the text: this module (how it builds the parse) and PyYAML."""
-    source = Path(__file__).read_bytes() + f"{yaml.__version__} {_BaseLoader.__name__}".encode()
-    return hashlib.sha256(source).hexdigest()[:16]
+    """What a kept parse depends on besides the text: this module (how it builds the parse) and PyYAML ("" when
+    this module's source cannot be read: then nothing is kept)."""
+    try:
+        source = Path(__file__).read_bytes()
+    except OSError:
+        return ""
+    return hashlib.sha256(source + f"{yaml.__version__} {_BaseLoader.__name__}".encode()).hexdigest()[:16]
 
 
 def _encode(value: Any) -> Any:
@@ -167,6 +174,7 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any) -> Any:
+    """What `_encode` wrote, as new mappings and sequences with their lines."""
     if not isinstance(value, dict):
         return value
     if "a" in value:
